@@ -1,0 +1,39 @@
+"""Exceptions a user can act on. Expected failures raise these; the CLI prints them plainly."""
+
+from __future__ import annotations
+
+
+class ShiftError(Exception):
+    """Base class of every expected, user-facing error in this package."""
+
+
+class DataError(ShiftError):
+    """Bad input data: names the file, the column and the first bad row where known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        column: str | None = None,
+        row: int | None = None,
+    ) -> None:
+        self.file = file
+        self.column = column
+        self.row = row
+        where = []
+        if file:
+            where.append(file)
+        if column:
+            where.append(f"column '{column}'")
+        if row is not None:
+            where.append(f"row {row}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class DatasetNotFound(ShiftError):
+    """A dataset name that has no database under the data folder."""
+
+
+class UnknownUser(ShiftError):
+    """A user id that is not in the dataset."""

@@ -1,0 +1,48 @@
+"""The only package that speaks SQL. Everything else asks it for frames and arrays."""
+
+from core.store.connection import (
+    cache_dir,
+    check_name,
+    connect,
+    data_dir,
+    dataset_exists,
+    dataset_path,
+    list_dataset_names,
+)
+from core.store.importer import ImportOptions, ImportReport, TableSource, build_dataset
+from core.store.queries import (
+    EventArrays,
+    category_counts,
+    dataset_info,
+    load_event_arrays,
+    load_ground_truth,
+    load_items,
+    load_user_events,
+    load_user_labels,
+    load_users,
+    user_exists,
+)
+
+__all__ = [
+    "EventArrays",
+    "ImportOptions",
+    "ImportReport",
+    "TableSource",
+    "build_dataset",
+    "cache_dir",
+    "category_counts",
+    "check_name",
+    "connect",
+    "data_dir",
+    "dataset_exists",
+    "dataset_info",
+    "dataset_path",
+    "list_dataset_names",
+    "load_event_arrays",
+    "load_ground_truth",
+    "load_items",
+    "load_user_events",
+    "load_user_labels",
+    "load_users",
+    "user_exists",
+]

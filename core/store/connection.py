@@ -1,0 +1,85 @@
+"""Where datasets live on disk, and connections to them.
+
+One DuckDB file per dataset, ``<data_dir>/<name>.duckdb``, plus a folder of derived
+artefacts beside it, ``<name>.cache/`` (embeddings, projections, calibrations), so that
+writers of derived data never need a read-write connection to a database the app reads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import duckdb
+
+from core.errors import DatasetNotFound, ShiftError
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Tables besides the three the importer creates with CREATE TABLE AS:
+#   items(item_idx, item_id, title, categories VARCHAR[], description, text)
+#   users(user_idx, user_id, n_events, first_ts, last_ts)
+#   events(user_idx, user_id, seq, item_idx, item_id, ts, rating, event_type), in (user_idx, seq) order
+SCHEMA = """
+CREATE TABLE datasets (
+    name VARCHAR, source VARCHAR, created TIMESTAMP,
+    n_users BIGINT, n_items BIGINT, n_events BIGINT,
+    has_ground_truth BOOLEAN, notes VARCHAR
+);
+CREATE TABLE truth_change_points (
+    user_id VARCHAR, event_index INTEGER, width INTEGER,
+    from_category VARCHAR, to_category VARCHAR
+);
+CREATE TABLE user_labels (user_id VARCHAR, kind VARCHAR);
+"""
+
+
+def data_dir() -> Path:
+    """The folder holding every dataset: ``$SHIFT_DATA_DIR`` or the repository's ``data/``."""
+    path = Path(os.environ.get("SHIFT_DATA_DIR", _REPO_ROOT / "data"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_name(name: str) -> str:
+    """Dataset names become file names, so only a safe alphabet is accepted."""
+    if not _NAME.match(name):
+        raise ShiftError(
+            f"dataset name {name!r} is not allowed: use lower-case letters, digits, '.', '_' "
+            "or '-' (at most 64 characters, starting with a letter or digit)"
+        )
+    return name
+
+
+def dataset_path(name: str) -> Path:
+    return data_dir() / f"{check_name(name)}.duckdb"
+
+
+def cache_dir(name: str) -> Path:
+    """Folder of derived artefacts of a dataset, created on first use."""
+    path = data_dir() / f"{check_name(name)}.cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def dataset_exists(name: str) -> bool:
+    return dataset_path(name).exists()
+
+
+def connect(name: str, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open a dataset's database; readers get read-only connections (many may coexist)."""
+    path = dataset_path(name)
+    if not path.exists():
+        raise DatasetNotFound(
+            f"no dataset named {name!r} under {data_dir()}; "
+            f"create it with: python -m core ingest {name} …"
+        )
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def list_dataset_names() -> list[str]:
+    return sorted(p.stem for p in data_dir().glob("*.duckdb") if _NAME.match(p.stem))
