@@ -159,3 +159,20 @@ def ingest_files(name: str, events: TableSource, items: TableSource,
     source = f"files {events.label} + {items.label}"
     return store.build_dataset(store.dataset_path(name), name, source, events, items,
                                options=options, progress=progress)
+
+
+def ingest_synthetic(name: str, size: str | int = "small", random_state: int = 0,
+                     progress=None, on_chunk=None) -> ImportReport:
+    """Generate the synthetic world to Parquet, then import it like any other log."""
+    from core import synthetic
+
+    with tempfile.TemporaryDirectory(dir=store.data_dir()) as tmp:
+        files = synthetic.write_world(size, Path(tmp), random_state, progress=on_chunk)
+        truth = pd.read_parquet(files.truth)
+        labels = pd.read_parquet(files.labels)
+        return store.build_dataset(
+            store.dataset_path(name), name,
+            f"synthetic world (size {size}, random_state {random_state})",
+            TableSource(files.events), TableSource(files.items),
+            ground_truth=truth, user_labels=labels, progress=progress,
+        )

@@ -172,7 +172,9 @@ def _row_expr(src: TableSource) -> str:
 
 
 def _first_bad(con, table: str, where: str, what: str = "src_row") -> tuple | None:
-    return con.execute(f"SELECT {what} FROM {table} WHERE {where} ORDER BY src_row LIMIT 1").fetchone()
+    # fetchall, not fetchone: DuckDB 2 refuses new work while a result is half-read.
+    rows = con.execute(f"SELECT {what} FROM {table} WHERE {where} ORDER BY src_row LIMIT 1").fetchall()
+    return rows[0] if rows else None
 
 
 def _raw_value(con, src: TableSource, column: str, row: int) -> str:
@@ -181,8 +183,8 @@ def _raw_value(con, src: TableSource, column: str, row: int) -> str:
         f"SELECT CAST({_quote(column)} AS VARCHAR) FROM "
         f"(SELECT *, {_row_expr(src)} AS src_row FROM {scan}) WHERE src_row = ?",
         [*params, row],
-    ).fetchone()
-    return value[0] if value else None
+    ).fetchall()
+    return value[0][0] if value else None
 
 
 def _stage_items(con, src: TableSource, opts: ImportOptions) -> None:
@@ -207,7 +209,7 @@ def _stage_items(con, src: TableSource, opts: ImportOptions) -> None:
         """,
         params,
     )
-    n = con.execute("SELECT count(*) FROM staged_items").fetchone()[0]
+    n = con.execute("SELECT count(*) FROM staged_items").fetchall()[0][0]
     if n == 0:
         raise DataError("has a header but no rows", file=src.label)
     bad = _first_bad(con, "staged_items", "item_id IS NULL OR item_id = ''")
@@ -219,8 +221,9 @@ def _stage_items(con, src: TableSource, opts: ImportOptions) -> None:
     dup = con.execute(
         "SELECT item_id, list_sort(list(src_row)) FROM staged_items GROUP BY item_id "
         "HAVING count(*) > 1 ORDER BY min(src_row) LIMIT 1"
-    ).fetchone()
+    ).fetchall()
     if dup:
+        dup = dup[0]
         rows = dup[1]
         raise DataError(
             f"item id {dup[0]!r} appears again (first at row {rows[0]})",
@@ -286,7 +289,7 @@ def _stage_events(con, src: TableSource, opts: ImportOptions, report: ImportRepo
                min(src_row) FILTER (WHERE rating_bad)
         FROM staged_events
         """
-    ).fetchone()
+    ).fetchall()[0]
     if n == 0:
         raise DataError("has a header but no rows", file=src.label)
     if bad_user is not None:
@@ -307,7 +310,7 @@ def _stage_events(con, src: TableSource, opts: ImportOptions, report: ImportRepo
     unknown = con.execute(
         "SELECT count(*), min(src_row), arg_min(item_id, src_row) FROM staged_events e "
         "WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.item_id = e.item_id)"
-    ).fetchone()
+    ).fetchall()[0]
     if unknown[0]:
         if not opts.drop_unknown_items:
             raise DataError(
@@ -326,7 +329,7 @@ def _stage_events(con, src: TableSource, opts: ImportOptions, report: ImportRepo
                      list_sort(list(src_row))[2] AS second_row
               FROM staged_events GROUP BY user_id, item_id, ts HAVING count(*) > 1)
         """
-    ).fetchone()
+    ).fetchall()[0]
     if dups[0]:
         if not opts.drop_duplicates:
             raise DataError(
@@ -362,8 +365,8 @@ def _stage_events(con, src: TableSource, opts: ImportOptions, report: ImportRepo
         ORDER BY u.user_idx, seq
         """
     )
-    report.n_events = con.execute("SELECT count(*) FROM events").fetchone()[0]
-    report.n_users = con.execute("SELECT count(*) FROM users").fetchone()[0]
+    report.n_events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+    report.n_users = con.execute("SELECT count(*) FROM users").fetchall()[0][0]
 
 
 def build_dataset(
@@ -394,7 +397,7 @@ def build_dataset(
             progress("reading items")
             _stage_items(con, items, options)
             _stage_events(con, events, options, report, progress)
-            report.n_items = con.execute("SELECT count(*) FROM items").fetchone()[0]
+            report.n_items = con.execute("SELECT count(*) FROM items").fetchall()[0][0]
             if ground_truth is not None:
                 con.register("gt_df", ground_truth)
                 con.execute("INSERT INTO truth_change_points SELECT user_id::VARCHAR, event_index, "

@@ -52,7 +52,7 @@ def load_users(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def user_exists(con: duckdb.DuckDBPyConnection, user_id: str) -> bool:
-    return con.execute("SELECT 1 FROM users WHERE user_id = $u", {"u": str(user_id)}).fetchone() is not None
+    return con.execute("SELECT 1 FROM users WHERE user_id = $u", {"u": str(user_id)}).fetchall() != []
 
 
 def load_user_events(con: duckdb.DuckDBPyConnection, user_id: str) -> pd.DataFrame:
