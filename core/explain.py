@@ -1,0 +1,162 @@
+"""What changed at a change point: category shares before and after, and typical items.
+
+The share of a category in a segment is the fraction of the segment's events whose item
+carries it (an item with several genres counts once for each, so shares need not sum to 1).
+Datasets without categories get named clusters instead: k-means over the item embeddings
+(fixed ``random_state``), each cluster named after its most central titles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from core.errors import DataError, ShiftError
+
+
+@dataclass(frozen=True)
+class ShiftExplanation:
+    """The explanation of one change point in one user's history."""
+
+    change_point: int
+    n_before: int
+    n_after: int
+    # category, count_before, count_after, share_before, share_after, change (share points);
+    # sorted by change, the biggest rise first and the biggest fall last.
+    categories: pd.DataFrame
+    representative_before: pd.DataFrame  # item_idx, title, similarity to the segment mean
+    representative_after: pd.DataFrame
+    summary: str  # e.g. "Horror 45% → 5%, Sci-Fi 10% → 60%"
+    category_source: str  # "categories" or "clusters"
+
+    @property
+    def rose(self) -> pd.DataFrame:
+        return self.categories[self.categories["change"] > 0]
+
+    @property
+    def fell(self) -> pd.DataFrame:
+        return self.categories[self.categories["change"] < 0].iloc[::-1]
+
+
+class ShiftExplainer:
+    """Explains change points; fit once per dataset, then ``explain`` any user cheaply.
+
+    Parameters
+    ----------
+    source : ``"auto"`` (the items' categories when any item has one, else clusters),
+        ``"categories"`` or ``"clusters"``.
+    n_clusters : k-means clusters for datasets without categories.
+    n_representative : items listed per segment.
+    min_change : share change (0-1) a category needs to appear in the summary.
+
+    >>> items = pd.DataFrame({"title": ["Alien", "Psycho", "Heat", "Up"],
+    ...                       "categories": [["Horror"], ["Horror"], ["Crime"], ["Family"]]})
+    >>> vectors = np.eye(4, dtype=np.float32)
+    >>> ex = ShiftExplainer().fit(items, vectors).explain(np.array([0, 1, 0, 3, 3, 2]), 3)
+    >>> ex.summary
+    'Horror 100% → 0%, Family 0% → 67%, Crime 0% → 33%'
+    """
+
+    def __init__(self, source: str = "auto", n_clusters: int = 12, n_representative: int = 3,
+                 min_change: float = 0.05, random_state: int = 0) -> None:
+        self.source = source
+        self.n_clusters = n_clusters
+        self.n_representative = n_representative
+        self.min_change = min_change
+        self.random_state = random_state
+
+    def fit(self, items: pd.DataFrame, item_vectors: np.ndarray) -> ShiftExplainer:
+        """``items`` in ``item_idx`` order (title, categories); ``item_vectors`` row i = item i."""
+        vectors = np.asarray(item_vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(items):
+            raise DataError(f"item vectors have shape {vectors.shape} but there are {len(items)} items")
+        if self.source not in ("auto", "categories", "clusters"):
+            raise ShiftError(f"unknown category source {self.source!r}; use auto, categories or clusters")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        self.item_vectors_ = vectors / np.where(norms > 0, norms, 1.0)
+        self.titles_ = items["title"].astype(str).to_numpy()
+        raw = items["categories"] if "categories" in items else pd.Series([None] * len(items))
+        item_categories = [list(c) if c is not None else [] for c in raw]
+        has_any = any(item_categories)
+        if self.source == "categories" and not has_any:
+            raise DataError("the items have no categories; use source='clusters'")
+        self.category_source_ = "categories" if self.source == "categories" or (
+            self.source == "auto" and has_any) else "clusters"
+        if self.category_source_ == "clusters":
+            item_categories = self._cluster_names()
+        self.category_names_ = np.array(sorted({c for cats in item_categories for c in cats}), dtype=object)
+        column = {c: j for j, c in enumerate(self.category_names_)}
+        rows = np.repeat(np.arange(len(item_categories)), [len(c) for c in item_categories])
+        cols = [column[c] for cats in item_categories for c in cats]
+        # Item x category indicator: a segment's category counts are one sparse product.
+        self.indicator_ = sp.csr_matrix((np.ones(len(cols), dtype=np.float64), (rows, cols)),
+                                        shape=(len(item_categories), len(self.category_names_)))
+        return self
+
+    def _cluster_names(self) -> list[list[str]]:
+        from sklearn.cluster import KMeans
+
+        n_clusters = max(1, min(self.n_clusters, len(self.item_vectors_)))
+        km = KMeans(n_clusters=n_clusters, n_init=4, random_state=self.random_state).fit(self.item_vectors_)
+        self.cluster_labels_ = km.labels_
+        names = []
+        for c in range(n_clusters):
+            members = np.flatnonzero(km.labels_ == c)
+            dist = np.linalg.norm(self.item_vectors_[members] - km.cluster_centers_[c], axis=1)
+            central = members[np.lexsort((members, dist))[:2]]
+            names.append(" / ".join(self.titles_[central]))
+        self.cluster_names_ = names
+        return [[names[label]] for label in km.labels_]
+
+    def explain(self, history: np.ndarray, change_point: int) -> ShiftExplanation:
+        """Explain the change at ``change_point`` (index of the first event after it)."""
+        if not hasattr(self, "indicator_"):
+            raise ShiftError("ShiftExplainer is not fitted; call fit(items, item_vectors) first")
+        history = np.asarray(history, dtype=np.int64)
+        cp = int(change_point)
+        if not 0 < cp < len(history):
+            raise ShiftError(f"change point {cp} must leave events on both sides (1 … {len(history) - 1})")
+        before, after = history[:cp], history[cp:]
+        counts_before = self._category_counts(before)
+        counts_after = self._category_counts(after)
+        table = pd.DataFrame({
+            "category": self.category_names_,
+            "count_before": counts_before.astype(np.int64),
+            "count_after": counts_after.astype(np.int64),
+            "share_before": counts_before / len(before),
+            "share_after": counts_after / len(after),
+        })
+        table = table[(table["count_before"] > 0) | (table["count_after"] > 0)]
+        table["change"] = table["share_after"] - table["share_before"]
+        table = table.sort_values(["change", "category"], ascending=[False, True], ignore_index=True)
+        return ShiftExplanation(
+            change_point=cp, n_before=len(before), n_after=len(after), categories=table,
+            representative_before=self._representative(before),
+            representative_after=self._representative(after),
+            summary=self._summary(table), category_source=self.category_source_,
+        )
+
+    def _category_counts(self, segment: np.ndarray) -> np.ndarray:
+        per_item = np.bincount(segment, minlength=self.indicator_.shape[0]).astype(np.float64)
+        return np.asarray(self.indicator_.T @ per_item).ravel()
+
+    def _representative(self, segment: np.ndarray) -> pd.DataFrame:
+        distinct = np.unique(segment)
+        mean = self.item_vectors_[segment].mean(axis=0)
+        mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        similarity = self.item_vectors_[distinct] @ mean
+        order = np.lexsort((distinct, -similarity))[: self.n_representative]
+        return pd.DataFrame({"item_idx": distinct[order], "title": self.titles_[distinct[order]],
+                             "similarity": similarity[order].astype(np.float64)})
+
+    def _summary(self, table: pd.DataFrame) -> str:
+        fell = table[table["change"] <= -self.min_change].iloc[::-1].head(2)
+        rose = table[table["change"] >= self.min_change].head(2)
+        if fell.empty and rose.empty:
+            return f"no category share changed by {self.min_change:.0%} or more"
+        parts = [f"{r.category} {r.share_before:.0%} → {r.share_after:.0%}"
+                 for r in pd.concat([fell, rose]).itertuples()]
+        return ", ".join(parts)

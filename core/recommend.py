@@ -1,0 +1,252 @@
+"""Re-recommendation around a change point: the before, after and now lists of one user.
+
+A policy turns a user's event sequence into per-event weights (a profile of the history
+before the change, of the history since, or of both with the past down-weighted); the
+:class:`Recommender` scores every item against that weighted profile in the item embedding
+space (cosine) and, with a measured weight, by item-item co-occurrence (an item-kNN
+collaborative signal), then ranks the items the user has not seen. Popularity breaks ties,
+then ``item_idx``, so lists are deterministic.
+
+The recommender holds the item matrix, the co-occurrence matrix and the popularity counts;
+it is built once per dataset (``fit``) and then answers any user in a few milliseconds, so
+the dashboard can keep one in ``st.cache_resource``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from core.errors import DataError, ShiftError
+
+POLICIES = ("before", "after", "now")
+# Weight of the collaborative score next to the cosine score. 0.5 was chosen on a
+# validation splice benchmark (bench/lift.py --validate, another seed than the reported
+# one): on MovieLens-100K it lifts NDCG@10 of every profile over content alone
+# (bench/RESULTS.md, "Recommendation lift").
+DEFAULT_COLLABORATIVE_WEIGHT = 0.5
+# Share of the "now" profile that the pre-change segment keeps: old interests are
+# down-weighted, not erased.
+DEFAULT_PAST_WEIGHT = 0.25
+
+
+def policy_weights(n_events: int, change_point: int | None, policy: str,
+                   past_weight: float = DEFAULT_PAST_WEIGHT, last_n: int = 10) -> np.ndarray:
+    """Per-event weights (summing to 1) of a profile policy over a sequence of ``n_events``.
+
+    ``change_point`` is the index of the first event after the change. Policies:
+    ``before`` (events ``[0, cp)``), ``after`` (``[cp, n)``), ``now`` (both segment means,
+    the past one scaled by ``past_weight``), ``whole`` (all events) and ``recent`` (the last
+    ``last_n`` events).
+
+    >>> policy_weights(5, 2, "now", past_weight=0.25).round(3).tolist()
+    [0.1, 0.1, 0.267, 0.267, 0.267]
+    """
+    if n_events < 1:
+        raise ShiftError("the user has no events to build a profile from")
+    w = np.zeros(n_events, dtype=np.float64)
+    if policy == "whole":
+        w[:] = 1.0
+    elif policy == "recent":
+        w[-max(1, int(last_n)):] = 1.0
+    elif policy in POLICIES:
+        cp = _check_change_point(n_events, change_point)
+        if policy == "before":
+            w[:cp] = 1.0
+        elif policy == "after":
+            w[cp:] = 1.0
+        else:
+            # Segment means mixed in fixed proportion, so a long past cannot outvote a
+            # short present however many events it has.
+            w[:cp] = past_weight / cp
+            w[cp:] = 1.0 / (n_events - cp)
+    else:
+        raise ShiftError(f"unknown policy {policy!r}; choose one of "
+                         f"{', '.join((*POLICIES, 'whole', 'recent'))}")
+    return w / w.sum()
+
+
+def _check_change_point(n_events: int, change_point: int | None) -> int:
+    if change_point is None:
+        raise ShiftError("this policy needs a change point, and the user has none")
+    cp = int(change_point)
+    if not 0 < cp < n_events:
+        raise ShiftError(
+            f"change point {cp} is outside the user's history: it must leave events on both "
+            f"sides (1 … {n_events - 1})"
+        )
+    return cp
+
+
+class Recommender:
+    """Top-K items for a weighted profile of a user's history.
+
+    Parameters
+    ----------
+    collaborative_weight : weight of the co-occurrence score (scaled to [0, 1] per query)
+        added to the cosine score; 0 gives a pure content recommender.
+    past_weight : share kept by the pre-change segment in the ``now`` policy.
+
+    Items 0-2 point along one axis and 3-5 along the other. A user who saw 0 and 1, then
+    4 and 5, is recommended item 2 first before the change and item 3 first after it (seen
+    items never come back):
+
+    >>> rng = np.random.default_rng(0)
+    >>> vectors = np.repeat(np.eye(2), 3, axis=0) + rng.normal(scale=0.1, size=(6, 2))
+    >>> rec = Recommender(collaborative_weight=0.0).fit(vectors)
+    >>> lists = rec.policy_lists(np.array([0, 1, 4, 5]), change_point=2, k=2)
+    >>> lists["before"].tolist(), lists["after"].tolist()
+    ([2, 3], [3, 2])
+    """
+
+    def __init__(self, collaborative_weight: float = DEFAULT_COLLABORATIVE_WEIGHT,
+                 past_weight: float = DEFAULT_PAST_WEIGHT) -> None:
+        self.collaborative_weight = collaborative_weight
+        self.past_weight = past_weight
+
+    def fit(self, item_vectors: np.ndarray, item_idx: np.ndarray | None = None,
+            offsets: np.ndarray | None = None) -> Recommender:
+        """Store the normalised item matrix and learn co-occurrence and popularity.
+
+        ``item_idx`` and ``offsets`` are training events in CSR layout (as in
+        :class:`core.store.EventArrays`); without them only the content score is used.
+        """
+        vectors = np.asarray(item_vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) == 0:
+            raise DataError(f"item vectors must be a non-empty (n_items, d) matrix; got shape {vectors.shape}")
+        if not np.isfinite(vectors).all():
+            raise DataError("item vectors contain NaN or infinite values")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        self.item_vectors_ = vectors / np.where(norms > 0, norms, 1.0)
+        self.n_items_ = len(vectors)
+        self.popularity_ = np.zeros(self.n_items_, dtype=np.int64)
+        self.cooccurrence_ = None
+        if item_idx is not None:
+            self._fit_events(np.asarray(item_idx), np.asarray(offsets))
+        return self
+
+    def _fit_events(self, item_idx: np.ndarray, offsets: np.ndarray) -> None:
+        if len(item_idx) and (item_idx.min() < 0 or item_idx.max() >= self.n_items_):
+            raise DataError(f"event item indices must lie in [0, {self.n_items_}); the item "
+                            "matrix and the events come from different catalogues")
+        users = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        # Binary user x item matrix; X^T X counts users who saw both items, and dividing by
+        # sqrt(n_i n_j) gives the cosine similarity of item-kNN collaborative filtering.
+        x = sp.csr_matrix((np.ones(len(item_idx), dtype=np.float32), (users, item_idx)),
+                          shape=(len(offsets) - 1, self.n_items_))
+        x.data[:] = 1.0  # csr_matrix sums duplicates; a re-watch still counts once
+        self.popularity_ = np.asarray(x.sum(axis=0)).ravel().astype(np.int64)
+        co = (x.T @ x).tocsr()
+        co.setdiag(0)
+        co.eliminate_zeros()
+        inv = 1.0 / np.sqrt(np.maximum(self.popularity_, 1)).astype(np.float32)
+        self.cooccurrence_ = (sp.diags(inv) @ co @ sp.diags(inv)).tocsr().astype(np.float32)
+
+    def scores(self, history: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Score of every item for the profile ``sum_t weights[t] * history[t]``."""
+        self._check_fitted()
+        history = np.asarray(history, dtype=np.int64)
+        if len(history) == 0:
+            raise ShiftError("cannot build a profile from an empty history")
+        w = np.full(len(history), 1.0 / len(history)) if weights is None else np.asarray(weights, dtype=np.float64)
+        profile = (w[:, None] * self.item_vectors_[history]).sum(axis=0)
+        norm = np.linalg.norm(profile)
+        score = self.item_vectors_ @ (profile / norm if norm > 0 else profile).astype(np.float32)
+        if self.cooccurrence_ is not None and self.collaborative_weight:
+            weighted = np.bincount(history, weights=w, minlength=self.n_items_).astype(np.float32)
+            collab = np.asarray(self.cooccurrence_.T @ weighted).ravel()
+            top = collab.max()
+            if top > 0:
+                score = score + self.collaborative_weight * collab / top
+        return score.astype(np.float64)
+
+    def recommend(self, history: np.ndarray, weights: np.ndarray | None = None, k: int = 10,
+                  exclude: np.ndarray | None = None) -> np.ndarray:
+        """Item indices of the top ``k`` items, never one in ``exclude`` (default: ``history``)."""
+        score = self.scores(history, weights)
+        return self.rank(score, history if exclude is None else exclude, k)
+
+    def rank(self, score: np.ndarray, exclude: np.ndarray, k: int = 10) -> np.ndarray:
+        """Top ``k`` of ``score`` leaving out ``exclude``; ties by popularity, then item_idx."""
+        if k < 1:
+            raise ShiftError(f"k must be at least 1; got {k}")
+        self._check_fitted()
+        score = np.array(score, dtype=np.float64)
+        seen = np.asarray(exclude, dtype=np.int64)
+        score[seen] = -np.inf
+        # lexsort: last key first, so score desc, then popularity desc, then item_idx asc.
+        order = np.lexsort((np.arange(self.n_items_), -self.popularity_, -score))
+        order = order[np.isfinite(score[order])]
+        return order[:k]
+
+    def policy_lists(self, history: np.ndarray, change_point: int, k: int = 10) -> dict[str, np.ndarray]:
+        """The ``before``, ``after`` and ``now`` lists; none contains an item of ``history``."""
+        history = np.asarray(history, dtype=np.int64)
+        return {
+            policy: self.recommend(
+                history, policy_weights(len(history), change_point, policy, self.past_weight), k=k
+            )
+            for policy in POLICIES
+        }
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "item_vectors_"):
+            raise ShiftError("Recommender is not fitted; call fit(item_vectors, ...) first")
+
+
+@dataclass(frozen=True)
+class UserRecommendations:
+    """One user's lists around one change point, as tables with titles."""
+
+    user_id: str
+    change_point: int
+    change_point_source: str  # "given" or the detector's name
+    lists: dict[str, pd.DataFrame]  # policy -> rank, item_idx, item_id, title, categories, score
+
+
+def recommendation_table(items: pd.DataFrame, item_idx: np.ndarray,
+                         scores: np.ndarray | None = None) -> pd.DataFrame:
+    """A list as a table: rank, item_idx, item_id, title, categories (and score when given)."""
+    rows = items.iloc[np.asarray(item_idx, dtype=np.int64)]
+    table = pd.DataFrame({
+        "rank": np.arange(1, len(rows) + 1),
+        "item_idx": rows["item_idx"].to_numpy(),
+        "item_id": rows["item_id"].to_numpy(),
+        "title": rows["title"].to_numpy(),
+        "categories": [", ".join(c) if c is not None else "" for c in rows["categories"]],
+    })
+    if scores is not None:
+        table["score"] = np.asarray(scores)[np.asarray(item_idx, dtype=np.int64)]
+    return table
+
+
+def fit_recommender(name: str, item_vectors: np.ndarray | None = None, **params) -> Recommender:
+    """A recommender over a whole dataset (for the CLI and the dashboard's resource cache)."""
+    from core import store
+    from core.embeddings import item_matrix
+
+    if item_vectors is None:
+        item_vectors = item_matrix(name)
+    con = store.connect(name)
+    try:
+        events = store.load_event_arrays(con)
+    finally:
+        con.close()
+    return Recommender(**params).fit(item_vectors, events.item_idx, events.offsets)
+
+
+def recommend_for_user(recommender: Recommender, items: pd.DataFrame, user_id: str,
+                       history: np.ndarray, change_point: int, k: int = 10,
+                       change_point_source: str = "given") -> UserRecommendations:
+    """Before/after/now tables for a user whose history (item indices, in order) is given."""
+    history = np.asarray(history, dtype=np.int64)
+    lists = {}
+    for policy in POLICIES:
+        w = policy_weights(len(history), change_point, policy, recommender.past_weight)
+        score = recommender.scores(history, w)
+        top = recommender.rank(score, history, k=k)
+        lists[policy] = recommendation_table(items, top, score)
+    return UserRecommendations(str(user_id), int(change_point), change_point_source, lists)
