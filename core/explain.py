@@ -60,8 +60,14 @@ class ShiftExplainer:
     'Horror 100% → 0%, Family 0% → 67%, Crime 0% → 33%'
     """
 
-    def __init__(self, source: str = "auto", n_clusters: int = 12, n_representative: int = 3,
-                 min_change: float = 0.05, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        source: str = "auto",
+        n_clusters: int = 12,
+        n_representative: int = 3,
+        min_change: float = 0.05,
+        random_state: int = 0,
+    ) -> None:
         self.source = source
         self.n_clusters = n_clusters
         self.n_representative = n_representative
@@ -83,8 +89,9 @@ class ShiftExplainer:
         has_any = any(item_categories)
         if self.source == "categories" and not has_any:
             raise DataError("the items have no categories; use source='clusters'")
-        self.category_source_ = "categories" if self.source == "categories" or (
-            self.source == "auto" and has_any) else "clusters"
+        self.category_source_ = (
+            "categories" if self.source == "categories" or (self.source == "auto" and has_any) else "clusters"
+        )
         if self.category_source_ == "clusters":
             item_categories = self._cluster_names()
         self.category_names_ = np.array(sorted({c for cats in item_categories for c in cats}), dtype=object)
@@ -92,8 +99,10 @@ class ShiftExplainer:
         rows = np.repeat(np.arange(len(item_categories)), [len(c) for c in item_categories])
         cols = [column[c] for cats in item_categories for c in cats]
         # Item x category indicator: a segment's category counts are one sparse product.
-        self.indicator_ = sp.csr_matrix((np.ones(len(cols), dtype=np.float64), (rows, cols)),
-                                        shape=(len(item_categories), len(self.category_names_)))
+        self.indicator_ = sp.csr_matrix(
+            (np.ones(len(cols), dtype=np.float64), (rows, cols)),
+            shape=(len(item_categories), len(self.category_names_)),
+        )
         return self
 
     def _cluster_names(self) -> list[list[str]]:
@@ -122,21 +131,27 @@ class ShiftExplainer:
         before, after = history[:cp], history[cp:]
         counts_before = self._category_counts(before)
         counts_after = self._category_counts(after)
-        table = pd.DataFrame({
-            "category": self.category_names_,
-            "count_before": counts_before.astype(np.int64),
-            "count_after": counts_after.astype(np.int64),
-            "share_before": counts_before / len(before),
-            "share_after": counts_after / len(after),
-        })
+        table = pd.DataFrame(
+            {
+                "category": self.category_names_,
+                "count_before": counts_before.astype(np.int64),
+                "count_after": counts_after.astype(np.int64),
+                "share_before": counts_before / len(before),
+                "share_after": counts_after / len(after),
+            }
+        )
         table = table[(table["count_before"] > 0) | (table["count_after"] > 0)]
         table["change"] = table["share_after"] - table["share_before"]
         table = table.sort_values(["change", "category"], ascending=[False, True], ignore_index=True)
         return ShiftExplanation(
-            change_point=cp, n_before=len(before), n_after=len(after), categories=table,
+            change_point=cp,
+            n_before=len(before),
+            n_after=len(after),
+            categories=table,
             representative_before=self._representative(before),
             representative_after=self._representative(after),
-            summary=self._summary(table), category_source=self.category_source_,
+            summary=self._summary(table),
+            category_source=self.category_source_,
         )
 
     def _category_counts(self, segment: np.ndarray) -> np.ndarray:
@@ -149,14 +164,21 @@ class ShiftExplainer:
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
         similarity = self.item_vectors_[distinct] @ mean
         order = np.lexsort((distinct, -similarity))[: self.n_representative]
-        return pd.DataFrame({"item_idx": distinct[order], "title": self.titles_[distinct[order]],
-                             "similarity": similarity[order].astype(np.float64)})
+        return pd.DataFrame(
+            {
+                "item_idx": distinct[order],
+                "title": self.titles_[distinct[order]],
+                "similarity": similarity[order].astype(np.float64),
+            }
+        )
 
     def _summary(self, table: pd.DataFrame) -> str:
         fell = table[table["change"] <= -self.min_change].iloc[::-1].head(2)
         rose = table[table["change"] >= self.min_change].head(2)
         if fell.empty and rose.empty:
             return f"no category share changed by {self.min_change:.0%} or more"
-        parts = [f"{r.category} {r.share_before:.0%} → {r.share_after:.0%}"
-                 for r in pd.concat([fell, rose]).itertuples()]
+        parts = [
+            f"{r.category} {r.share_before:.0%} → {r.share_after:.0%}"
+            for r in pd.concat([fell, rose]).itertuples()
+        ]
         return ", ".join(parts)

@@ -33,8 +33,13 @@ DEFAULT_COLLABORATIVE_WEIGHT = 0.5
 DEFAULT_PAST_WEIGHT = 0.25
 
 
-def policy_weights(n_events: int, change_point: int | None, policy: str,
-                   past_weight: float = DEFAULT_PAST_WEIGHT, last_n: int = 10) -> np.ndarray:
+def policy_weights(
+    n_events: int,
+    change_point: int | None,
+    policy: str,
+    past_weight: float = DEFAULT_PAST_WEIGHT,
+    last_n: int = 10,
+) -> np.ndarray:
     """Per-event weights (summing to 1) of a profile policy over a sequence of ``n_events``.
 
     ``change_point`` is the index of the first event after the change. Policies:
@@ -51,7 +56,7 @@ def policy_weights(n_events: int, change_point: int | None, policy: str,
     if policy == "whole":
         w[:] = 1.0
     elif policy == "recent":
-        w[-max(1, int(last_n)):] = 1.0
+        w[-max(1, int(last_n)) :] = 1.0
     elif policy in POLICIES:
         cp = _check_change_point(n_events, change_point)
         if policy == "before":
@@ -64,8 +69,9 @@ def policy_weights(n_events: int, change_point: int | None, policy: str,
             w[:cp] = past_weight / cp
             w[cp:] = 1.0 / (n_events - cp)
     else:
-        raise ShiftError(f"unknown policy {policy!r}; choose one of "
-                         f"{', '.join((*POLICIES, 'whole', 'recent'))}")
+        raise ShiftError(
+            f"unknown policy {policy!r}; choose one of {', '.join((*POLICIES, 'whole', 'recent'))}"
+        )
     return w / w.sum()
 
 
@@ -102,13 +108,17 @@ class Recommender:
     ([2, 3], [3, 2])
     """
 
-    def __init__(self, collaborative_weight: float = DEFAULT_COLLABORATIVE_WEIGHT,
-                 past_weight: float = DEFAULT_PAST_WEIGHT) -> None:
+    def __init__(
+        self,
+        collaborative_weight: float = DEFAULT_COLLABORATIVE_WEIGHT,
+        past_weight: float = DEFAULT_PAST_WEIGHT,
+    ) -> None:
         self.collaborative_weight = collaborative_weight
         self.past_weight = past_weight
 
-    def fit(self, item_vectors: np.ndarray, item_idx: np.ndarray | None = None,
-            offsets: np.ndarray | None = None) -> Recommender:
+    def fit(
+        self, item_vectors: np.ndarray, item_idx: np.ndarray | None = None, offsets: np.ndarray | None = None
+    ) -> Recommender:
         """Store the normalised item matrix and learn co-occurrence and popularity.
 
         ``item_idx`` and ``offsets`` are training events in CSR layout (as in
@@ -116,7 +126,9 @@ class Recommender:
         """
         vectors = np.asarray(item_vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) == 0:
-            raise DataError(f"item vectors must be a non-empty (n_items, d) matrix; got shape {vectors.shape}")
+            raise DataError(
+                f"item vectors must be a non-empty (n_items, d) matrix; got shape {vectors.shape}"
+            )
         if not np.isfinite(vectors).all():
             raise DataError("item vectors contain NaN or infinite values")
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -130,13 +142,17 @@ class Recommender:
 
     def _fit_events(self, item_idx: np.ndarray, offsets: np.ndarray) -> None:
         if len(item_idx) and (item_idx.min() < 0 or item_idx.max() >= self.n_items_):
-            raise DataError(f"event item indices must lie in [0, {self.n_items_}); the item "
-                            "matrix and the events come from different catalogues")
+            raise DataError(
+                f"event item indices must lie in [0, {self.n_items_}); the item "
+                "matrix and the events come from different catalogues"
+            )
         users = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
         # Binary user x item matrix; X^T X counts users who saw both items, and dividing by
         # sqrt(n_i n_j) gives the cosine similarity of item-kNN collaborative filtering.
-        x = sp.csr_matrix((np.ones(len(item_idx), dtype=np.float32), (users, item_idx)),
-                          shape=(len(offsets) - 1, self.n_items_))
+        x = sp.csr_matrix(
+            (np.ones(len(item_idx), dtype=np.float32), (users, item_idx)),
+            shape=(len(offsets) - 1, self.n_items_),
+        )
         x.data[:] = 1.0  # csr_matrix sums duplicates; a re-watch still counts once
         self.popularity_ = np.asarray(x.sum(axis=0)).ravel().astype(np.int64)
         co = (x.T @ x).tocsr()
@@ -151,7 +167,11 @@ class Recommender:
         history = np.asarray(history, dtype=np.int64)
         if len(history) == 0:
             raise ShiftError("cannot build a profile from an empty history")
-        w = np.full(len(history), 1.0 / len(history)) if weights is None else np.asarray(weights, dtype=np.float64)
+        w = (
+            np.full(len(history), 1.0 / len(history))
+            if weights is None
+            else np.asarray(weights, dtype=np.float64)
+        )
         profile = (w[:, None] * self.item_vectors_[history]).sum(axis=0)
         norm = np.linalg.norm(profile)
         score = self.item_vectors_ @ (profile / norm if norm > 0 else profile).astype(np.float32)
@@ -163,8 +183,13 @@ class Recommender:
                 score = score + self.collaborative_weight * collab / top
         return score.astype(np.float64)
 
-    def recommend(self, history: np.ndarray, weights: np.ndarray | None = None, k: int = 10,
-                  exclude: np.ndarray | None = None) -> np.ndarray:
+    def recommend(
+        self,
+        history: np.ndarray,
+        weights: np.ndarray | None = None,
+        k: int = 10,
+        exclude: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Item indices of the top ``k`` items, never one in ``exclude`` (default: ``history``)."""
         score = self.scores(history, weights)
         return self.rank(score, history if exclude is None else exclude, k)
@@ -207,17 +232,20 @@ class UserRecommendations:
     lists: dict[str, pd.DataFrame]  # policy -> rank, item_idx, item_id, title, categories, score
 
 
-def recommendation_table(items: pd.DataFrame, item_idx: np.ndarray,
-                         scores: np.ndarray | None = None) -> pd.DataFrame:
+def recommendation_table(
+    items: pd.DataFrame, item_idx: np.ndarray, scores: np.ndarray | None = None
+) -> pd.DataFrame:
     """A list as a table: rank, item_idx, item_id, title, categories (and score when given)."""
     rows = items.iloc[np.asarray(item_idx, dtype=np.int64)]
-    table = pd.DataFrame({
-        "rank": np.arange(1, len(rows) + 1),
-        "item_idx": rows["item_idx"].to_numpy(),
-        "item_id": rows["item_id"].to_numpy(),
-        "title": rows["title"].to_numpy(),
-        "categories": [", ".join(c) if c is not None else "" for c in rows["categories"]],
-    })
+    table = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(rows) + 1),
+            "item_idx": rows["item_idx"].to_numpy(),
+            "item_id": rows["item_id"].to_numpy(),
+            "title": rows["title"].to_numpy(),
+            "categories": [", ".join(c) if c is not None else "" for c in rows["categories"]],
+        }
+    )
     if scores is not None:
         table["score"] = np.asarray(scores)[np.asarray(item_idx, dtype=np.int64)]
     return table
@@ -238,9 +266,15 @@ def fit_recommender(name: str, item_vectors: np.ndarray | None = None, **params)
     return Recommender(**params).fit(item_vectors, events.item_idx, events.offsets)
 
 
-def recommend_for_user(recommender: Recommender, items: pd.DataFrame, user_id: str,
-                       history: np.ndarray, change_point: int, k: int = 10,
-                       change_point_source: str = "given") -> UserRecommendations:
+def recommend_for_user(
+    recommender: Recommender,
+    items: pd.DataFrame,
+    user_id: str,
+    history: np.ndarray,
+    change_point: int,
+    k: int = 10,
+    change_point_source: str = "given",
+) -> UserRecommendations:
     """Before/after/now tables for a user whose history (item indices, in order) is given."""
     history = np.asarray(history, dtype=np.int64)
     lists = {}
