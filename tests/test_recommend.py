@@ -1,0 +1,172 @@
+"""Re-recommendation on a synthetic catalogue: four categories of items in four directions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.errors import ShiftError
+from core.recommend import (
+    POLICIES,
+    Recommender,
+    policy_weights,
+    recommend_for_user,
+    recommendation_table,
+)
+
+N_PER_CATEGORY = 30
+CATEGORIES = ("Horror", "Sci-Fi", "Comedy", "Drama")
+
+
+def catalogue(
+    random_state: int = 0, dim: int = 16, noise: float = 0.25
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Items of category c are its centroid plus noise; returns items, vectors, category per item."""
+    rng = np.random.default_rng(random_state)
+    centroids = np.linalg.qr(rng.normal(size=(dim, dim)))[0][: len(CATEGORIES)]
+    category = np.repeat(np.arange(len(CATEGORIES)), N_PER_CATEGORY)
+    vectors = centroids[category] + rng.normal(scale=noise, size=(len(category), dim))
+    items = pd.DataFrame(
+        {
+            "item_idx": np.arange(len(category)),
+            "item_id": [f"i{i}" for i in range(len(category))],
+            "title": [f"{CATEGORIES[c]} film {i}" for i, c in enumerate(category)],
+            "categories": [[CATEGORIES[c]] for c in category],
+        }
+    )
+    return items, vectors.astype(np.float32), category
+
+
+def shifted_history(category: np.ndarray, random_state: int = 1) -> tuple[np.ndarray, int]:
+    """20 Horror items, then 15 Sci-Fi items: the change point is event 20."""
+    rng = np.random.default_rng(random_state)
+    horror = rng.choice(np.flatnonzero(category == 0), 20, replace=False)
+    scifi = rng.choice(np.flatnonzero(category == 1), 15, replace=False)
+    return np.concatenate([horror, scifi]), 20
+
+
+def background_events(category: np.ndarray, n_users: int = 60, random_state: int = 2):
+    """Single-category users, so co-occurrence agrees with the categories."""
+    rng = np.random.default_rng(random_state)
+    rows = [
+        rng.choice(np.flatnonzero(category == u % len(CATEGORIES)), 12, replace=False) for u in range(n_users)
+    ]
+    offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+    return np.concatenate(rows), offsets
+
+
+@pytest.fixture
+def world():
+    items, vectors, category = catalogue()
+    item_idx, offsets = background_events(category)
+    return items, vectors, category, item_idx, offsets
+
+
+@pytest.mark.parametrize("collaborative_weight", [0.0, 0.5])
+def test_after_is_dominated_by_the_new_category_and_before_by_the_old(world, collaborative_weight):
+    items, vectors, category, item_idx, offsets = world
+    rec = Recommender(collaborative_weight=collaborative_weight).fit(vectors, item_idx, offsets)
+    history, cp = shifted_history(category)
+    lists = rec.policy_lists(history, cp, k=10)
+    assert set(lists) == set(POLICIES)
+    assert (category[lists["before"]] == 0).sum() == 10
+    assert (category[lists["after"]] == 1).sum() == 10
+    # "now" follows the new interest ...
+    assert (category[lists["now"]] == 1).sum() >= 8
+
+
+def test_now_down_weights_the_old_interest_without_erasing_it(world):
+    items, vectors, category, item_idx, offsets = world
+    rec = Recommender(collaborative_weight=0.0).fit(vectors, item_idx, offsets)
+    history, cp = shifted_history(category)
+    unrelated = category == 2
+    old = category == 0
+
+    def margin(policy: str) -> float:
+        score = rec.scores(history, policy_weights(len(history), cp, policy))
+        return score[old].mean() - score[unrelated].mean()
+
+    # After the change the old interest counts for nothing; "now" still prefers it to an
+    # unrelated category, though less than the new one.
+    assert abs(margin("after")) < 0.1
+    assert margin("now") > 0.15
+    score_now = rec.scores(history, policy_weights(len(history), cp, "now"))
+    assert score_now[category == 1].mean() > score_now[old].mean()
+
+
+@pytest.mark.parametrize("collaborative_weight", [0.0, 0.5])
+def test_seen_items_are_never_recommended(world, collaborative_weight):
+    items, vectors, category, item_idx, offsets = world
+    rec = Recommender(collaborative_weight=collaborative_weight).fit(vectors, item_idx, offsets)
+    history, cp = shifted_history(category)
+    n_unseen = len(items) - len(np.unique(history))
+    for policy, top in rec.policy_lists(history, cp, k=len(items)).items():
+        assert not set(top) & set(history), policy
+        # Asking for every item returns exactly the unseen ones, each once.
+        assert len(top) == n_unseen and len(set(top)) == n_unseen
+
+
+def test_ties_break_by_popularity_then_item_index():
+    # Items 1-4 share one vector, so their cosine scores tie exactly.
+    vectors = np.array([[1, -1], [0, 1], [0, 1], [0, 1], [0, 1], [1, 1]], dtype=np.float32)
+    # Popularity: item 3 by three users, item 2 by two, items 1 and 4 by nobody.
+    item_idx = np.array([3, 2, 3, 2, 3])
+    offsets = np.array([0, 2, 4, 5])
+    rec = Recommender(collaborative_weight=0.0).fit(vectors, item_idx, offsets)
+    top = rec.recommend(np.array([5]), k=5)
+    assert top.tolist() == [3, 2, 1, 4, 0]
+    # Same call, same answer, and a fresh fit gives the same answer too.
+    assert rec.recommend(np.array([5]), k=5).tolist() == top.tolist()
+    again = Recommender(collaborative_weight=0.0).fit(vectors, item_idx, offsets)
+    assert again.recommend(np.array([5]), k=5).tolist() == top.tolist()
+
+
+def test_collaborative_signal_follows_co_occurrence():
+    # By content item 1 is nearest to item 0, but every user who saw item 0 also saw item 2.
+    vectors = np.array([[1, 0, 0, 0], [0.3, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32)
+    item_idx = np.array([0, 2, 0, 2, 1, 3])
+    offsets = np.array([0, 2, 4, 6])
+    content = Recommender(collaborative_weight=0.0).fit(vectors, item_idx, offsets)
+    blended = Recommender(collaborative_weight=0.5).fit(vectors, item_idx, offsets)
+    assert content.recommend(np.array([0]), k=3).tolist() == [1, 2, 3]
+    assert blended.recommend(np.array([0]), k=3).tolist() == [2, 1, 3]
+
+
+def test_policy_weights_reject_a_missing_or_out_of_range_change_point():
+    with pytest.raises(ShiftError, match="needs a change point"):
+        policy_weights(10, None, "after")
+    with pytest.raises(ShiftError, match="outside the user's history"):
+        policy_weights(10, 10, "before")
+    with pytest.raises(ShiftError, match="outside the user's history"):
+        policy_weights(10, 0, "now")
+    with pytest.raises(ShiftError, match="unknown policy"):
+        policy_weights(10, 5, "sideways")
+    assert policy_weights(10, None, "recent", last_n=4).tolist() == [0] * 6 + [0.25] * 4
+
+
+def test_unfitted_and_bad_input_give_clear_errors(world):
+    items, vectors, category, item_idx, offsets = world
+    with pytest.raises(ShiftError, match="not fitted"):
+        Recommender().recommend(np.array([0]))
+    with pytest.raises(ShiftError, match="item vectors"):
+        Recommender().fit(np.zeros((0, 4)))
+    with pytest.raises(ShiftError, match="different catalogues"):
+        Recommender().fit(vectors, np.array([0, len(vectors)]), np.array([0, 2]))
+    with pytest.raises(ShiftError, match="k must be at least 1"):
+        Recommender().fit(vectors).recommend(np.array([0]), k=0)
+
+
+def test_recommend_for_user_gives_titled_tables(world):
+    items, vectors, category, item_idx, offsets = world
+    rec = Recommender().fit(vectors, item_idx, offsets)
+    history, cp = shifted_history(category)
+    result = recommend_for_user(rec, items, "u1", history, cp, k=5)
+    assert set(result.lists) == set(POLICIES)
+    after = result.lists["after"]
+    assert after["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert (after["categories"] == "Sci-Fi").all()
+    assert after["title"].str.startswith("Sci-Fi film").all()
+    assert after["score"].is_monotonic_decreasing
+    table = recommendation_table(items, np.array([2, 0]))
+    assert table["item_id"].tolist() == ["i2", "i0"] and "score" not in table
