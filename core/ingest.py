@@ -6,6 +6,7 @@ this module only knows where files are and how their columns are named.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,8 @@ BUILTIN = ("movielens-100k", "synthetic")
 
 
 def downloads_dir() -> Path:
-    path = store.data_dir() / "downloads"
+    """Downloaded sources, shared by every data folder (tests use their own data folders)."""
+    path = Path(os.environ.get("SHIFT_DOWNLOADS_DIR", Path(__file__).resolve().parents[1] / "data" / "downloads"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -35,9 +35,9 @@ from core.errors import ShiftError
 SIZES: dict[str, tuple[int, int, int]] = {
     "tiny": (40, 40, 24),
     "small": (1_000, 60, 120),
-    "medium": (10_000, 50, 150),
-    "large": (100_000, 50, 150),
-    "huge": (1_000_000, 50, 150),
+    "medium": (10_000, 50, 120),
+    "large": (100_000, 50, 120),
+    "huge": (1_000_000, 50, 120),
 }
 KIND_PATTERN = ("stable", "abrupt", "multi", "stable", "gradual", "abrupt", "stable", "repeated",
                 "multi", "abrupt", "stable", "stable", "abrupt", "gradual", "multi", "stable",
@@ -150,12 +150,12 @@ class WorldFiles:
 
 
 def parse_size(size: str | int) -> tuple[int, int, int]:
-    """A named size (tiny…huge) or a number of users (60 events each, 150 items/category)."""
+    """A named size (tiny…huge) or a number of users (50 events each, 120 items per category)."""
     if isinstance(size, int) or str(size).isdigit():
         n = int(size)
         if n < 1:
             raise ShiftError("the synthetic world needs at least one user")
-        return n, 50, 150
+        return n, 50, 120
     if size not in SIZES:
         raise ShiftError(f"unknown synthetic size {size!r}: use one of {', '.join(SIZES)} or a user count")
     return SIZES[size]

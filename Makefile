@@ -1,0 +1,45 @@
+# Two entry points for a newcomer: `make demo` and `make test`. Everything else is a step.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATASET ?= movielens-100k
+PORT ?= 8501
+
+.PHONY: demo test setup setup-dev browser data lint bench
+
+demo: setup data
+	$(PY) -m streamlit run app.py --server.port $(PORT)
+
+test: setup-dev browser
+	$(PY) -m pytest
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.runtime
+
+setup-dev: $(VENV)/.dev
+
+# Debian's Chromium drives the real-browser test (Playwright's own download is not used).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+# The default dataset, its embeddings and its projection; each step is cached and cheap to rerun.
+data: setup
+	test -f data/$(DATASET).duckdb || $(PY) -m core ingest $(DATASET)
+	test -f data/synthetic.duckdb || $(PY) -m core ingest synthetic
+	$(PY) -m core encode $(DATASET)
+	$(PY) -m core encode synthetic
+	$(PY) -m core project $(DATASET)
+	$(PY) -m core project synthetic
+
+lint: setup-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .

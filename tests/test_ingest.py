@@ -1,0 +1,289 @@
+"""Importing behaviour logs: formats, column mapping, every kind of bad input, atomicity."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from core import ingest, store
+from core.errors import DataError
+from core.store import ImportOptions, TableSource
+
+ITEMS = "item_id,title,genres\n10,Alien (1979),Horror|Sci-Fi\n20,Heat (1995),Action|Crime\n30,Emma (1996),Romance\n"
+EVENTS = (
+    "user_id,item_id,timestamp,rating\n"
+    "u1,10,2020-01-01T10:00:00,5\n"
+    "u1,20,2020-01-02T10:00:00,3\n"
+    "u2,30,1577872800,4\n"
+    "u1,30,2020-01-01T09:00:00,\n"
+)
+
+
+def _import(name, events, items, **options):
+    return ingest.ingest_files(name, events, items, ImportOptions(**options))
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_generic_csv_end_to_end(data_dir, write_file):
+    report = _import(
+        "shop", TableSource(write_file("e.csv", EVENTS)), TableSource(write_file("i.csv", ITEMS))
+    )
+    assert (report.n_events, report.n_users, report.n_items) == (4, 2, 3)
+    con = store.connect("shop")
+    events = store.load_user_events(con, "u1")
+    # Event order is time order, not file order: the 09:00 event comes first.
+    assert events["item_id"].tolist() == ["30", "10", "20"]
+    assert events["seq"].tolist() == [0, 1, 2]
+    assert pd.isna(events["rating"].iloc[0]) and events["rating"].iloc[1] == 5.0
+    items = store.load_items(con)
+    assert items["categories"].iloc[0].tolist() == ["Horror", "Sci-Fi"]
+    assert items["text"].iloc[0] == "Alien (1979). Horror, Sci-Fi"
+    u2 = store.load_user_events(con, "u2")
+    assert str(u2["ts"].iloc[0]) == "2020-01-01 10:00:00"  # unix seconds, read as UTC
+    arrays = store.load_event_arrays(con)
+    assert arrays.offsets.tolist() == [0, 3, 4]
+    assert arrays.item_idx.tolist() == [2, 0, 1, 2]
+
+
+def test_column_mapping_parquet_and_iso_offsets(data_dir, tmp_path):
+    events = pd.DataFrame(
+        {
+            "customer": ["a", "a", "b"],
+            "sku": ["x", "y", "x"],
+            "when": ["2021-05-01T12:00:00+02:00", "2021-05-01T13:00:00Z", "2021-05-02"],
+            "kind": ["view", "buy", "view"],
+        }
+    )
+    items = pd.DataFrame(
+        {
+            "sku": ["x", "y"],
+            "name": ["Kettle", "Toaster"],
+            "cats": ["Home", "Home;Kitchen"],
+            "description": ["steel", None],
+        }
+    )
+    events.to_parquet(tmp_path / "ev.parquet")
+    items.to_parquet(tmp_path / "it.parquet")
+    _import(
+        "p",
+        TableSource(
+            tmp_path / "ev.parquet",
+            columns={"user_id": "customer", "item_id": "sku", "timestamp": "when", "event_type": "kind"},
+        ),
+        TableSource(tmp_path / "it.parquet", columns={"item_id": "sku", "title": "name", "genres": "cats"}),
+        genre_separator=";",
+    )
+    con = store.connect("p")
+    a = store.load_user_events(con, "a")
+    assert [str(t) for t in a["ts"]] == ["2021-05-01 10:00:00", "2021-05-01 13:00:00"]
+    assert a["event_type"].tolist() == ["view", "buy"]
+    items = store.load_items(con)
+    assert items["categories"].iloc[1].tolist() == ["Home", "Kitchen"]
+    assert items["text"].tolist() == ["Kettle. Home. steel", "Toaster. Home, Kitchen"]
+
+
+@pytest.mark.parametrize(
+    ("events", "message", "column", "row"),
+    [
+        ("user_id,item_id,time\nu1,10,1\n", "missing; found: user_id, item_id, time", "timestamp", None),
+        (
+            "user_id,item_id,timestamp\nu1,10,1\nu1,20,2020-13-45\n",
+            "cannot parse '2020-13-45'",
+            "timestamp",
+            2,
+        ),
+        ("user_id,item_id,timestamp\nu1,10,1\nu1,20,\n", "empty timestamp", "timestamp", 2),
+        (
+            "user_id,item_id,timestamp,rating\nu1,10,1,5\nu1,20,2,five\n",
+            "cannot parse 'five' as a number",
+            "rating",
+            2,
+        ),
+        (
+            "user_id,item_id,timestamp\nu1,10,1\nu2,99,2\nu2,98,3\n",
+            "item '99' is not in the items file (2 events",
+            "item_id",
+            2,
+        ),
+        (
+            "user_id,item_id,timestamp\nu1,10,1\nu1,20,2\nu1,10,1\n",
+            "same user, item and timestamp as row 1",
+            "timestamp",
+            3,
+        ),
+        ("user_id,item_id,timestamp\n,10,1\n", "empty user id", "user_id", 1),
+        ("user_id,item_id,timestamp\n", "has a header but no rows", None, None),
+        ("", "the file is empty", None, None),
+    ],
+)
+def test_bad_events_name_file_column_row(data_dir, write_file, events, message, column, row):
+    with pytest.raises(DataError) as err:
+        _import(
+            "bad", TableSource(write_file("events.csv", events)), TableSource(write_file("items.csv", ITEMS))
+        )
+    assert message in str(err.value)
+    assert str(err.value).startswith("events.csv")
+    assert (err.value.column, err.value.row) == (column, row)
+    assert not store.dataset_exists("bad")
+
+
+def test_wrong_delimiter_is_named_with_a_hint(data_dir, write_file):
+    events = write_file("events.csv", "user_id;item_id;timestamp\nu1;10;1\n")
+    with pytest.raises(
+        DataError,
+        match=r"events.csv, column 'user_id': missing; found: user_id;item_id;timestamp; "
+        r"the file looks ';'-delimited",
+    ):
+        _import("bad", TableSource(events), TableSource(write_file("items.csv", ITEMS)))
+
+
+def test_not_utf8_names_the_row(data_dir, write_file):
+    events = write_file(
+        "events.csv",
+        "user_id,item_id,timestamp\nu1,10,1\n".encode() + "u2,20,2\nu\xe9,30,3\n".encode("latin-1"),
+    )
+    with pytest.raises(DataError, match=r"events.csv, row 3: is not UTF-8 \(byte 0xe9 at line 4\)"):
+        _import("bad", TableSource(events), TableSource(write_file("items.csv", ITEMS)))
+
+
+def test_bad_items(data_dir, write_file):
+    events = write_file("events.csv", "user_id,item_id,timestamp\nu1,10,1\n")
+    with pytest.raises(
+        DataError, match=r"items.csv, column 'item_id', row 2: item id '10' appears again \(first at row 1\)"
+    ):
+        _import(
+            "bad", TableSource(events), TableSource(write_file("items.csv", "item_id,title\n10,A\n10,B\n"))
+        )
+    with pytest.raises(DataError, match=r"items.csv, column 'title', row 2: empty title"):
+        _import(
+            "bad", TableSource(events), TableSource(write_file("items.csv", "item_id,title\n10,A\n20,\n"))
+        )
+
+
+def test_drop_options_report_counts(data_dir, write_file):
+    events = write_file("events.csv", "user_id,item_id,timestamp\nu1,10,1\nu1,99,2\nu1,10,1\nu2,20,5\n")
+    report = _import(
+        "ok",
+        TableSource(events),
+        TableSource(write_file("items.csv", ITEMS)),
+        drop_unknown_items=True,
+        drop_duplicates=True,
+    )
+    assert (report.dropped_unknown_items, report.dropped_duplicates, report.n_events) == (1, 1, 2)
+    assert "dropped 1 events of unknown items" in store.dataset_info(store.connect("ok"))["notes"]
+
+
+def test_failed_import_leaves_existing_database_unchanged(data_dir, write_file):
+    items = TableSource(write_file("items.csv", ITEMS))
+    _import("keep", TableSource(write_file("good.csv", EVENTS)), items)
+    before = _digest(store.dataset_path("keep"))
+    with pytest.raises(DataError):
+        _import("keep", TableSource(write_file("bad.csv", "user_id,item_id,timestamp\nu1,10,never\n")), items)
+    assert _digest(store.dataset_path("keep")) == before
+    assert store.dataset_info(store.connect("keep"))["n_events"] == 4
+    assert sorted(p.name for p in data_dir.iterdir()) == ["keep.duckdb"]
+
+
+def test_interrupted_import_leaves_existing_database_unchanged(data_dir, write_file, monkeypatch):
+    items = TableSource(write_file("items.csv", ITEMS))
+    _import("keep", TableSource(write_file("good.csv", EVENTS)), items)
+    before = _digest(store.dataset_path("keep"))
+    from core.store import importer
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importer, "_stage_events", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _import("keep", TableSource(write_file("good2.csv", EVENTS)), items)
+    assert _digest(store.dataset_path("keep")) == before
+    assert sorted(p.name for p in data_dir.iterdir()) == ["keep.duckdb"]
+
+
+def test_movielens_100k_builtin(data_dir):
+    report = ingest.ingest_movielens_100k()
+    assert (report.n_events, report.n_users, report.n_items) == (100_000, 943, 1_682)
+    con = store.connect("movielens-100k")
+    items = store.load_items(con)
+    assert items["title"].iloc[0] == "Toy Story (1995)"
+    assert items["categories"].iloc[0].tolist() == ["Animation", "Children's", "Comedy"]
+    assert store.category_counts(con)["category"].iloc[0] == "Drama"
+
+
+def test_movielens_layouts(data_dir, tmp_path):
+    ml100k = tmp_path / "ml-100k"
+    ml100k.mkdir()
+    (ml100k / "u.data").write_text("1\t1\t5\t874965758\n1\t2\t3\t876893171\n2\t1\t4\t888550871\n")
+    flags = "|".join(["0"] * 19)
+    (ml100k / "u.item").write_bytes(
+        f"1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1{flags[11:]}\n".encode("latin-1")
+        + f"2|Cité des enfants perdus, La (1995)|01-Jan-1995||http://x|{flags[:-1]}1\n".encode("latin-1")
+    )
+    ml1m = tmp_path / "ml-1m"
+    ml1m.mkdir()
+    (ml1m / "ratings.dat").write_text("1::1193::5::978300760\n1::661::3::978302109\n")
+    (ml1m / "movies.dat").write_bytes(
+        "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
+        "661::James and the Giant Peach (1996)::Animation|Children's|Musical\n".encode("latin-1")
+    )
+    latest = tmp_path / "ml-latest-small"
+    latest.mkdir()
+    (latest / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.5,964981247\n"
+    )
+    (latest / "movies.csv").write_text(
+        'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n3,"Grumpier Old Men, The (1995)",Comedy|Romance\n'
+    )
+    (latest / "tags.csv").write_text("userId,movieId,tag,timestamp\n2,1,pixar,1\n3,1,Pixar,2\n2,1,fun,3\n")
+    for name, folder in (("a", ml100k), ("b", ml1m), ("c", latest)):
+        ingest.ingest_movielens_folder(name, folder)
+    a = store.load_items(store.connect("a"))
+    assert list(a["categories"].iloc[0]) == ["Animation", "Children's", "Comedy"]
+    assert a["title"].iloc[1] == "Cité des enfants perdus, La (1995)"
+    assert list(a["categories"].iloc[1]) == ["Western"]
+    b = store.load_user_events(store.connect("b"), "1")
+    assert b["item_id"].tolist() == ["1193", "661"]
+    c = store.load_items(store.connect("c"))
+    assert c["description"].iloc[0] == "tags: pixar, fun"
+    assert c["title"].iloc[1] == "Grumpier Old Men, The (1995)"
+    with pytest.raises(DataError, match="no MovieLens layout found"):
+        ingest.ingest_movielens_folder("d", tmp_path)
+
+
+def test_cli_errors_are_plain_messages(data_dir, write_file):
+    events = write_file("events.csv", "user_id,item_id,timestamp\nu1,10,soon\n")
+    items = write_file("items.csv", ITEMS)
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "ingest", "x", "--events", str(events), "--items", str(items)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "error: events.csv, column 'timestamp', row 1: cannot parse 'soon'" in done.stderr
+    assert "Traceback" not in done.stderr
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "ingest",
+            "y",
+            "--events",
+            str(write_file("e.csv", EVENTS)),
+            "--items",
+            str(items),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "4 events, 2 users, 3 items" in ok.stdout
+    listing = subprocess.run([sys.executable, "-m", "core", "datasets"], capture_output=True, text=True)
+    assert "y" in listing.stdout and "x " not in listing.stdout
