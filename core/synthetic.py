@@ -242,7 +242,8 @@ def generate_chunk(first_user: int, n_users: int, mean_events: int, items_per_ca
     liked = rng.choice([3.0, 4.0, 5.0], size=n, p=[0.15, 0.45, 0.40])
     disliked = rng.choice([1.0, 2.0, 3.0], size=n, p=[0.3, 0.45, 0.25])
     rating = np.where(on_interest, liked, disliked)
-    gaps = rng.exponential(1.5 * 86_400, n).astype(np.int64)
+    # At least a second apart: a user never has two events with the same timestamp.
+    gaps = 1 + rng.exponential(1.5 * 86_400, n).astype(np.int64)
     gaps[starts] = rng.integers(0, 180 * 86_400, n_users)
     ts = START + _segment_cumsum(gaps, starts, counts).astype("timedelta64[s]")
 
