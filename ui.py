@@ -16,6 +16,7 @@ them says which command makes them.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -32,16 +33,17 @@ DEFAULT_DATASET = "movielens-100k"
 # --------------------------------------------------------------------------- store
 
 
-def version(name: str) -> int:
-    """Changes whenever the dataset's database file is replaced (a re-import)."""
+def version(name: str) -> str:
+    """Changes whenever the dataset's database file is replaced (a re-import) or moved."""
+    path = store.dataset_path(name)
     try:
-        return store.dataset_path(name).stat().st_mtime_ns
+        return f"{path}:{path.stat().st_mtime_ns}"
     except FileNotFoundError:
         raise DatasetNotFound(f"no dataset named {name!r} under {store.data_dir()}") from None
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _database(name: str, version: int) -> duckdb.DuckDBPyConnection:
+def _database(name: str, version: str) -> duckdb.DuckDBPyConnection:
     return store.connect(name, read_only=True)
 
 
@@ -57,7 +59,7 @@ def dataset_names() -> list[str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _info(name: str, version: int) -> dict:
+def _info(name: str, version: str) -> dict:
     with _cursor(name) as con:
         return store.dataset_info(con)
 
@@ -67,7 +69,7 @@ def info(name: str) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _items(name: str, version: int) -> pd.DataFrame:
+def _items(name: str, version: str) -> pd.DataFrame:
     with _cursor(name) as con:
         return store.load_items(con)
 
@@ -78,7 +80,7 @@ def items(name: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _users(name: str, version: int) -> pd.DataFrame:
+def _users(name: str, version: str) -> pd.DataFrame:
     with _cursor(name) as con:
         return store.load_users(con)
 
@@ -88,7 +90,7 @@ def users(name: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _user_events(name: str, version: int, user_id: str) -> pd.DataFrame:
+def _user_events(name: str, version: str, user_id: str) -> pd.DataFrame:
     with _cursor(name) as con:
         return store.load_user_events(con, user_id)
 
@@ -99,7 +101,7 @@ def user_events(name: str, user_id: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _ground_truth(name: str, version: int) -> pd.DataFrame:
+def _ground_truth(name: str, version: str) -> pd.DataFrame:
     with _cursor(name) as con:
         return store.load_ground_truth(con)
 
@@ -109,7 +111,7 @@ def ground_truth(name: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _user_labels(name: str, version: int) -> pd.DataFrame:
+def _user_labels(name: str, version: str) -> pd.DataFrame:
     with _cursor(name) as con:
         return store.load_user_labels(con)
 
@@ -119,7 +121,7 @@ def user_labels(name: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _category_counts(name: str, version: int) -> pd.DataFrame:
+def _category_counts(name: str, version: str) -> pd.DataFrame:
     with _cursor(name) as con:
         return store.category_counts(con)
 
@@ -129,7 +131,7 @@ def category_counts(name: str) -> pd.DataFrame:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _event_arrays(name: str, version: int) -> store.EventArrays:
+def _event_arrays(name: str, version: str) -> store.EventArrays:
     with _cursor(name) as con:
         return store.load_event_arrays(con)
 
@@ -228,3 +230,436 @@ def show_error(err: ShiftError) -> None:
 
 def as_int_array(values) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+class _NotEmbedded(Exception):
+    """Raised inside cached loaders so that a missing artefact is not cached as ``None``."""
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _item_matrix(name: str, version: str) -> np.ndarray:
+    from core.embeddings import cached_item_matrix
+
+    matrix = cached_item_matrix(name)
+    if matrix is None:
+        raise _NotEmbedded(name)
+    matrix.setflags(write=False)  # shared by every session: make accidental writes fail loudly
+    return matrix
+
+
+def item_matrix(name: str) -> np.ndarray | None:
+    """The cached item embeddings (row i = item_idx i), or None if never encoded. Never encodes."""
+    try:
+        return _item_matrix(name, version(name))
+    except _NotEmbedded:
+        return None
+
+
+def require_item_matrix(name: str) -> np.ndarray:
+    """The item matrix, or stop the page with the command that makes it."""
+    matrix = item_matrix(name)
+    if matrix is None:
+        st.info(
+            f"The items of `{name}` have not been encoded yet. Run `python -m core embed {name}` "
+            "once (the dashboard never encodes in a page request), then reload.",
+            icon=":material/info:",
+        )
+        st.stop()
+    return matrix
+
+
+# --------------------------------------------------------------------------- recommendations
+
+
+@st.cache_resource(show_spinner="Fitting the recommender…", max_entries=4)
+def _recommender(name: str, version: str):
+    from core.recommend import fit_recommender
+
+    return fit_recommender(name, item_vectors=_item_matrix(name, version))
+
+
+@st.cache_resource(show_spinner="Fitting the explainer…", max_entries=4)
+def _explainer(name: str, version: str):
+    from core.explain import ShiftExplainer
+
+    return ShiftExplainer().fit(_items(name, version), _item_matrix(name, version))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _recommendations(name: str, version: str, user_id: str, change_point: int, k: int, source: str):
+    from core.recommend import recommend_for_user
+
+    history = _user_events(name, version, user_id)["item_idx"].to_numpy()
+    return recommend_for_user(_recommender(name, version), _items(name, version), user_id, history,
+                              change_point, k=k, change_point_source=source)
+
+
+def recommendations(name: str, user_id: str, change_point: int, k: int = 10, source: str = "given"):
+    """Before/after/now tables (core.recommend.UserRecommendations) for one change point."""
+    return _recommendations(name, version(name), str(user_id), int(change_point), int(k), source)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _explanation(name: str, version: str, user_id: str, change_point: int):
+    history = _user_events(name, version, user_id)["item_idx"].to_numpy()
+    return _explainer(name, version).explain(history, change_point)
+
+
+def explanation(name: str, user_id: str, change_point: int):
+    """What changed at the change point (core.explain.ShiftExplanation)."""
+    return _explanation(name, version(name), str(user_id), int(change_point))
+
+
+# --------------------------------------------------------------------------- text
+
+
+_MARKDOWN_SPECIAL = "\\`*_{}[]()<>#+-.!|~$:"
+
+
+def md_escape(text: str) -> str:
+    """Data text made inert inside st.markdown (no links, emphasis, HTML or LaTeX)."""
+    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in str(text))
+
+
+# --------------------------------------------------------------------------- detection
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _feature_matrix(name: str, version: str, kind: str) -> np.ndarray:
+    """Item features a detector reads: the cached embeddings (never encoded here) or genres."""
+    if kind == "genres":
+        from core.detectors.features import genre_matrix
+
+        matrix = genre_matrix(_items(name, version))
+        matrix.setflags(write=False)
+        return matrix
+    return _item_matrix(name, version)
+
+
+def _event_features(name: str, version: str, detector: str, rows: slice = slice(None)) -> np.ndarray:
+    from core.detectors import make_detector
+
+    kind = make_detector(detector).features
+    return _feature_matrix(name, version, kind)[_event_arrays(name, version).item_idx[rows]]
+
+
+@st.cache_resource(show_spinner="Fitting the detector over every user (once per dataset)…", max_entries=8)
+def _fitted(name: str, version: str, detector: str):
+    """A detector fitted on the whole population; the slider only calls its cheap predict."""
+    from core.detectors import make_detector
+
+    ev = _event_arrays(name, version)
+    return make_detector(detector).fit(_event_features(name, version, detector), ev.offsets, ev.rating)
+
+
+def detector_names() -> list[str]:
+    from core import detectors
+
+    return detectors.detector_names()
+
+
+def default_detector() -> str:
+    from core import detectors
+
+    return detectors.DEFAULT
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _user_ranking(name: str, version: str, detector: str) -> pd.DataFrame:
+    """Users by their strongest candidate change (threshold-free, so it survives slider moves)."""
+    fitted = _fitted(name, version, detector)
+    cand = fitted.candidates_
+    ids = _event_arrays(name, version).user_ids
+    if len(cand) == 0:
+        return pd.DataFrame({"user_id": pd.Series(dtype=str), "max_score": pd.Series(dtype=float)})
+    best = pd.DataFrame({"user": cand.user, "score": cand.score}).groupby("user")["score"].max()
+    best = best.sort_values(ascending=False, kind="stable")
+    return pd.DataFrame({"user_id": ids[best.index.to_numpy()], "max_score": best.to_numpy()})
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _population_change_points(name: str, version: str, detector: str, threshold: float) -> pd.DataFrame:
+    fitted = _fitted(name, version, detector)
+    cps = fitted.predict(threshold)
+    ev = _event_arrays(name, version)
+    flat = ev.offsets[cps.user] + cps.event_index
+    return pd.DataFrame({
+        "user_id": ev.user_ids[cps.user],
+        "event_index": cps.event_index.astype(np.int64),
+        "timestamp": ev.ts[np.minimum(flat, len(ev.ts) - 1)] if len(ev.ts) else ev.ts[:0],
+        "score": cps.score.astype(np.float64),
+        "alert_index": cps.alert_index.astype(np.int64),
+        "detector": detector,
+    })
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _user_positions(name: str, version: str) -> dict[str, int]:
+    return {u: k for k, u in enumerate(_event_arrays(name, version).user_ids)}
+
+
+def _position(name: str, user_id: str) -> int:
+    from core.errors import UnknownUser
+
+    k = _user_positions(name, version(name)).get(str(user_id))
+    if k is None:
+        raise UnknownUser(f"user {user_id!r} is not in dataset {name!r}")
+    return k
+
+
+def user_signal(name: str, detector: str, user_id: str) -> np.ndarray:
+    """The fitted detector's per-event score for one user (NaN where undefined). Read-only view."""
+    fitted = _fitted(name, version(name), detector)
+    k = _position(name, user_id)
+    return fitted.scores_[int(fitted.offsets_[k]):int(fitted.offsets_[k + 1])]
+
+
+def user_change_points(name: str, detector: str, threshold: float, user_id: str) -> pd.DataFrame:
+    """One user's change points at ``threshold``: event_index, score, alert_index.
+
+    Only this user's candidates are filtered (or, for an online detector whose alarms
+    depend on the threshold, only this user is re-run), so a slider move stays cheap.
+    """
+    v = version(name)
+    fitted = _fitted(name, v, detector)
+    k = _position(name, user_id)
+    if getattr(fitted, "online", False):
+        lo, hi = int(fitted.offsets_[k]), int(fitted.offsets_[k + 1])
+        features = _event_features(name, v, detector, slice(lo, hi))
+        cps = fitted.detect(features, np.array([0, hi - lo]), [threshold])[0]
+    else:
+        cand = fitted.candidates_
+        cps = cand.where((cand.user == k) & (cand.score >= threshold))
+    return pd.DataFrame({
+        "event_index": np.asarray(cps.event_index, dtype=np.int64),
+        "score": np.asarray(cps.score, dtype=np.float64),
+        "alert_index": np.asarray(cps.alert_index, dtype=np.int64),
+    })
+
+
+DEFAULT_FALSE_ALARMS = 1.0  # per 1,000 events: the starting point of the ε slider
+
+
+@st.cache_resource(show_spinner="Calibrating the threshold on shuffled histories…", max_entries=8)
+def _calibration(name: str, version: str, detector: str):
+    from core.calibration import calibrate
+
+    ev = _event_arrays(name, version)
+    return calibrate(_fitted(name, version, detector), _event_features(name, version, detector), ev.offsets)
+
+
+def _slider_range(name: str, version: str, detector: str) -> tuple[float, float, float]:
+    fitted = _fitted(name, version, detector)
+    scores = fitted.candidates_.score if len(fitted.candidates_) else np.array([1.0])
+    cal = _calibration(name, version, detector)
+    finite = cal.thresholds[np.isfinite(cal.thresholds)]
+    top = float(max(np.nanmax(scores), finite.max() if len(finite) else 0.0, 1e-6))
+    step = float(10 ** np.floor(np.log10(top / 200)))
+    return 0.0, float(np.ceil(top / step) * step), step
+
+
+def detection_controls(name: str) -> Detection:
+    """Sidebar: detector selector and the ε slider, also settable as false alarms per 1,000
+    events. The choice is shared by every page. Stops the page when items are not encoded."""
+    require_item_matrix(name)
+    v = version(name)
+    state = st.session_state
+    names = detector_names()
+    det_key = f"detector:{name}"
+    if det_key not in state or state[det_key] not in names:
+        state[det_key] = default_detector()
+    state["_widget_" + det_key] = state[det_key]
+    detector = st.sidebar.selectbox(
+        "Detector", names, key="_widget_" + det_key, on_change=_remember, args=(det_key,),
+        help=f"Default: {default_detector()} (chosen on the ground-truth benchmark).",
+    )
+    fitted = _fitted(name, v, detector)
+    cal = _calibration(name, v, detector)
+    lo, hi, step = _slider_range(name, v, detector)
+    eps_key = f"eps:{name}:{detector}"
+    if eps_key not in state:
+        try:
+            state[eps_key] = min(cal.threshold_for(DEFAULT_FALSE_ALARMS), hi)
+        except ShiftError:
+            state[eps_key] = hi
+    state[eps_key] = float(np.clip(round(state[eps_key] / step) * step, lo, hi))
+
+    mode = st.sidebar.radio("Set the threshold as", ["ε (score)", "false alarms per 1,000 events"],
+                            key="threshold_mode", horizontal=True)
+    if mode.startswith("ε"):
+        state["_widget_" + eps_key] = state[eps_key]
+        threshold = st.sidebar.slider("ε", lo, hi, step=step, key="_widget_" + eps_key,
+                                      on_change=_remember, args=(eps_key,),
+                                      help="A change point is a score peak at or above ε.")
+    else:
+        rate = st.sidebar.slider(
+            "Expected false alarms per 1,000 events", 0.0, 20.0,
+            value=float(min(round(cal.false_alarms_at(state[eps_key]), 1), 20.0)), step=0.1,
+            key=f"_rate:{name}:{detector}",
+            help="Measured on shuffled histories (no shift by construction).",
+        )
+        try:
+            threshold = state[eps_key] = float(min(cal.threshold_for(rate), hi))
+        except ShiftError as err:
+            show_error(err)
+            threshold = state[eps_key]
+        st.sidebar.caption(f"ε = {threshold:.4g}")
+    rate_now = cal.false_alarms_at(threshold)
+    st.sidebar.caption(f"At ε = {threshold:.4g}: about {rate_now:.2f} false alarms per 1,000 events "
+                       "(measured on shuffled histories).")
+    return Detection(name=name, detector=detector, threshold=float(threshold), false_alarms=rate_now,
+                     online=bool(getattr(fitted, "online", False)),
+                     ranking=_user_ranking(name, v, detector))
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The shared detection settings of a page run, and cheap accessors around them."""
+
+    name: str
+    detector: str
+    threshold: float
+    false_alarms: float
+    online: bool
+    ranking: pd.DataFrame  # user_id, max_score: users by their strongest candidate change
+
+    @property
+    def ranked_users(self) -> list[str]:
+        return self.ranking["user_id"].tolist()
+
+    def change_points(self) -> pd.DataFrame:
+        """Every user's change points at this threshold."""
+        return _population_change_points(self.name, version(self.name), self.detector, self.threshold)
+
+    def user_change_points(self, user_id: str) -> pd.DataFrame:
+        return user_change_points(self.name, self.detector, self.threshold, user_id)
+
+    def user_signal(self, user_id: str) -> np.ndarray:
+        return user_signal(self.name, self.detector, user_id)
+
+
+def change_point_choices(name: str, user_id: str, detection: Detection | None) -> list[tuple[str, int]]:
+    """Change points to explain/recommend around: detected ones, then planted ones."""
+    choices = []
+    if detection is not None:
+        for row in detection.user_change_points(user_id).itertuples():
+            choices.append((f"detected at event {row.event_index} (score {row.score:.3g})", int(row.event_index)))
+    truth = ground_truth(name)
+    for idx in truth.loc[truth["user_id"] == str(user_id), "event_index"]:
+        choices.append((f"planted at event {int(idx)}", int(idx)))
+    return choices
+
+
+# --------------------------------------------------------------------------- projection
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _projection(name: str, version: str, mtime: float) -> np.ndarray | None:
+    from core.projection import cached_projection
+
+    return cached_projection(name, _item_matrix(name, version))
+
+
+def projection(name: str) -> np.ndarray | None:
+    """The stored UMAP map of the items (None until ``python -m core project NAME`` ran)."""
+    from core.projection import projection_path
+
+    path = projection_path(name)
+    if not path.exists() or item_matrix(name) is None:
+        return None
+    return _projection(name, version(name), path.stat().st_mtime)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _shift_endpoints(name: str, version: str, detector: str, threshold: float, limit: int):
+    from core.projection import place, segment_means
+
+    cps = _population_change_points(name, version, detector, threshold)
+    strongest = cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id").head(limit)
+    matrix = _item_matrix(name, version)
+    coords = _projection(name, version, _projection_mtime(name))
+    ev = _event_arrays(name, version)
+    pos = _user_positions(name, version)
+    means = [segment_means(matrix, ev.item_idx[ev.user_slice(pos[r.user_id])], r.event_index)
+             for r in strongest.itertuples()]
+    if not means:
+        return strongest, np.empty((0, 2)), np.empty((0, 2))
+    stacked = np.vstack(means)
+    placed = place(stacked, matrix, coords)
+    return strongest, placed[0::2], placed[1::2]
+
+
+def _projection_mtime(name: str) -> float:
+    from core.projection import projection_path
+
+    return projection_path(name).stat().st_mtime
+
+
+def shift_endpoints(detection: Detection, limit: int = 300):
+    """Strongest change point of up to ``limit`` users, and their interest before/after on the map."""
+    return _shift_endpoints(detection.name, version(detection.name), detection.detector, detection.threshold, limit)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _candidates_frame(name: str, version: str, detector: str) -> pd.DataFrame:
+    """Every candidate change point (a threshold only filters these), with user ids."""
+    fitted = _fitted(name, version, detector)
+    cand = fitted.candidates_
+    ids = _event_arrays(name, version).user_ids
+    return pd.DataFrame({"user_id": ids[cand.user], "event_index": cand.event_index.astype(np.int64),
+                         "alert_index": cand.alert_index.astype(np.int64), "score": cand.score.astype(np.float64)})
+
+
+@st.cache_data(show_spinner="Scoring against the planted truth…", max_entries=16)
+def _truth_sweep(name: str, version: str, detector: str, margin: int) -> pd.DataFrame:
+    from core.truth_scoring import sweep, threshold_grid
+
+    cand = _candidates_frame(name, version, detector)
+    users_df = _users(name, version)
+    return sweep(_ground_truth(name, version), _user_labels(name, version), cand,
+                 users_df.set_index("user_id")["n_events"], threshold_grid(cand["score"].to_numpy()), margin)
+
+
+def truth_sweep(detection: Detection, margin: int = 10) -> pd.DataFrame:
+    """Precision/recall/F1 and false alarms vs threshold on the dataset's planted truth
+    (peak detectors only: their change points at t are the candidates scoring >= t)."""
+    return _truth_sweep(detection.name, version(detection.name), detection.detector, margin)
+
+
+def truth_scores(detection: Detection, margin: int = 10) -> dict:
+    """Scores of the change points on screen (at the current ε) against the planted truth."""
+    from core.truth_scoring import score_detections
+
+    name = detection.name
+    users_df = users(name)
+    return score_detections(ground_truth(name), user_labels(name), detection.change_points(),
+                            users_df.set_index("user_id")["n_events"], margin)
+
+
+def evaluation_folder(name: str) -> Path:
+    return store.cache_dir(name) / "evaluation"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _stored_evaluation(folder: str, mtime: float):
+    import json
+
+    payload = json.loads((Path(folder) / "results.json").read_text(encoding="utf-8"))
+    curves_path = Path(folder) / "pr_curves.csv"
+    curves = pd.read_csv(curves_path) if curves_path.exists() else pd.DataFrame()
+    return payload.get("meta", {}), pd.DataFrame(payload["rows"]), curves
+
+
+def stored_evaluation(name: str):
+    """(meta, table, curves) written by ``python -m core evaluate NAME``, or None."""
+    folder = evaluation_folder(name)
+    path = folder / "results.json"
+    if not path.exists():
+        return None
+    return _stored_evaluation(str(folder), path.stat().st_mtime)

@@ -135,3 +135,32 @@ def cached_projection(name: str, item_vectors: np.ndarray) -> np.ndarray | None:
         if str(stored["fingerprint"]) != fingerprint(item_vectors):
             return None
         return stored["embedding"].astype(np.float32)
+
+
+def segment_means(item_vectors: np.ndarray, history: np.ndarray, change_point: int, h: int = 20) -> np.ndarray:
+    """Interest vectors of the ``h`` events before and after a change point, shape (2, d).
+
+    >>> vecs = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> segment_means(vecs, np.array([0, 0, 0, 1, 1]), 3, h=2).tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    history = np.asarray(history, dtype=np.int64)
+    cp = int(change_point)
+    if not 0 < cp < len(history):
+        raise ShiftError(f"change point {cp} must leave events on both sides (1 … {len(history) - 1})")
+    before = history[max(0, cp - h):cp]
+    after = history[cp:cp + h]
+    return np.vstack([item_vectors[before].mean(axis=0), item_vectors[after].mean(axis=0)])
+
+
+def trailing_means(item_vectors: np.ndarray, history: np.ndarray, h: int = 10) -> np.ndarray:
+    """Mean of the last ``h`` item vectors at every event of one history, shape (T, d).
+
+    >>> trailing_means(np.eye(2), np.array([0, 1, 1]), h=2).tolist()
+    [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]
+    """
+    x = np.asarray(item_vectors, dtype=np.float64)[np.asarray(history, dtype=np.int64)]
+    cum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    end = np.arange(1, len(x) + 1)
+    start = np.maximum(end - h, 0)
+    return (cum[end] - cum[start]) / (end - start)[:, None]

@@ -1,5 +1,7 @@
 """Overview: which dataset, how big, who shifted at the current threshold, and when."""
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 import charts
@@ -50,6 +52,59 @@ cols[1].metric("Items", f"{info.get('n_items', 0):,}")
 cols[2].metric("Events", f"{info.get('n_events', 0):,}")
 cols[3].metric("Ground truth", "yes" if info.get("has_ground_truth") else "no")
 st.caption(f"Source: {info.get('source', '')}")
+
+
+detection = ui.detection_controls(name)
+cps = detection.change_points()
+n_users = int(info.get("n_users", 0)) or 1
+shifted = cps["user_id"].nunique()
+st.subheader(f"{shifted:,} of {n_users:,} users shifted at ε = {detection.threshold:.3g}")
+st.caption(f"Detector {detection.detector}: {len(cps):,} change points, about "
+           f"{detection.false_alarms:.2f} false alarms per 1,000 events expected at this ε.")
+
+left, right = st.columns(2)
+with left:
+    ranking = detection.ranking
+    st.plotly_chart(charts.score_histogram(ranking["max_score"].to_numpy(), detection.threshold,
+                                           "Strongest shift score per user"), key="score_histogram")
+with right:
+    if len(cps):
+        by = st.radio("Where the shifts are", ["event index", "month"], horizontal=True, key="overview_where")
+        if by == "month":
+            months = pd.to_datetime(cps["timestamp"]).dt.to_period("M").astype(str)
+            counts = months.value_counts().sort_index()
+            st.plotly_chart(charts.bars(counts.index, counts.to_numpy(), "Change points per month", "month",
+                                        "change points"), key="where_chart")
+            if "movielens" in str(info.get("source", "")).lower():
+                st.caption("MovieLens timestamps are mostly one sign-up session: prefer event index.")
+        else:
+            edges = np.arange(0, int(cps["event_index"].max()) + 21, 20)
+            counts, _ = np.histogram(cps["event_index"], bins=edges)
+            labels = [f"{a}–{b - 1}" for a, b in zip(edges[:-1], edges[1:])]
+            st.plotly_chart(charts.bars(labels, counts, "Change points per event-index bucket",
+                                        "event index", "change points"), key="where_chart")
+
+if len(cps):
+    st.subheader("Most shifted users")
+    top = (cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id").head(25)
+           .reset_index(drop=True))
+    top["from → to"] = [ui.explanation(name, r.user_id, r.event_index).summary
+                        if 0 < r.event_index < len(ui.user_events(name, r.user_id)) else ""
+                        for r in top.itertuples()]
+    top["change points"] = top["user_id"].map(cps["user_id"].value_counts())
+    event = st.dataframe(
+        top[["user_id", "event_index", "score", "change points", "from → to", "timestamp"]],
+        hide_index=True, key="top_users", on_select="rerun", selection_mode="single-row",
+        column_config={"event_index": "strongest change at event", "score": st.column_config.NumberColumn(format="%.3g"),
+                       "timestamp": st.column_config.DatetimeColumn("time of change")},
+    )
+    st.caption("Select a row to open that user's timeline.")
+    rows = event.selection.rows if event is not None else []
+    if rows:
+        ui.set_user(name, top.loc[rows[0], "user_id"])
+        st.switch_page("pages/timeline.py")
+else:
+    st.info("No change point at this ε: lower it in the sidebar.")
 
 categories = ui.category_counts(name)
 if len(categories):

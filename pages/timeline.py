@@ -1,0 +1,70 @@
+"""User timeline: one user's shift score with ε, change points, genre composition and events."""
+
+import numpy as np
+import streamlit as st
+
+import charts
+import ui
+from core.composition import category_composition, segment_of
+from core.errors import ShiftError
+
+st.title("User timeline")
+
+name = ui.choose_dataset()
+if name is None:
+    st.stop()
+detection = ui.detection_controls(name)
+user = ui.choose_user(name, ranked=detection.ranked_users)
+
+events = ui.user_events(name, user)
+signal = detection.user_signal(user)
+cps = detection.user_change_points(user)
+truth = ui.ground_truth(name)
+truth_idx = truth.loc[truth["user_id"] == user, "event_index"].astype(int).tolist()
+
+cols = st.columns(4)
+cols[0].metric("Events", f"{len(events):,}")
+cols[1].metric("Change points", len(cps), help=f"Score peaks of {detection.detector} at or above ε")
+cols[2].metric("Strongest score", f"{np.nanmax(signal):.3g}" if np.isfinite(signal).any() else "—")
+if truth_idx:
+    cols[3].metric("Planted change points", ", ".join(map(str, truth_idx)))
+
+x_axis = st.radio("x-axis", ["event index", "date"], horizontal=True, key="timeline_x")
+index = np.arange(len(events))
+if x_axis == "date":
+    x = events["ts"].to_numpy()
+    to_x = lambda i: x[min(int(i), len(x) - 1)]  # noqa: E731 — a change point's first event
+    if str(ui.info(name).get("source", "")).lower().find("movielens") >= 0:
+        st.caption("MovieLens timestamps are mostly one sign-up session (a back-fill order), not "
+                   "consumption dates: read shifts in event order.")
+else:
+    x = index
+    to_x = int
+
+change_x = [to_x(i) for i in cps["event_index"]]
+alert_x = [to_x(i) for i in cps["alert_index"]] if detection.online else []
+extra = None
+if detection.detector != "linear" and st.toggle("Also show |wᵀΔf| (the source method's linear rule)", value=False):
+    try:
+        extra = ("|wᵀΔf|", ui.user_signal(name, "linear", user))
+    except ShiftError as err:
+        st.caption(f"|wᵀΔf| unavailable: {err}")
+st.plotly_chart(
+    charts.timeline(x, signal, detection.threshold, change_x, detection.detector, alert_x=alert_x,
+                    truth_x=[to_x(i) for i in truth_idx], extra=extra, x_title=x_axis),
+    key="timeline_chart",
+)
+if truth_idx:
+    st.caption("Wide green bands: planted (true) change points.")
+
+window = st.slider("Composition window (events)", 1, 50, 10, key="composition_window")
+shares = category_composition(events["categories"].tolist(), window=window)
+st.plotly_chart(charts.composition(shares, x, change_x, x_title=x_axis), key="composition_chart")
+
+segment = segment_of(len(events), cps["event_index"].tolist())
+table = events.assign(
+    segment=segment,
+    categories=[", ".join(c) if c is not None else "" for c in events["categories"]],
+)[["seq", "segment", "title", "categories", "rating", "ts"]]
+st.dataframe(table, hide_index=True, key="events_table",
+             column_config={"seq": "event", "ts": st.column_config.DatetimeColumn("time")})
