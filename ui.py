@@ -54,8 +54,13 @@ def _cursor(name: str) -> duckdb.DuckDBPyConnection:
 
 
 @st.cache_data(show_spinner=False, ttl=10)
-def dataset_names() -> list[str]:
+def _dataset_names(folder: str) -> list[str]:
     return store.list_dataset_names()
+
+
+def dataset_names() -> list[str]:
+    """Datasets in the data folder (re-listed every 10 s, and at once after an upload)."""
+    return _dataset_names(str(store.data_dir()))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -156,7 +161,7 @@ def import_uploads(name: str, events_file, items_file, delimiter: str = ",") -> 
             path.write_bytes(upload.getvalue())
             sources.append(store.TableSource(path, delimiter=delimiter, display_name=upload.name))
         report = ingest_files(name, sources[0], sources[1])
-    dataset_names.clear()
+    _dataset_names.clear()
     return report
 
 

@@ -33,7 +33,8 @@ x_axis = st.radio("x-axis", ["event index", "date"], horizontal=True, key="timel
 index = np.arange(len(events))
 if x_axis == "date":
     x = events["ts"].to_numpy()
-    to_x = lambda i: x[min(int(i), len(x) - 1)]  # noqa: E731 — a change point's first event
+    # Markers take ISO strings: Plotly cannot place annotations at numpy datetimes.
+    to_x = lambda i: str(np.datetime_as_string(x[min(int(i), len(x) - 1)], unit="s"))  # noqa: E731
     if str(ui.info(name).get("source", "")).lower().find("movielens") >= 0:
         st.caption("MovieLens timestamps are mostly one sign-up session (a back-fill order), not "
                    "consumption dates: read shifts in event order.")

@@ -1,0 +1,57 @@
+"""AppTest of the Projection page: the stored map, a user's path, shifts across users."""
+
+import json
+
+import numpy as np
+from dashboard_world import APP, NAME, values, world, world_dir, write_stub_projection  # noqa: F401
+from streamlit.testing.v1 import AppTest
+
+USER, PLANTED = "30", 28  # abrupt shift at event 28 of 55 in the tiny world
+
+
+def _projection() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["dataset"] = NAME
+    at.session_state[f"user:{NAME}"] = USER
+    at.switch_page("pages/projection.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _traces(at: AppTest, key: str) -> dict[str, dict]:
+    chart = next(c for c in at.get("plotly_chart") if key in c.proto.id)
+    return {t.get("name"): t for t in json.loads(chart.proto.spec)["data"]}
+
+
+def test_without_a_stored_map_the_page_says_how_to_make_it(world):
+    from core.projection import projection_path
+
+    projection_path(NAME).unlink(missing_ok=True)
+    at = _projection()
+    assert any(f"python -m core project {NAME}" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+
+def test_user_path_and_population_view(world):
+    from core import embeddings
+
+    coords = write_stub_projection(NAME, embeddings.cached_item_matrix(NAME))
+    at = _projection()
+    traces = _traces(at, "projection_user")
+    events = traces["user's events"]
+    assert len(values(events["x"])) == 55
+    # The events sit at their items' map coordinates, in event order.
+    from core import store
+
+    with store.connect(NAME) as con:
+        history = store.load_user_events(con, USER)["item_idx"].to_numpy()
+    np.testing.assert_allclose(np.c_[values(events["x"]), values(events["y"])], coords[history], rtol=1e-5)
+    # The interest path turns from "before" to "after" at the detected change point (event 28).
+    assert len(values(traces["interest path (before)"]["x"])) == PLANTED
+    assert len(values(traces["interest path (after)"]["x"])) == 55 - PLANTED + 1
+
+    population = _traces(at, "projection_population")
+    n_shifted = len(values(population["before"]["x"]))
+    assert n_shifted == len(values(population["after"]["x"])) > 0
+    subheader_like = [c.value for c in at.caption if c.value.endswith("map units.")]
+    assert subheader_like and subheader_like[0].startswith(f"{n_shifted} users")

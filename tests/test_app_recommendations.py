@@ -1,0 +1,69 @@
+"""AppTest of the Recommendations page: before/after/now lists around a change point."""
+
+from collections import Counter
+
+from dashboard_world import APP, NAME, world, world_dir  # noqa: F401
+from streamlit.testing.v1 import AppTest
+
+USER = "30"  # abrupt shift at event 28 of 55 in the tiny world
+
+
+def _recommendations(user: str = USER) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["dataset"] = NAME
+    at.session_state[f"user:{NAME}"] = user
+    at.switch_page("pages/recommendations.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _lists(at: AppTest) -> dict:
+    # Tables in page order: before, after, now, category shares, 2 x representative items, history.
+    return {key: at.dataframe[i].value for i, key in enumerate(("before", "after", "now"))}
+
+
+def _history(at: AppTest):
+    return at.dataframe[-1].value
+
+
+def _main_category(table) -> str:
+    return Counter(c.split(", ")[0] for c in table["categories"]).most_common(1)[0][0]
+
+
+def test_lists_follow_the_planted_shift(world):
+    from core import store
+
+    with store.connect(NAME) as con:
+        truth = store.load_ground_truth(con).query("user_id == @USER").iloc[0]
+        seen = set(store.load_user_events(con, USER)["title"])
+    at = _recommendations()
+    choice = at.radio(key=f"_cp_choice:{NAME}:{USER}")
+    assert choice.value == f"detected at event {truth.event_index} (score {choice.value.split('score ')[1]}"
+    lists = _lists(at)
+    assert _main_category(lists["before"]) == truth.from_category
+    assert _main_category(lists["after"]) == truth.to_category
+    assert _main_category(lists["now"]) == truth.to_category
+    for table in lists.values():
+        assert len(table) == 10
+        assert not set(table["title"]) & seen  # seen items are never recommended
+    summary = next(m.value for m in at.markdown if m.value.startswith("**What changed"))
+    assert truth.from_category.split()[0] in summary and truth.to_category.split()[0] in summary
+    overlap = {m.label: m.value for m in at.metric}
+    n = len(set(lists["before"]["title"]) & set(lists["after"]["title"]))
+    assert overlap["Before ∩ after"] == f"{n} of 10"
+    history = _history(at)
+    assert (history["segment"] == "before").sum() == truth.event_index
+
+
+def test_planted_and_manual_change_points_and_list_length(world):
+    at = _recommendations()
+    choice = at.radio(key=f"_cp_choice:{NAME}:{USER}")
+    assert "planted at event 28" in choice.options
+    choice.set_value("another event index…").run()
+    at.slider[0].set_value(10).run()
+    assert not at.exception, at.exception
+    assert next(m.value for m in at.markdown if m.value.startswith("**What changed")).startswith(
+        "**What changed at event 10:**")
+    assert (_history(at)["segment"] == "before").sum() == 10
+    at.slider[1].set_value(5).run()
+    assert all(len(t) == 5 for t in _lists(at).values())

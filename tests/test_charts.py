@@ -1,0 +1,22 @@
+"""Figures render data text as text: markup in titles reaches Plotly escaped."""
+
+import numpy as np
+
+import charts
+import ui
+
+
+def test_titles_with_markup_are_escaped_in_hover_labels():
+    titles = ["<b>Bold</b> <script>alert(1)</script>", "Plain"]
+    fig = charts.item_map(np.zeros((2, 2)), titles, ["<i>Cat</i>", "Drama"], colour_by_category=False)
+    hover = list(fig.data[0].hovertext)
+    assert hover[0] == "&lt;b&gt;Bold&lt;/b&gt; &lt;script&gt;alert(1)&lt;/script&gt;<br>&lt;i&gt;Cat&lt;/i&gt;"
+    assert "<script" not in " ".join(hover)
+    fig = charts.item_map(np.zeros((2, 2)), titles, ["<i>Cat</i>", "Drama"], colour_by_category=True)
+    assert "&lt;i&gt;Cat&lt;/i&gt;" in {t.name for t in fig.data}
+
+
+def test_markdown_escape_neutralises_links_and_html():
+    text = "[click](javascript:alert(1)) <img src=x> *bold* Horror 45% → 5%"
+    escaped = ui.md_escape(text)
+    assert escaped == (r"\[click\]\(javascript\:alert\(1\)\) \<img src=x\> \*bold\* Horror 45% → 5%")
