@@ -152,15 +152,3 @@ def segment_means(item_vectors: np.ndarray, history: np.ndarray, change_point: i
     after = history[cp:cp + h]
     return np.vstack([item_vectors[before].mean(axis=0), item_vectors[after].mean(axis=0)])
 
-
-def trailing_means(item_vectors: np.ndarray, history: np.ndarray, h: int = 10) -> np.ndarray:
-    """Mean of the last ``h`` item vectors at every event of one history, shape (T, d).
-
-    >>> trailing_means(np.eye(2), np.array([0, 1, 1]), h=2).tolist()
-    [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]
-    """
-    x = np.asarray(item_vectors, dtype=np.float64)[np.asarray(history, dtype=np.int64)]
-    cum = np.vstack([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
-    end = np.arange(1, len(x) + 1)
-    start = np.maximum(end - h, 0)
-    return (cum[end] - cum[start]) / (end - start)[:, None]

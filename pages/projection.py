@@ -5,7 +5,8 @@ import streamlit as st
 
 import charts
 import ui
-from core.projection import place, trailing_means
+from core.projection import place
+from core.trajectory import recent_mean
 
 st.title("Projection of item embeddings")
 
@@ -34,7 +35,7 @@ with user_tab:
     history = events["item_idx"].to_numpy()
     first_cp = int(cps["event_index"].iloc[0]) if len(cps) else None
     smooth_h = st.slider("Smoothing (events in the moving interest vector)", 1, 30, 10, key="projection_smooth")
-    smooth = place(trailing_means(matrix, history, smooth_h), matrix, coords)
+    smooth = place(recent_mean(matrix[history], np.array([0, len(history)]), smooth_h), matrix, coords)
     colour = st.toggle("Colour items by category", value=True, key="projection_colour")
     fig = charts.item_map(coords, items["title"], top_category, colour)
     charts.add_user_path(fig, coords[history], smooth, events["title"], first_cp)

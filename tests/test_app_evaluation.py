@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from dashboard_world import APP, SHIFTS, SHIFTS_PLANTED, world, world_dir  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
@@ -28,7 +29,8 @@ def _candidates(dataset: str):
     return ev.user_ids[det.candidates_.user], det.candidates_.event_index, det.candidates_.score
 
 
-def test_live_scores_at_eps_match_the_planted_truth(world):
+@pytest.mark.usefixtures("world")
+def test_live_scores_at_eps_match_the_planted_truth():
     users, index, score = _candidates(SHIFTS)
     planted = {("u1", 40)} | {("u3", i) for i in SHIFTS_PLANTED}
     is_planted = np.array([(u, int(i)) in planted for u, i in zip(users, index)])
@@ -49,7 +51,8 @@ def test_live_scores_at_eps_match_the_planted_truth(world):
     assert {m.label: m.value for m in at.metric}["Matched / planted"] == "0 / 4"
 
 
-def test_stored_benchmark_table_and_curve(world):
+@pytest.mark.usefixtures("world")
+def test_stored_benchmark_table_and_curve():
     from core import store
     from core.evaluation import Evaluation, write_evaluation
 
@@ -75,13 +78,14 @@ def test_stored_benchmark_table_and_curve(world):
         (store.cache_dir(SHIFTS) / "evaluation" / "results.json").unlink()
 
 
-def test_dataset_without_truth_says_so(data_dir, world_dir):
+def test_dataset_without_truth_says_so(data_dir, request):
     # movielens-like: a dataset with no labels gets an explanation, not an empty chart.
     import shutil
 
     from core import embeddings
 
-    shutil.copy(world_dir / f"{SHIFTS}.duckdb", data_dir / "nolabels.duckdb")
+    source = request.getfixturevalue("world_dir")
+    shutil.copy(source / f"{SHIFTS}.duckdb", data_dir / "nolabels.duckdb")
     import duckdb
 
     with duckdb.connect(str(data_dir / "nolabels.duckdb")) as con:
@@ -92,8 +96,6 @@ def test_dataset_without_truth_says_so(data_dir, world_dir):
 
     with store.connect("nolabels") as con:
         matrix = stub_item_matrix(store.load_items(con))
-    import pytest
-
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(embeddings, "cached_item_matrix", lambda name, model_id=None: matrix)
         at = _evaluation("nolabels")

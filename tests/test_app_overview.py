@@ -33,7 +33,8 @@ def _population_change_points(dataset: str, eps: float):
     return det.predict(eps)
 
 
-def test_headline_counts_and_shifted_users_follow_eps(world):
+@pytest.mark.usefixtures("world")
+def test_headline_counts_and_shifted_users_follow_eps():
     at = _overview()
     assert _metrics(at) == {"Users": "40", "Items": "288", "Events": "1,589", "Ground truth": "yes"}
     slider = at.sidebar.slider(key=f"_widget_eps:{NAME}:two_window")
@@ -58,7 +59,8 @@ def test_headline_counts_and_shifted_users_follow_eps(world):
     assert any("No change point" in i.value for i in at.info)
 
 
-def test_switching_dataset_changes_every_count(world):
+@pytest.mark.usefixtures("world")
+def test_switching_dataset_changes_every_count():
     at = _overview()
     at.sidebar.selectbox(key="_widget_dataset").set_value(SHIFTS).run()
     assert not at.exception, at.exception

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from dashboard_world import APP, NAME, values, world, world_dir, write_stub_projection  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
@@ -23,7 +24,8 @@ def _traces(at: AppTest, key: str) -> dict[str, dict]:
     return {t.get("name"): t for t in json.loads(chart.proto.spec)["data"]}
 
 
-def test_without_a_stored_map_the_page_says_how_to_make_it(world):
+@pytest.mark.usefixtures("world")
+def test_without_a_stored_map_the_page_says_how_to_make_it():
     from core.projection import projection_path
 
     projection_path(NAME).unlink(missing_ok=True)
@@ -32,7 +34,8 @@ def test_without_a_stored_map_the_page_says_how_to_make_it(world):
     assert not at.get("plotly_chart")
 
 
-def test_user_path_and_population_view(world):
+@pytest.mark.usefixtures("world")
+def test_user_path_and_population_view():
     from core import embeddings
 
     coords = write_stub_projection(NAME, embeddings.cached_item_matrix(NAME))

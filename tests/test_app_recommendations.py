@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+import pytest
 from dashboard_world import APP, NAME, world, world_dir  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
@@ -30,7 +31,8 @@ def _main_category(table) -> str:
     return Counter(c.split(", ")[0] for c in table["categories"]).most_common(1)[0][0]
 
 
-def test_lists_follow_the_planted_shift(world):
+@pytest.mark.usefixtures("world")
+def test_lists_follow_the_planted_shift():
     from core import store
 
     with store.connect(NAME) as con:
@@ -55,7 +57,8 @@ def test_lists_follow_the_planted_shift(world):
     assert (history["segment"] == "before").sum() == truth.event_index
 
 
-def test_planted_and_manual_change_points_and_list_length(world):
+@pytest.mark.usefixtures("world")
+def test_planted_and_manual_change_points_and_list_length():
     at = _recommendations()
     choice = at.radio(key=f"_cp_choice:{NAME}:{USER}")
     assert "planted at event 28" in choice.options

@@ -46,7 +46,8 @@ def _user_candidates(user: str, dataset: str = NAME) -> tuple[np.ndarray, np.nda
     return mine.event_index, mine.score
 
 
-def test_planted_shift_is_found_at_its_exact_index_at_the_default_threshold(world):
+@pytest.mark.usefixtures("world")
+def test_planted_shift_is_found_at_its_exact_index_at_the_default_threshold():
     at = _timeline()
     assert _metric(at, "Events") == "55"
     assert _metric(at, "Planted change points") == str(PLANTED)
@@ -58,7 +59,8 @@ def test_planted_shift_is_found_at_its_exact_index_at_the_default_threshold(worl
     assert "1 change point" in _chart_title(at)
 
 
-def test_moving_the_eps_slider_changes_the_change_point_count_as_expected(world):
+@pytest.mark.usefixtures("world")
+def test_moving_the_eps_slider_changes_the_change_point_count_as_expected():
     # u3 of the hand-made log moves through four genres: planted shifts at events 30, 60, 90.
     index, score = _user_candidates("u3", SHIFTS)
     planted = np.isin(index, SHIFTS_PLANTED)
@@ -90,7 +92,8 @@ def test_moving_the_eps_slider_changes_the_change_point_count_as_expected(world)
     assert set(found) <= set(SHIFTS_PLANTED)
 
 
-def test_threshold_set_as_false_alarm_rate_maps_to_the_calibrated_eps(world):
+@pytest.mark.usefixtures("world")
+def test_threshold_set_as_false_alarm_rate_maps_to_the_calibrated_eps():
     at = _timeline()
     at.sidebar.radio(key="threshold_mode").set_value("false alarms per 1,000 events").run()
     at.sidebar.slider(key=f"_rate:{NAME}:two_window").set_value(0.0).run()
@@ -105,7 +108,8 @@ def test_threshold_set_as_false_alarm_rate_maps_to_the_calibrated_eps(world):
     assert eps > default_eps
 
 
-def test_changing_user_and_detector(world):
+@pytest.mark.usefixtures("world")
+def test_changing_user_and_detector():
     at = _timeline()
     at.sidebar.selectbox(key=USER_KEY).set_value("2").run()
     assert not at.exception, at.exception
@@ -118,7 +122,8 @@ def test_changing_user_and_detector(world):
     assert at.sidebar.selectbox(key=USER_KEY).value == "2"
 
 
-def test_next_most_shifted_user_button_walks_the_ranking(world):
+@pytest.mark.usefixtures("world")
+def test_next_most_shifted_user_button_walks_the_ranking():
     at = _timeline()
     first = at.sidebar.selectbox(key=USER_KEY).value
     at.sidebar.button[0].click().run()
@@ -127,7 +132,8 @@ def test_next_most_shifted_user_button_walks_the_ranking(world):
 
 
 @pytest.mark.parametrize("x_axis", ["date"])
-def test_date_axis_renders(world, x_axis):
+@pytest.mark.usefixtures("world")
+def test_date_axis_renders(x_axis):
     at = _timeline()
     at.radio(key="timeline_x").set_value(x_axis).run()
     assert not at.exception, at.exception
