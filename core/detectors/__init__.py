@@ -1,0 +1,73 @@
+"""Interest-shift detectors: one per module, a tiny base class, and a registry by name.
+
+Every detector follows :class:`~core.detectors.base.Detector`: ``fit(vectors, offsets,
+ratings)`` over a population in CSR layout, then a cheap ``predict(threshold)``. The
+population-level functions the CLI and the dashboard use (fit a dataset, change points
+at a threshold, one user's score signal, false alarms <-> threshold) are in
+:mod:`core.detectors.population`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from core.detectors.base import ChangePoints, Detector
+from core.detectors.discriminant import UserDiscriminant
+from core.detectors.isolation_forest import IsolationForestShift
+from core.detectors.kernel_cpd import KernelCPD
+from core.detectors.linear_rule import LinearInterestRule
+from core.detectors.page_hinkley import OnlinePageHinkley, PageHinkley
+from core.detectors.two_window import GenreHistogram, TwoWindow
+from core.detectors.zscore import ZScore
+from core.errors import ShiftError
+
+# name -> factory. The window h = 20 events: segments in the splice benchmark are at least
+# 20 events long, and longer windows average away the local drift of real histories.
+DETECTORS: dict[str, Callable[[], Detector]] = {
+    "two_window": lambda: TwoWindow(h=20, metric="l2", standardize=True),
+    "two_window_cosine": lambda: TwoWindow(h=20, metric="cosine"),
+    "linear": lambda: LinearInterestRule(h=20),
+    "zscore": lambda: ZScore(h=20),
+    "isolation_forest": lambda: IsolationForestShift(h=20, random_state=0),
+    "discriminant": lambda: UserDiscriminant(h=20, random_state=0),
+    "kernel_cpd": lambda: KernelCPD(kernel="linear", n_components=16, whiten=True, min_size=10),
+    "kernel_cpd_raw": lambda: KernelCPD(kernel="linear", n_components=None, min_size=10),
+    "page_hinkley": lambda: OnlinePageHinkley(memory=20),
+    "genre_histogram": lambda: GenreHistogram(h=20, metric="l2", standardize=True),
+}
+BASELINES = ("genre_histogram",)  # uses no language model
+DEFAULT = "two_window"
+
+
+def detector_names() -> list[str]:
+    """Every detector name, the default first."""
+    return [DEFAULT] + [n for n in DETECTORS if n != DEFAULT]
+
+
+def make_detector(name: str) -> Detector:
+    """A fresh, unfitted detector by name."""
+    if name not in DETECTORS:
+        raise ShiftError(f"unknown detector {name!r}; choose one of: {', '.join(detector_names())}")
+    detector = DETECTORS[name]()
+    detector.name = name
+    return detector
+
+
+__all__ = [
+    "BASELINES",
+    "DEFAULT",
+    "DETECTORS",
+    "ChangePoints",
+    "Detector",
+    "GenreHistogram",
+    "IsolationForestShift",
+    "KernelCPD",
+    "LinearInterestRule",
+    "OnlinePageHinkley",
+    "PageHinkley",
+    "TwoWindow",
+    "UserDiscriminant",
+    "ZScore",
+    "detector_names",
+    "make_detector",
+]

@@ -1,0 +1,151 @@
+"""Detectors on synthetic trajectories with planted change points (no encoder involved)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.detectors import DEFAULT, detector_names, make_detector
+from core.detectors.page_hinkley import PageHinkley
+from core.detectors.peaks import candidate_peaks
+from core.errors import DataError, ShiftError
+
+D = 8
+CENTRES = np.eye(D) * 1.0
+# user -> true change points; the users after these are stable, alternating, short
+PLANTED = {0: [60], 1: [70, 140]}
+STABLE = range(2, 22)
+ALTERNATING = 22
+SHORT = 23
+
+
+def _user(rng, segments):
+    return np.vstack([CENTRES[c] + 0.15 * rng.normal(size=(n, D)) for c, n in segments])
+
+
+@pytest.fixture(scope="module")
+def population():
+    rng = np.random.default_rng(7)
+    users = [_user(rng, [(0, 60), (1, 60)]), _user(rng, [(2, 70), (3, 70), (4, 70)])]
+    users += [_user(rng, [(k % D, 100)]) for k in STABLE]
+    # a multi-interest user: sessions of 3 events alternating between two interests, no shift
+    users.append(_user(rng, [(5 if s % 2 else 6, 3) for s in range(40)]))
+    users.append(_user(rng, [(7, 15)]))  # shorter than two windows of 20
+    vectors = np.vstack(users)
+    offsets = np.concatenate([[0], np.cumsum([len(u) for u in users])])
+    # ratings: users like centre 0, 2 and 5, dislike 1, 3 and 6 (so w sees the planted shifts)
+    taste = np.array([1.0, -1.0, 1.0, -1.0, 0.0, 1.0, -1.0, 0.0])
+    ratings = 3.0 + vectors @ taste + 0.1 * rng.normal(size=len(vectors))
+    return vectors, offsets, ratings
+
+
+def _by_user(cp, n_users):
+    return {k: cp.event_index[cp.user == k].tolist() for k in range(n_users)}
+
+
+# (name, threshold, tolerance in events); tolerance 0 means exact indices.
+CASES = [
+    ("two_window", 3.0, 0),
+    ("two_window_cosine", 0.5, 0),
+    ("linear", 0.17, 0),
+    ("zscore", 6.0, 0),
+    # isolation-forest scores saturate near a change, so the peak may land anywhere in the window
+    ("isolation_forest", 0.56, 10),
+    ("discriminant", 40.0, 0),
+    ("kernel_cpd", 50.0, 0),
+    ("kernel_cpd_raw", 10.0, 0),
+    ("page_hinkley", 1.0, 0),
+]
+
+
+@pytest.mark.parametrize(("name", "threshold", "tol"), CASES)
+def test_detector_recovers_planted_change_points_and_stays_silent(population, name, threshold, tol):
+    vectors, offsets, ratings = population
+    det = make_detector(name).fit(vectors, offsets, ratings)
+    found = _by_user(det.predict(threshold), len(offsets) - 1)
+    for k, truth in PLANTED.items():
+        assert len(found[k]) == len(truth), (k, found[k])
+        assert all(abs(f - t) <= tol for f, t in zip(found[k], truth, strict=True)), (k, found[k])
+    for k in [*STABLE, ALTERNATING, SHORT]:
+        assert found[k] == [], (k, found[k])
+
+
+def test_online_alert_comes_after_the_change(population):
+    vectors, offsets, ratings = population
+    cp = make_detector("page_hinkley").fit(vectors, offsets).predict(1.0)
+    first = cp.where(cp.user == 0)
+    assert first.alert_index[0] >= first.event_index[0]
+    assert first.alert_index[0] - 60 <= 10  # known within ten events of the change
+
+
+def test_scores_are_nan_where_windows_do_not_fit(population):
+    vectors, offsets, _ = population
+    det = make_detector("two_window").fit(vectors, offsets)
+    short = det.scores_[offsets[SHORT] : offsets[SHORT + 1]]
+    assert np.isnan(short).all()
+    first = det.scores_[offsets[0] : offsets[1]]
+    assert np.isnan(first[:20]).all() and np.isnan(first[101:]).all() and np.isfinite(first[20:101]).all()
+
+
+def test_genre_histogram_reads_genre_features():
+    det = make_detector("genre_histogram")
+    assert det.features == "genres"
+    g = np.repeat(np.eye(3), [40, 40, 0], axis=0)  # genre 0 then genre 1
+    cp = det.fit(g + 0.0, np.array([0, 80])).predict(1.0)
+    assert cp.event_index.tolist() == [40]
+
+
+def test_linear_rule_misses_a_shift_orthogonal_to_w():
+    # the documented weakness of a single direction: the full-vector rule is there for it
+    rng = np.random.default_rng(0)
+    x = np.vstack([CENTRES[2] + 0.2 * rng.normal(size=(60, D)), CENTRES[3] + 0.2 * rng.normal(size=(60, D))])
+    r = 3 + x[:, 0] + 0.05 * rng.normal(size=120)  # ratings only depend on dimension 0
+    offsets = np.array([0, 120])
+    assert len(make_detector("linear").fit(x, offsets, r).predict(0.5)) == 0
+    assert make_detector("two_window").fit(x, offsets).predict(3.0).event_index.tolist() == [60]
+
+
+def test_linear_rule_needs_ratings(population):
+    vectors, offsets, _ = population
+    with pytest.raises(DataError, match="needs ratings"):
+        make_detector("linear").fit(vectors, offsets, np.full(len(vectors), np.nan))
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(DataError, match="offsets"):
+        make_detector("two_window").fit(np.zeros((10, 3)), np.array([0, 5]))
+    with pytest.raises(DataError, match="NaN"):
+        make_detector("two_window").fit(np.full((10, 3), np.nan), np.array([0, 10]))
+    with pytest.raises(ShiftError, match="unknown detector 'nope'"):
+        make_detector("nope")
+    with pytest.raises(RuntimeError, match="fit"):
+        make_detector("two_window").predict(1.0)
+
+
+def test_predict_is_monotone_in_the_threshold(population):
+    vectors, offsets, ratings = population
+    det = make_detector("two_window").fit(vectors, offsets)
+    counts = [len(det.predict(t)) for t in (0.0, 1.0, 2.0, 4.0, 8.0)]
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
+
+
+def test_peaks_suppress_neighbours_within_the_window():
+    scores = np.array([0.0, 5.0, 4.9, 0.0, 0.0, 0.0, 3.0, np.nan])
+    assert candidate_peaks(scores, np.array([0, 8]), window=2).tolist() == [1, 6]
+    assert candidate_peaks(scores, np.array([0, 8]), window=5).tolist() == [1]
+    # a plateau yields its first event only; users never suppress each other
+    assert candidate_peaks(np.array([2.0, 2.0, 1.0, 9.0]), np.array([0, 3, 4]), 2).tolist() == [0, 3]
+
+
+def test_page_hinkley_is_river_like_and_resets_after_firing():
+    ph = PageHinkley(threshold=2.0, delta=0.05)
+    x = np.concatenate([np.zeros(30), np.ones(30), np.zeros(10), 2 * np.ones(30)])
+    fired = [i for i, v in enumerate(x) if ph.update(float(v)).drift_detected]
+    assert fired[0] == 32 and ph.drift_detected is (fired[-1] == len(x) - 1)
+    assert len(fired) >= 2  # it reset after the first alarm and caught the second rise
+    assert ph.update(2.0).drift_detected is False  # reset on the update after firing
+
+
+def test_registry_lists_the_default_first():
+    names = detector_names()
+    assert names[0] == DEFAULT and len(names) == len(set(names)) >= 9
