@@ -21,7 +21,7 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 # Tables besides the three the importer creates with CREATE TABLE AS:
 #   items(item_idx, item_id, title, categories VARCHAR[], description, text)
 #   users(user_idx, user_id, n_events, first_ts, last_ts)
-#   events(user_idx, user_id, seq, item_idx, item_id, ts, rating, event_type), in (user_idx, seq) order
+#   events(user_idx, seq, item_idx, ts, rating, event_type): integer keys only; join users/items for ids
 SCHEMA = """
 CREATE TABLE datasets (
     name VARCHAR, source VARCHAR, created TIMESTAMP,

@@ -59,9 +59,9 @@ def load_user_events(con: duckdb.DuckDBPyConnection, user_id: str) -> pd.DataFra
     """One user's events in order, joined with item titles and categories."""
     df = con.execute(
         """
-        SELECT e.seq, e.ts, e.item_idx, e.item_id, i.title, i.categories, e.rating, e.event_type
+        SELECT e.seq, e.ts, e.item_idx, i.item_id, i.title, i.categories, e.rating, e.event_type
         FROM events e JOIN items i USING (item_idx)
-        WHERE e.user_id = $u
+        WHERE e.user_idx = (SELECT user_idx FROM users WHERE user_id = $u)
         ORDER BY e.seq
         """,
         {"u": str(user_id)},
