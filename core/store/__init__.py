@@ -22,6 +22,7 @@ from core.store.queries import (
     load_users,
     user_exists,
 )
+from core.store.user_index import user_index
 
 __all__ = [
     "EventArrays",
@@ -45,4 +46,5 @@ __all__ = [
     "load_user_labels",
     "load_users",
     "user_exists",
+    "user_index",
 ]
