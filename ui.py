@@ -332,32 +332,14 @@ def md_escape(text: str) -> str:
 # --------------------------------------------------------------------------- detection
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _feature_matrix(name: str, version: str, kind: str) -> np.ndarray:
-    """Item features a detector reads: the cached embeddings (never encoded here) or genres."""
-    if kind == "genres":
-        from core.detectors.features import genre_matrix
-
-        matrix = genre_matrix(_items(name, version))
-        matrix.setflags(write=False)
-        return matrix
-    return _item_matrix(name, version)
-
-
-def _event_features(name: str, version: str, detector: str, rows: slice = slice(None)) -> np.ndarray:
-    from core.detectors import make_detector
-
-    kind = make_detector(detector).features
-    return _feature_matrix(name, version, kind)[_event_arrays(name, version).item_idx[rows]]
-
-
-@st.cache_resource(show_spinner="Fitting the detector over every user (once per dataset)…", max_entries=8)
+@st.cache_resource(show_spinner="Fitting the detector over every user (once per dataset and detector)…",
+                   max_entries=8)
 def _fitted(name: str, version: str, detector: str):
-    """A detector fitted on the whole population; the slider only calls its cheap predict."""
-    from core.detectors import make_detector
+    """core.detectors.population.PopulationFit, from the disk cache or fitted now (shared;
+    never mutated). The slider only calls its cheap predict."""
+    from core.fitted_detectors import fitted_population
 
-    ev = _event_arrays(name, version)
-    return make_detector(detector).fit(_event_features(name, version, detector), ev.offsets, ev.rating)
+    return fitted_population(name, detector, _item_matrix(name, version))
 
 
 def detector_names() -> list[str]:
@@ -375,30 +357,20 @@ def default_detector() -> str:
 @st.cache_data(show_spinner=False, max_entries=32)
 def _user_ranking(name: str, version: str, detector: str) -> pd.DataFrame:
     """Users by their strongest candidate change (threshold-free, so it survives slider moves)."""
-    fitted = _fitted(name, version, detector)
-    cand = fitted.candidates_
-    ids = _event_arrays(name, version).user_ids
+    fit = _fitted(name, version, detector)
+    cand = fit.detector.candidates_
     if len(cand) == 0:
         return pd.DataFrame({"user_id": pd.Series(dtype=str), "max_score": pd.Series(dtype=float)})
     best = pd.DataFrame({"user": cand.user, "score": cand.score}).groupby("user")["score"].max()
     best = best.sort_values(ascending=False, kind="stable")
-    return pd.DataFrame({"user_id": ids[best.index.to_numpy()], "max_score": best.to_numpy()})
+    return pd.DataFrame({"user_id": fit.events.user_ids[best.index.to_numpy()], "max_score": best.to_numpy()})
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _population_change_points(name: str, version: str, detector: str, threshold: float) -> pd.DataFrame:
-    fitted = _fitted(name, version, detector)
-    cps = fitted.predict(threshold)
-    ev = _event_arrays(name, version)
-    flat = ev.offsets[cps.user] + cps.event_index
-    return pd.DataFrame({
-        "user_id": ev.user_ids[cps.user],
-        "event_index": cps.event_index.astype(np.int64),
-        "timestamp": ev.ts[np.minimum(flat, len(ev.ts) - 1)] if len(ev.ts) else ev.ts[:0],
-        "score": cps.score.astype(np.float64),
-        "alert_index": cps.alert_index.astype(np.int64),
-        "detector": detector,
-    })
+    from core.detectors.population import change_points
+
+    return change_points(_fitted(name, version, detector), threshold)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -406,62 +378,34 @@ def _user_positions(name: str, version: str) -> dict[str, int]:
     return {u: k for k, u in enumerate(_event_arrays(name, version).user_ids)}
 
 
-def _position(name: str, user_id: str) -> int:
+def user_signal(name: str, detector: str, user_id: str) -> np.ndarray:
+    """The fitted detector's per-event score for one user (NaN where undefined). Read-only view."""
     from core.errors import UnknownUser
 
+    fit = _fitted(name, version(name), detector)
     k = _user_positions(name, version(name)).get(str(user_id))
     if k is None:
         raise UnknownUser(f"user {user_id!r} is not in dataset {name!r}")
-    return k
-
-
-def user_signal(name: str, detector: str, user_id: str) -> np.ndarray:
-    """The fitted detector's per-event score for one user (NaN where undefined). Read-only view."""
-    fitted = _fitted(name, version(name), detector)
-    k = _position(name, user_id)
-    return fitted.scores_[int(fitted.offsets_[k]):int(fitted.offsets_[k + 1])]
+    return fit.detector.scores_[fit.events.user_slice(k)]
 
 
 def user_change_points(name: str, detector: str, threshold: float, user_id: str) -> pd.DataFrame:
-    """One user's change points at ``threshold``: event_index, score, alert_index.
+    """One user's change points at ``threshold``: event_index, score, alert_index, timestamp.
 
-    Only this user's candidates are filtered (or, for an online detector whose alarms
-    depend on the threshold, only this user is re-run), so a slider move stays cheap.
+    Only this user's candidates are filtered (or, for detectors whose change points depend
+    on the threshold beyond a filter, only this user is re-run), so a slider move is cheap.
     """
-    v = version(name)
-    fitted = _fitted(name, v, detector)
-    k = _position(name, user_id)
-    if getattr(fitted, "online", False):
-        lo, hi = int(fitted.offsets_[k]), int(fitted.offsets_[k + 1])
-        features = _event_features(name, v, detector, slice(lo, hi))
-        cps = fitted.detect(features, np.array([0, hi - lo]), [threshold])[0]
-    else:
-        cand = fitted.candidates_
-        cps = cand.where((cand.user == k) & (cand.score >= threshold))
-    return pd.DataFrame({
-        "event_index": np.asarray(cps.event_index, dtype=np.int64),
-        "score": np.asarray(cps.score, dtype=np.float64),
-        "alert_index": np.asarray(cps.alert_index, dtype=np.int64),
-    })
+    from core.detectors.population import user_signal as population_user_signal
 
-
-DEFAULT_FALSE_ALARMS = 1.0  # per 1,000 events: the starting point of the ε slider
-
-
-@st.cache_resource(show_spinner="Calibrating the threshold on shuffled histories…", max_entries=8)
-def _calibration(name: str, version: str, detector: str):
-    from core.calibration import calibrate
-
-    ev = _event_arrays(name, version)
-    return calibrate(_fitted(name, version, detector), _event_features(name, version, detector), ev.offsets)
+    fit = _fitted(name, version(name), detector)
+    return population_user_signal(fit, user_id, threshold).change_points
 
 
 def _slider_range(name: str, version: str, detector: str) -> tuple[float, float, float]:
-    fitted = _fitted(name, version, detector)
-    scores = fitted.candidates_.score if len(fitted.candidates_) else np.array([1.0])
-    cal = _calibration(name, version, detector)
-    finite = cal.thresholds[np.isfinite(cal.thresholds)]
-    top = float(max(np.nanmax(scores), finite.max() if len(finite) else 0.0, 1e-6))
+    fit = _fitted(name, version, detector)
+    cand = fit.detector.candidates_
+    finite = fit.calibration.thresholds[np.isfinite(fit.calibration.thresholds)]
+    top = float(max(np.nanmax(cand.score) if len(cand) else 0.0, finite.max() if len(finite) else 0.0, 1e-6))
     step = float(10 ** np.floor(np.log10(top / 200)))
     return 0.0, float(np.ceil(top / step) * step), step
 
@@ -481,13 +425,13 @@ def detection_controls(name: str) -> Detection:
         "Detector", names, key="_widget_" + det_key, on_change=_remember, args=(det_key,),
         help=f"Default: {default_detector()} (chosen on the ground-truth benchmark).",
     )
-    fitted = _fitted(name, v, detector)
-    cal = _calibration(name, v, detector)
+    fit = _fitted(name, v, detector)
+    cal = fit.calibration
     lo, hi, step = _slider_range(name, v, detector)
     eps_key = f"eps:{name}:{detector}"
     if eps_key not in state:
         try:
-            state[eps_key] = min(cal.threshold_for(DEFAULT_FALSE_ALARMS), hi)
+            state[eps_key] = min(fit.default_threshold, hi)  # the calibrated default
         except ShiftError:
             state[eps_key] = hi
     state[eps_key] = float(np.clip(round(state[eps_key] / step) * step, lo, hi))
@@ -516,7 +460,7 @@ def detection_controls(name: str) -> Detection:
     st.sidebar.caption(f"At ε = {threshold:.4g}: about {rate_now:.2f} false alarms per 1,000 events "
                        "(measured on shuffled histories).")
     return Detection(name=name, detector=detector, threshold=float(threshold), false_alarms=rate_now,
-                     online=bool(getattr(fitted, "online", False)),
+                     online=bool(getattr(fit.detector, "online", False)),
                      ranking=_user_ranking(name, v, detector))
 
 
@@ -614,10 +558,9 @@ def shift_endpoints(detection: Detection, limit: int = 300):
 @st.cache_data(show_spinner=False, max_entries=16)
 def _candidates_frame(name: str, version: str, detector: str) -> pd.DataFrame:
     """Every candidate change point (a threshold only filters these), with user ids."""
-    fitted = _fitted(name, version, detector)
-    cand = fitted.candidates_
-    ids = _event_arrays(name, version).user_ids
-    return pd.DataFrame({"user_id": ids[cand.user], "event_index": cand.event_index.astype(np.int64),
+    fit = _fitted(name, version, detector)
+    cand = fit.detector.candidates_
+    return pd.DataFrame({"user_id": fit.events.user_ids[cand.user], "event_index": cand.event_index.astype(np.int64),
                          "alert_index": cand.alert_index.astype(np.int64), "score": cand.score.astype(np.float64)})
 
 

@@ -59,6 +59,7 @@ class ItemProjection:
             min_dist=self.min_dist,
             metric="cosine",
             random_state=self.random_state,
+            n_jobs=1,  # a fixed random_state makes umap-learn single-threaded anyway; say so to silence it
         )
         self.embedding_ = reducer.fit_transform(vectors).astype(np.float32)
         self.item_vectors_ = _normalise(vectors)
