@@ -170,3 +170,17 @@ def test_recommend_for_user_gives_titled_tables(world):
     assert after["score"].is_monotonic_decreasing
     table = recommendation_table(items, np.array([2, 0]))
     assert table["item_id"].tolist() == ["i2", "i0"] and "score" not in table
+
+
+def test_co_occurrence_keeps_the_strongest_neighbours_of_each_item():
+    vectors = np.eye(4, dtype=np.float32)
+    # Item 0 is seen with item 2 by two users and with item 3 by one.
+    item_idx = np.array([0, 2, 0, 2, 0, 3])
+    offsets = np.array([0, 2, 4, 6])
+    full = Recommender(n_neighbours=None).fit(vectors, item_idx, offsets)
+    pruned = Recommender(n_neighbours=1).fit(vectors, item_idx, offsets)
+    assert full.cooccurrence_[0].indices.tolist() == [2, 3]
+    assert full.cooccurrence_[0].data.tolist() == pytest.approx([2 / np.sqrt(3 * 2), 1 / np.sqrt(3 * 1)])
+    assert pruned.cooccurrence_[0].indices.tolist() == [2]
+    assert pruned.cooccurrence_[3].indices.tolist() == [0]
+    assert full.popularity_.tolist() == [3, 0, 2, 1]

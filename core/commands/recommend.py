@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         change_point, source = latest_change_point(args.name, args.user)
     else:
         change_point, source = args.change_point, "given"
-    vectors = item_matrix(args.name, progress=lambda msg: print(msg, file=sys.stderr))
+    vectors = item_matrix(args.name, progress=_encoding_progress)
     recommender = fit_recommender(args.name, vectors)
     explainer = ShiftExplainer().fit(items, vectors)
     start = time.perf_counter()
@@ -96,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {r.rank:>2}. {r.title}  [{r.categories}]")
     print(f"\n(lists and explanation computed in {elapsed * 1000:.1f} ms)", file=sys.stderr)
     return 0
+
+
+def _encoding_progress(done: int, total: int) -> None:
+    if total:  # only when some item texts are not cached yet
+        print(f"\rencoding item texts: {done:,}/{total:,}", end="\n" if done == total else "", file=sys.stderr)
 
 
 _POLICY_TEXT = {
