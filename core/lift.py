@@ -155,16 +155,19 @@ def paired_relative_ci(
     def relative(x, y, axis=-1):
         return x.mean(axis=axis) / y.mean(axis=axis) - 1.0
 
-    res = bootstrap(
-        (a, b),
-        relative,
-        paired=True,
-        vectorized=True,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(random_state),
-    )
+    # A resample whose baseline mean is 0 gives an infinite ratio; that is the honest answer
+    # (the interval reaches infinity), so numpy's warnings about it are silenced.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        res = bootstrap(
+            (a, b),
+            relative,
+            paired=True,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(random_state),
+        )
     return float(relative(a, b)), float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -289,43 +292,76 @@ def summarise(
     return LiftReport(scores, summary, comparisons, detection, checks, dict(params or {}))
 
 
-def run_lift(
+@dataclass(frozen=True)
+class LiftSetup:
+    """Everything a lift run needs except the recommender: benchmark cases, the change points
+    the detector found in their visible events, and the training events (other users)."""
+
+    cases: list[LiftCase]
+    detected: list[list[int]]
+    item_vectors: np.ndarray
+    train_item_idx: np.ndarray
+    train_offsets: np.ndarray
+    params: dict
+
+    def recommender(self, **params) -> Recommender:
+        """A recommender fitted on the training users only (``params`` as for Recommender)."""
+        return Recommender(**params).fit(self.item_vectors, self.train_item_idx, self.train_offsets)
+
+    def evaluate(
+        self,
+        recommender: Recommender | None = None,
+        k: int = 10,
+        last_n: int = 10,
+        n_resamples: int = 2000,
+        random_state: int = 0,
+    ) -> LiftReport:
+        recommender = recommender or self.recommender()
+        scores = score_cases(recommender, self.cases, self.detected, k=k, last_n=last_n)
+        params = self.params | {
+            "k": k,
+            "last_n": last_n,
+            "collaborative_weight": recommender.collaborative_weight,
+            "n_neighbours": recommender.n_neighbours,
+            "past_weight": recommender.past_weight,
+        }
+        return summarise(scores, n_resamples=n_resamples, random_state=random_state, params=params)
+
+
+def prepare_lift(
     name: str,
     *,
-    k: int = 10,
-    n_visible_after: int = 10,
-    last_n: int = 10,
+    n_visible_after: int | None = None,
     n_splices: int = 300,
     n_controls: int = 200,
-    collaborative_weight: float | None = None,
     detect: Detect | None = None,
-    n_resamples: int = 2000,
     random_state: int = 0,
     item_vectors: np.ndarray | None = None,
     progress: Callable[[str], None] | None = None,
-) -> LiftReport:
-    """The lift benchmark on dataset ``name`` (real events, real item embeddings).
+) -> LiftSetup:
+    """Build the benchmark cases of dataset ``name`` and detect change points in them.
 
     Real users are split in two (:func:`core.splice.split_users`, seeded): benchmark users
-    are built from the test part only, and the recommender's co-occurrence and popularity
-    are learned from the other part only, so no held-out event leaks into training.
-    ``detect`` defaults to the project's default detector at its calibrated threshold.
+    are built from the test part only; the recommender's co-occurrence and popularity and
+    the detector's fit and calibration come from the other part only, so no held-out event
+    leaks into training. ``detect`` defaults to the project's default detector at its
+    calibrated threshold; ``n_visible_after`` defaults to that detector's window ``h``: the
+    "first few" events after the change are as many as the detector needs to see it.
     """
     from core import store
-    from core.recommend import DEFAULT_COLLABORATIVE_WEIGHT
+    from core.detectors import DEFAULT, make_detector
     from core.splice import splice_benchmark, split_users
 
     say = progress or (lambda _msg: None)
+    if n_visible_after is None:
+        n_visible_after = int(make_detector(DEFAULT).h)
     if item_vectors is None:
         from core.embeddings import item_matrix
 
         say("loading item embeddings")
         item_vectors = item_matrix(name)
-    con = store.connect(name)
-    try:
+    with store.connect(name) as con:
         events = store.load_event_arrays(con)
-    finally:
-        con.close()
     train_ids, test_ids = split_users(events.user_ids, random_state=random_state)
     say(f"building {n_splices} splices and {n_controls} controls from {len(test_ids)} test users")
     users = splice_benchmark(
@@ -340,17 +376,14 @@ def run_lift(
         random_state=random_state,
     )
     cases = lift_cases(users, n_visible_after=n_visible_after)
+    if not cases:
+        raise ShiftError(f"dataset {name!r} gave no benchmark users with enough held-out events")
     train = np.isin(events.user_ids, train_ids)
     lengths = np.diff(events.offsets)
     keep = np.repeat(train, lengths)
     train_offsets = np.concatenate([[0], np.cumsum(lengths[train])])
-    weight = DEFAULT_COLLABORATIVE_WEIGHT if collaborative_weight is None else collaborative_weight
-    recommender = Recommender(collaborative_weight=weight).fit(
-        item_vectors, events.item_idx[keep], train_offsets
-    )
     detector_settings = {"detector": "given"}
     if detect is None:
-        from core.detectors import DEFAULT, make_detector
         from core.detectors.features import item_features
 
         say("fitting and calibrating the default detector on the training users")
@@ -362,20 +395,48 @@ def run_lift(
     say(f"detecting change points in {len(cases)} visible histories")
     visible_offsets = np.concatenate([[0], np.cumsum([len(c.visible) for c in cases])])
     detected = detect(np.concatenate([c.visible for c in cases]), visible_offsets)
-    say("scoring policies")
-    scores = score_cases(recommender, cases, detected, k=k, last_n=last_n)
     params = {
         "dataset": name,
-        "k": k,
         "n_visible_after": n_visible_after,
-        "last_n": last_n,
-        "collaborative_weight": weight,
-        "past_weight": recommender.past_weight,
         "random_state": random_state,
         "n_train_users": int(train.sum()),
+        "n_test_users": len(test_ids),
         **detector_settings,
     }
-    return summarise(scores, n_resamples=n_resamples, random_state=random_state, params=params)
+    return LiftSetup(cases, detected, item_vectors, events.item_idx[keep], train_offsets, params)
+
+
+def run_lift(
+    name: str,
+    *,
+    k: int = 10,
+    n_visible_after: int | None = None,
+    last_n: int = 10,
+    n_splices: int = 300,
+    n_controls: int = 200,
+    collaborative_weight: float | None = None,
+    detect: Detect | None = None,
+    n_resamples: int = 2000,
+    random_state: int = 0,
+    item_vectors: np.ndarray | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LiftReport:
+    """The lift benchmark on dataset ``name``: :func:`prepare_lift`, then one evaluation
+    with the default recommender (or ``collaborative_weight``)."""
+    setup = prepare_lift(
+        name,
+        n_visible_after=n_visible_after,
+        n_splices=n_splices,
+        n_controls=n_controls,
+        detect=detect,
+        random_state=random_state,
+        item_vectors=item_vectors,
+        progress=progress,
+    )
+    params = {} if collaborative_weight is None else {"collaborative_weight": collaborative_weight}
+    return setup.evaluate(
+        setup.recommender(**params), k=k, last_n=last_n, n_resamples=n_resamples, random_state=random_state
+    )
 
 
 def default_detect(
