@@ -258,6 +258,26 @@ def summarise(
                 "ci_high": hi,
             }
         )
+    # The same comparison restricted to the users the detector flagged: what acting costs or
+    # gains where it acts (elsewhere "detected" is the whole-history profile by definition).
+    flagged = scores[(scores["policy"] == "detected") & (scores["detected_change_point"] >= 0)]
+    for kind in ("splice", "control"):
+        ids = flagged.loc[flagged["kind"] == kind, "user_id"]
+        if kind not in wide.index.get_level_values(0) or len(ids) < 2:
+            continue
+        pair = wide.loc[kind].loc[ids, ["detected", "whole"]]
+        if pair["whole"].mean() > 0:
+            rel, lo, hi = paired_relative_ci(pair["detected"], pair["whole"], n_resamples, random_state)
+            rows.append(
+                {
+                    "kind": f"{kind} (flagged)",
+                    "policy": "detected",
+                    "baseline": "whole",
+                    "relative": rel,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                }
+            )
     comparisons = pd.DataFrame(rows, columns=["kind", "policy", "baseline", "relative", "ci_low", "ci_high"])
     det = scores[scores["policy"] == "detected"]
     detection = (

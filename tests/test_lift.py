@@ -131,6 +131,8 @@ def test_post_change_profiles_beat_the_whole_history_on_a_planted_shift():
     det = report.detection.set_index("kind")
     assert det.loc["splice", "median_abs_error"] == 2.0 and det.loc["control", "with_detection"] == 12
     assert "| splice | detected |" in report.markdown()
+    flagged = report.comparisons.set_index("kind").loc["control (flagged)"]
+    assert flagged["relative"] >= -0.02 and flagged["baseline"] == "whole"
 
 
 def test_run_lift_end_to_end_on_a_synthetic_dataset(data_dir):
