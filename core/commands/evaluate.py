@@ -30,6 +30,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random_state of the split and the splices")
     p.add_argument("--out", type=Path, help="results folder (default: the dataset's cache folder)")
+    p.add_argument(
+        "--lift",
+        action="store_true",
+        help="also measure recommendation lift (core.lift: the default detector's post-change profile "
+        "against whole-history and last-N profiles on spliced users, cost on controls; writes lift.md)",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,4 +57,12 @@ def run(args: argparse.Namespace) -> int:
     paths = write_evaluation(result, args.out or store.cache_dir(args.name) / "evaluation")
     print(result.markdown())
     print(f"results: {paths['markdown']}, {paths['json']}, {paths['curves']}", file=sys.stderr)
+    if args.lift:
+        from core.lift import run_lift
+
+        lift = run_lift(args.name, random_state=args.seed, progress=lambda msg: print(msg, file=sys.stderr))
+        lift_path = paths["markdown"].with_name("lift.md")
+        lift_path.write_text(lift.markdown() + "\n", encoding="utf-8")
+        print(f"\n## Recommendation lift ({lift.params})\n\n{lift.markdown()}")
+        print(f"lift: {lift_path}", file=sys.stderr)
     return 0
