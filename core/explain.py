@@ -38,7 +38,8 @@ class ShiftExplanation:
 
     @property
     def fell(self) -> pd.DataFrame:
-        return self.categories[self.categories["change"] < 0].iloc[::-1]
+        fell = self.categories[self.categories["change"] < 0]
+        return fell.sort_values(["change", "category"], ignore_index=True)
 
 
 class ShiftExplainer:
@@ -147,7 +148,8 @@ class ShiftExplainer:
                 "change": change[order],
             }
         )
-        fell = [j for j in order[::-1] if change[j] <= -self.min_change][:2]
+        falls = seen[np.lexsort((seen, change[seen]))]  # biggest fall first, ties alphabetical
+        fell = [j for j in falls if change[j] <= -self.min_change][:2]
         rose = [j for j in order if change[j] >= self.min_change][:2]
         if fell or rose:
             summary = ", ".join(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_recommend import catalogue, shifted_history
 
 from core.errors import DataError, ShiftError
 from core.explain import ShiftExplainer
-from tests.test_recommend import catalogue, shifted_history
 
 
 def test_planted_shift_from_horror_to_scifi_is_explained_with_counts():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_recommend import background_events, catalogue
 
 from core import store
 from core.errors import ShiftError
@@ -20,7 +21,6 @@ from core.lift import (
 )
 from core.recommend import Recommender
 from core.splice import SplicedUser
-from tests.test_recommend import background_events, catalogue
 
 
 def user(kind: str, item_idx, change_points=(), number: int = 0) -> SplicedUser:

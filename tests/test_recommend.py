@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from dashboard_world import world_dir  # noqa: F401
 
 from core.errors import ShiftError
 from core.recommend import (
@@ -184,3 +185,68 @@ def test_co_occurrence_keeps_the_strongest_neighbours_of_each_item():
     assert pruned.cooccurrence_[0].indices.tolist() == [2]
     assert pruned.cooccurrence_[3].indices.tolist() == [0]
     assert full.popularity_.tolist() == [3, 0, 2, 1]
+
+
+@pytest.fixture
+def shifts_world(world_dir, monkeypatch):  # noqa: F811 (the imported fixture)
+    """The hand-made ``shifts`` log with the stub item matrix standing in for the encoder."""
+    from dashboard_world import stub_item_matrix
+
+    from core import embeddings, store
+
+    monkeypatch.setenv("SHIFT_DATA_DIR", str(world_dir))
+    with store.connect("shifts") as con:
+        matrix = stub_item_matrix(store.load_items(con))
+    monkeypatch.setattr(embeddings, "item_matrix", lambda name, encoder=None, progress=None: matrix.copy())
+    return world_dir
+
+
+def test_cli_finds_the_change_point_and_prints_the_lists_and_what_changed(shifts_world, capsys):
+    from core.cli import main
+
+    # u1: 40 Horror events, then 40 Sports events.
+    assert main(["recommend", "shifts", "--user", "u1", "--k", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "user u1: 80 events; change point at event 40 (two_window" in out
+    assert "what changed: Horror 100% → 0%, Sports 0% → 100%" in out
+    # Every Horror and Sports title of this 12-per-genre catalogue is already seen by u1, so
+    # the lists hold other genres (category dominance is tested above); seen items never appear.
+    from core import store
+
+    with store.connect("shifts") as con:
+        seen = set(store.load_user_events(con, "u1")["title"])
+    listed = [
+        line.split(". ", 1)[1].split("  [")[0]
+        for line in out.splitlines()
+        if line[:4].strip().rstrip(".").isdigit()
+    ]
+    assert len(listed) == 15 and not set(listed) & seen
+    assert (
+        "typical before (events 0-39): Horror title" in out
+        and "typical after (events 40-79): Sports title" in out
+    )
+
+
+def test_cli_takes_a_given_change_point(shifts_world, capsys):
+    from core.cli import main
+
+    assert main(["recommend", "shifts", "--user", "u3", "--change-point", "60", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "change point at event 60 (given)" in out
+    assert "what changed: Horror 50% → 0%, Sci-Fi 50% → 0%, Cooking 0% → 50%, Sports 0% → 50%" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--user", "nobody"], "error: user 'nobody' is not in this dataset"),
+        (["--user", "u0"], "error: user 'u0' has no change point at the default threshold"),
+        (["--user", "u1", "--change-point", "80"], "error: change point 80 is outside the user's history"),
+        (["--user", "u1", "--k", "0"], "error: --k must be at least 1"),
+    ],
+)
+def test_cli_errors_are_clear(shifts_world, capsys, argv, message):
+    from core.cli import main
+
+    assert main(["recommend", "shifts", *argv]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(message)
