@@ -20,13 +20,54 @@ from core.evaluation import run_evaluation, write_evaluation
 OUT = Path(__file__).resolve().parent / "results"
 
 
+def timings(name: str, detectors: list[str]) -> str:
+    """Seconds to fit each detector on every user of ``name``, to predict the whole population
+    at one threshold, and to get one user's signal and change points (the slider's cost)."""
+    import numpy as np
+
+    from core import store
+    from core.calibration import Calibration
+    from core.detectors import detector_names, make_detector
+    from core.detectors.features import item_features
+    from core.detectors.population import PopulationFit, user_signal
+
+    with store.connect(name) as con:
+        events = store.load_event_arrays(con)
+    lines = [
+        "| detector | fit (s) | predict all users (s) | one user's signal + change points (ms) |",
+        "|---|---|---|---|",
+    ]
+    for det_name in detectors or detector_names():
+        det = make_detector(det_name)
+        items = item_features(name, det.features)
+        t0 = time.perf_counter()
+        det.fit(items[events.item_idx], events.offsets, events.rating)
+        t1 = time.perf_counter()
+        grid = det.threshold_grid()
+        det.predict(float(grid[len(grid) // 2]))
+        t2 = time.perf_counter()
+        fake = Calibration(det_name, np.array([float(grid[len(grid) // 2])]), np.array([0.0]), 1)
+        fit = PopulationFit(name, det, events, items, fake)
+        user = events.user_ids[int(np.argmax(np.diff(events.offsets)))]  # the longest history
+        t3 = time.perf_counter()
+        user_signal(fit, user)
+        t4 = time.perf_counter()
+        lines.append(f"| {det_name} | {t1 - t0:.2f} | {t2 - t1:.2f} | {1000 * (t4 - t3):.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.detectors")
     parser.add_argument("names", nargs="*", default=["movielens-100k"])
     parser.add_argument("--detectors", help="comma-separated subset (default: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timing", action="store_true", help="only time fit/predict on every user")
     args = parser.parse_args(argv)
     detectors = args.detectors.split(",") if args.detectors else None
+    if args.timing:
+        for name in args.names:
+            print(f"## {name}: timings\n\n{timings(name, detectors)}\n")
+        return 0
     for name in args.names:
         start = time.perf_counter()
         result = run_evaluation(

@@ -239,10 +239,18 @@ class Evaluation:
             "FA/1000 stable",
             "FA/1000 multi-interest",
             "selection F1@10",
+            "selection FA/1000 control",
             "seconds",
         ]
         t = self.table[[c for c in cols if c in self.table.columns]].copy()
-        t = t.rename(columns={"location_error": "loc err", "alert_delay": "delay"})
+        t = t.rename(
+            columns={
+                "location_error": "loc err",
+                "alert_delay": "delay",
+                "selection F1@10": "sel F1@10",
+                "selection FA/1000 control": "sel FA ctrl",
+            }
+        )
         return markdown_table(t)
 
 
@@ -313,6 +321,7 @@ def run_evaluation(
                 "threshold": default,
                 "null FA/1000": cal.false_alarms_at(default),
                 "selection F1@10": sel["F1@10"],
+                "selection FA/1000 control": sel["FA/1000 control"],
             }
             | sweep[chosen]
         )
