@@ -193,8 +193,12 @@ def test_population_functions_on_a_dataset(synthetic):
         first = store.load_user_events(con, cps.user_id.iloc[0])
     # timestamp is that of the first event after the change
     assert first.ts.iloc[cps.event_index.iloc[0]] == cps.timestamp.iloc[0]
-    # most planted shifts are found within 5 events; stable and multi-interest users stay quiet
-    near = [((truth.user_id == u) & ((truth.event_index - i).abs() <= 5)).any() for u, i in zip(cps.user_id, cps.event_index)]
+    # most change points sit within 5 events of a planted shift; stable and multi-interest
+    # users stay quiet
+    near = [
+        ((truth.user_id == u) & ((truth.event_index - i).abs() <= 5)).any()
+        for u, i in zip(cps.user_id, cps.event_index)
+    ]
     assert np.mean(near) > 0.8
     quiet = cps.user_id.map(labels).isin(["stable", "multi"]).mean()
     assert quiet < 0.1
@@ -227,5 +231,8 @@ def test_detect_command_writes_one_row_per_change_point(synthetic, tmp_path):
     assert len(frame) > 0 and (frame.detector == DEFAULT).all()
     assert pd.to_datetime(frame.timestamp, format="ISO8601").notna().all()
     strict = tmp_path / "strict.csv"
-    assert main(["detect", synthetic, "--detector", "zscore", "--false-alarms", "0.1", "--out", str(strict)]) == 0
+    assert (
+        main(["detect", synthetic, "--detector", "zscore", "--false-alarms", "0.1", "--out", str(strict)])
+        == 0
+    )
     assert main(["detect", synthetic, "--detector", "nope"]) == 2  # a plain error, not a traceback
