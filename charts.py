@@ -53,12 +53,13 @@ def timeline(
     if threshold is not None and np.isfinite(threshold):
         fig.add_hline(y=threshold, line=dict(color=THRESHOLD, dash="dash"),
                       annotation_text=f"ε = {threshold:.3g}", annotation_position="top left")
+    # Only the first marker of each kind is labelled (Plotly writes "new text" for a None label).
     for i, cx in enumerate(change_x):
-        fig.add_vline(x=cx, line=dict(color=CHANGE, width=2),
-                      annotation_text="change" if i == 0 else None, annotation_position="top right")
-    for ax in alert_x:
-        fig.add_vline(x=ax, line=dict(color=ALERT, width=2, dash="dot"),
-                      annotation_text="alert", annotation_position="bottom right")
+        label = dict(annotation_text="change", annotation_position="top right") if i == 0 else {}
+        fig.add_vline(x=cx, line=dict(color=CHANGE, width=2), **label)
+    for i, ax in enumerate(alert_x):
+        label = dict(annotation_text="alert", annotation_position="bottom right") if i == 0 else {}
+        fig.add_vline(x=ax, line=dict(color=ALERT, width=2, dash="dot"), **label)
     for tx in truth_x:
         fig.add_vline(x=tx, line=dict(color=TRUTH, width=6), opacity=0.25)
     fig.update_layout(title=f"Shift score ({detector}) with {len(change_x)} change point(s)",
@@ -102,7 +103,7 @@ def item_map(coords: np.ndarray, titles: Sequence, categories: Sequence, colour_
         for cat in cats.value_counts().index[:12]:
             m = (cats == cat).to_numpy()
             fig.add_trace(go.Scattergl(x=coords[m, 0], y=coords[m, 1], mode="markers", name=html.escape(cat),
-                                       marker=dict(size=4, opacity=0.5), hovertext=np.asarray(hover)[m],
+                                       marker=dict(size=4, opacity=0.35), hovertext=np.asarray(hover)[m],
                                        hoverinfo="text"))
         rest = ~cats.isin(cats.value_counts().index[:12]).to_numpy()
         if rest.any():
@@ -118,10 +119,10 @@ def item_map(coords: np.ndarray, titles: Sequence, categories: Sequence, colour_
 
 
 def add_user_path(fig: go.Figure, points: np.ndarray, smooth: np.ndarray, titles: Sequence,
-                  change_point: int | None) -> go.Figure:
+                  change_point: int | None, first_index: int = 0) -> go.Figure:
     """A user's events on the map coloured by time, and the smoothed interest path, blue
-    before the change point and orange after it."""
-    t = np.arange(len(points))
+    before the change point and orange after it (``change_point`` relative to ``points``)."""
+    t = np.arange(len(points)) + first_index
     fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers", name="user's events",
                              marker=dict(size=8, color=t, colorscale="Viridis", showscale=True,
                                          colorbar=dict(title="event", x=1.02), line=dict(width=0.5, color="white")),

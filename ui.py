@@ -174,8 +174,22 @@ def _remember(key: str) -> None:
     st.session_state[key] = st.session_state[f"_widget_{key}"]
 
 
+def _leave_legacy_pages_mode() -> None:
+    # Streamlit (1.67) starts every server in its legacy "pages/ folder" mode and only
+    # switches to st.navigation once app.py has run: a first visitor arriving on a deep link
+    # (/timeline) would get the folder's page list and no app-wide settings, and so would
+    # every later session until someone opens the root. Switch at once and rerun through
+    # the router (streamlit/streamlit#10276 discusses the behaviour).
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def choose_dataset() -> str | None:
     """The dataset chooser in the sidebar; the choice is shared by every page."""
+    _leave_legacy_pages_mode()
     names = dataset_names()
     if not names:
         st.warning(
@@ -491,10 +505,11 @@ class Detection:
 
 
 def change_point_choices(name: str, user_id: str, detection: Detection | None) -> list[tuple[str, int]]:
-    """Change points to explain/recommend around: detected ones, then planted ones."""
+    """Change points to explain/recommend around: detected ones (strongest first), then planted ones."""
     choices = []
     if detection is not None:
-        for row in detection.user_change_points(user_id).itertuples():
+        detected = detection.user_change_points(user_id).sort_values("score", ascending=False, kind="stable")
+        for row in detected.itertuples():  # strongest first: the default is the clearest shift
             choices.append((f"detected at event {row.event_index} (score {row.score:.3g})", int(row.event_index)))
     truth = ground_truth(name)
     for idx in truth.loc[truth["user_id"] == str(user_id), "event_index"]:

@@ -31,19 +31,26 @@ top_category = [c[0] if c is not None and len(c) else "(no category)" for c in i
 user_tab, population_tab = st.tabs(["User path", "Shifts across users"])
 with user_tab:
     events = ui.user_events(name, user)
-    cps = detection.user_change_points(user)
     history = events["item_idx"].to_numpy()
-    first_cp = int(cps["event_index"].iloc[0]) if len(cps) else None
-    smooth_h = st.slider("Smoothing (events in the moving interest vector)", 1, 30, 10, key="projection_smooth")
+    cps = detection.user_change_points(user).sort_values("score", ascending=False, kind="stable")
+    left, mid, right = st.columns(3)
+    labels = {int(r.event_index): f"event {r.event_index} (score {r.score:.3g})" for r in cps.itertuples()}
+    cp = left.selectbox("Change point (strongest first)", list(labels) or [None],
+                        format_func=lambda i: labels.get(i, "none at this ε"), key=f"projection_cp:{user}")
+    around = mid.slider("Events shown either side", 10, max(10, len(history)), min(40, max(10, len(history))),
+                        key="projection_window")
+    smooth_h = right.slider("Smoothing (events per interest vector)", 1, 30, 10, key="projection_smooth")
+    lo, hi = (0, len(history)) if cp is None else (max(0, cp - around), min(len(history), cp + around))
     smooth = place(recent_mean(matrix[history], np.array([0, len(history)]), smooth_h), matrix, coords)
     colour = st.toggle("Colour items by category", value=True, key="projection_colour")
     fig = charts.item_map(coords, items["title"], top_category, colour)
-    charts.add_user_path(fig, coords[history], smooth, events["title"], first_cp)
+    charts.add_user_path(fig, coords[history[lo:hi]], smooth[lo:hi], events["title"].iloc[lo:hi],
+                         None if cp is None else cp - lo, first_index=lo)
     st.plotly_chart(fig, key="projection_user")
     st.caption(
-        f"User {user}: {len(events)} events coloured by order; the line is the interest vector "
-        f"(mean of the last {smooth_h} items), blue before the first change point"
-        + (f" (event {first_cp})" if first_cp is not None else " (none at this ε)") + ", orange after."
+        f"User {user}: events {lo}–{hi - 1} of {len(history)}, coloured by order; the line is the interest "
+        f"vector (mean of the last {smooth_h} items) placed among its nearest items, "
+        + ("blue before the change point and orange after it." if cp is not None else "no change point at this ε.")
     )
 
 with population_tab:

@@ -20,7 +20,8 @@ if n < 2:
 
 choices = ui.change_point_choices(name, user, detection)
 labels = [label for label, _ in choices] + ["another event index…"]
-picked = st.radio("Change point", labels, horizontal=True, key=f"_cp_choice:{name}:{user}")
+picked = st.selectbox("Change point", labels, key=f"_cp_choice:{name}:{user}",
+                      help="Detected change points at the current ε (strongest first), then planted ones.")
 if picked == labels[-1]:
     default = choices[0][1] if choices else n // 2
     change_point = st.slider("First event after the change (event index)", 1, n - 1, min(max(default, 1), n - 1))

@@ -39,7 +39,7 @@ def test_lists_follow_the_planted_shift():
         truth = store.load_ground_truth(con).query("user_id == @USER").iloc[0]
         seen = set(store.load_user_events(con, USER)["title"])
     at = _recommendations()
-    choice = at.radio(key=f"_cp_choice:{NAME}:{USER}")
+    choice = at.selectbox(key=f"_cp_choice:{NAME}:{USER}")
     assert choice.value == f"detected at event {truth.event_index} (score {choice.value.split('score ')[1]}"
     lists = _lists(at)
     assert _main_category(lists["before"]) == truth.from_category
@@ -60,7 +60,7 @@ def test_lists_follow_the_planted_shift():
 @pytest.mark.usefixtures("world")
 def test_planted_and_manual_change_points_and_list_length():
     at = _recommendations()
-    choice = at.radio(key=f"_cp_choice:{NAME}:{USER}")
+    choice = at.selectbox(key=f"_cp_choice:{NAME}:{USER}")
     assert "planted at event 28" in choice.options
     choice.set_value("another event index…").run()
     at.slider[0].set_value(10).run()
