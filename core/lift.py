@@ -194,12 +194,12 @@ class LiftReport:
             vs = "—"
             if key in comp.index:
                 c = comp.loc[key]
-                vs = f"{c.relative:+.1%} [{c.ci_low:+.1%}, {c.ci_high:+.1%}]"
+                vs = f"{_pct(c.relative)} [{_pct(c.ci_low)}, {_pct(c.ci_high)}]"
             lines.append(f"| {r.kind} | {r.policy} | {r.users} | {r.recall:.4f} | {r.ndcg:.4f} | {vs} |")
         lines += ["", "| users | policy | baseline | relative NDCG [95% CI] |", "|---|---|---|---|"]
         for r in self.comparisons.itertuples():
             lines.append(
-                f"| {r.kind} | {r.policy} | {r.baseline} | {r.relative:+.1%} [{r.ci_low:+.1%}, {r.ci_high:+.1%}] |"
+                f"| {r.kind} | {r.policy} | {r.baseline} | {_pct(r.relative)} [{_pct(r.ci_low)}, {_pct(r.ci_high)}] |"
             )
         lines += ["", "| users | n | with a detection | median abs(detected - true) |", "|---|---|---|---|"]
         for r in self.detection.itertuples():
@@ -210,6 +210,11 @@ class LiftReport:
         lines += ["", "Quality bar:"]
         lines += [f"- {name}: {'PASS' if ok else 'FAIL'}" for name, ok in self.checks.items()]
         return "\n".join(lines)
+
+
+def _pct(value: float) -> str:
+    """A relative change as a signed percentage; n/a where a resample had a zero baseline."""
+    return f"{value:+.1%}" if np.isfinite(value) else "n/a"
 
 
 # (kind, policy, baseline) pairs compared with paired bootstrap intervals.
