@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     store.check_name(args.name)
     started = time.perf_counter()
-    bar = tqdm(total=None, bar_format="{desc}", leave=False)
+    # A one-line status that rewrites itself; piped output gets only the summary line.
+    bar = tqdm(total=None, bar_format="{desc}", leave=False, disable=not sys.stderr.isatty())
 
     def progress(step: str) -> None:
         bar.set_description_str(f"{args.name}: {step}")
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             report = ingest.ingest_movielens_folder(args.name, args.movielens, progress, options)
         elif args.synthetic is not None or args.name == "synthetic":
             size = args.synthetic or "small"
-            with tqdm(total=None, unit="users", desc="generating") as gen:
+            with tqdm(total=None, unit="users", desc="generating", disable=not sys.stderr.isatty()) as gen:
                 def on_chunk(done: int, total: int) -> None:
                     gen.total = total
                     gen.n = done
