@@ -176,6 +176,10 @@ class Recommender:
         history = np.asarray(history, dtype=np.int64)
         if len(history) == 0:
             raise ShiftError("cannot build a profile from an empty history")
+        if history.min() < 0 or history.max() >= self.n_items_:
+            raise DataError(
+                f"history item indices must lie in [0, {self.n_items_}); got {history.min()} … {history.max()}"
+            )
         w = (
             np.full(len(history), 1.0 / len(history))
             if weights is None

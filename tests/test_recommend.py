@@ -154,6 +154,10 @@ def test_unfitted_and_bad_input_give_clear_errors(world):
         Recommender().fit(np.zeros((0, 4)))
     with pytest.raises(ShiftError, match="different catalogues"):
         Recommender().fit(vectors, np.array([0, len(vectors)]), np.array([0, 2]))
+    with pytest.raises(ShiftError, match=r"history item indices must lie in \[0, 120\)"):
+        Recommender().fit(vectors).recommend(np.array([0, 120]))
+    with pytest.raises(ShiftError, match="empty history"):
+        Recommender().fit(vectors).recommend(np.array([], dtype=np.int64))
     with pytest.raises(ShiftError, match="k must be at least 1"):
         Recommender().fit(vectors).recommend(np.array([0]), k=0)
 
