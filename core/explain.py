@@ -177,7 +177,10 @@ class ShiftExplainer:
         mean = self.item_vectors_[segment].mean(axis=0)
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
         similarity = self.item_vectors_[distinct] @ mean
-        order = np.lexsort((distinct, -similarity))[: self.n_representative]
+        order = np.lexsort((distinct, -similarity))
+        # Catalogue duplicates (one film under two ids) would show the same title twice.
+        _, first = np.unique(self.titles_[distinct[order]], return_index=True)
+        order = order[np.sort(first)][: self.n_representative]
         return pd.DataFrame(
             {
                 "item_idx": distinct[order],

@@ -328,10 +328,13 @@ class LiftSetup:
     train_item_idx: np.ndarray
     train_offsets: np.ndarray
     params: dict
+    item_keys: np.ndarray | None = None  # titles: catalogue duplicates count as one item
 
     def recommender(self, **params) -> Recommender:
         """A recommender fitted on the training users only (``params`` as for Recommender)."""
-        return Recommender(**params).fit(self.item_vectors, self.train_item_idx, self.train_offsets)
+        return Recommender(**params).fit(
+            self.item_vectors, self.train_item_idx, self.train_offsets, item_keys=self.item_keys
+        )
 
     def evaluate(
         self,
@@ -387,6 +390,7 @@ def prepare_lift(
         item_vectors = item_matrix(name)
     with store.connect(name) as con:
         events = store.load_event_arrays(con)
+        titles = store.load_items(con)["title"].to_numpy()
     train_ids, test_ids = split_users(events.user_ids, random_state=random_state)
     say(f"building {n_splices} splices and {n_controls} controls from {len(test_ids)} test users")
     users = splice_benchmark(
@@ -428,7 +432,7 @@ def prepare_lift(
         "n_test_users": len(test_ids),
         **detector_settings,
     }
-    return LiftSetup(cases, detected, item_vectors, events.item_idx[keep], train_offsets, params)
+    return LiftSetup(cases, detected, item_vectors, events.item_idx[keep], train_offsets, params, titles)
 
 
 def run_lift(

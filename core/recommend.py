@@ -125,12 +125,18 @@ class Recommender:
         self.n_neighbours = n_neighbours
 
     def fit(
-        self, item_vectors: np.ndarray, item_idx: np.ndarray | None = None, offsets: np.ndarray | None = None
+        self,
+        item_vectors: np.ndarray,
+        item_idx: np.ndarray | None = None,
+        offsets: np.ndarray | None = None,
+        item_keys: np.ndarray | None = None,
     ) -> Recommender:
         """Store the normalised item matrix and learn co-occurrence and popularity.
 
         ``item_idx`` and ``offsets`` are training events in CSR layout (as in
         :class:`core.store.EventArrays`); without them only the content score is used.
+        ``item_keys`` (e.g. titles) marks catalogue duplicates: items sharing a key count as
+        one item (MovieLens-100K lists some films twice under two ids).
         """
         vectors = np.asarray(item_vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) == 0:
@@ -144,6 +150,11 @@ class Recommender:
         self.n_items_ = len(vectors)
         self.popularity_ = np.zeros(self.n_items_, dtype=np.int64)
         self.cooccurrence_ = None
+        self.item_key_codes_ = None
+        if item_keys is not None:
+            if len(item_keys) != self.n_items_:
+                raise DataError(f"{len(item_keys)} item keys for {self.n_items_} items")
+            self.item_key_codes_ = pd.factorize(pd.Series(item_keys, dtype=object))[0]
         if item_idx is not None:
             self._fit_events(np.asarray(item_idx), np.asarray(offsets))
         return self
@@ -218,9 +229,15 @@ class Recommender:
         score = np.array(score, dtype=np.float64)
         seen = np.asarray(exclude, dtype=np.int64)
         score[seen] = -np.inf
+        codes = self.item_key_codes_
+        if codes is not None:  # a duplicate of a seen item counts as seen
+            score[np.isin(codes, codes[seen])] = -np.inf
         # lexsort: last key first, so score desc, then popularity desc, then item_idx asc.
         order = np.lexsort((np.arange(self.n_items_), -self.popularity_, -score))
         order = order[np.isfinite(score[order])]
+        if codes is not None:  # one entry per key: its best-ranked item
+            _, first = np.unique(codes[order], return_index=True)
+            order = order[np.sort(first)]
         return order[:k]
 
     def policy_lists(self, history: np.ndarray, change_point: int, k: int = 10) -> dict[str, np.ndarray]:
@@ -300,12 +317,10 @@ def fit_recommender(name: str, item_vectors: np.ndarray | None = None, **params)
 
     if item_vectors is None:
         item_vectors = item_matrix(name)
-    con = store.connect(name)
-    try:
+    with store.connect(name) as con:
         events = store.load_event_arrays(con)
-    finally:
-        con.close()
-    return Recommender(**params).fit(item_vectors, events.item_idx, events.offsets)
+        titles = store.load_items(con)["title"].to_numpy()
+    return Recommender(**params).fit(item_vectors, events.item_idx, events.offsets, item_keys=titles)
 
 
 def recommend_for_user(

@@ -98,3 +98,11 @@ def test_bad_input_gives_clear_errors():
         ShiftExplainer().fit(items, vectors[:-1])
     with pytest.raises(DataError, match="no categories"):
         ShiftExplainer(source="categories").fit(items.assign(categories=[[]] * len(items)), vectors)
+
+
+def test_representative_items_never_repeat_a_title():
+    vectors = np.array([[1, 0], [1, 0], [0.9, 0.3], [0, 1]], dtype=np.float32)
+    items = pd.DataFrame({"title": ["Twin", "Twin", "Other", "Far"], "categories": [["x"]] * 3 + [["y"]]})
+    ex = ShiftExplainer(n_representative=3).fit(items, vectors).explain(np.array([0, 1, 2, 3]), 3)
+    assert ex.representative_before["title"].tolist() == ["Twin", "Other"]
+    assert ex.representative_before["item_idx"].tolist() == [0, 2]

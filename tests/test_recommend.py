@@ -254,3 +254,22 @@ def test_cli_errors_are_clear(shifts_world, capsys, argv, message):
 
     assert main(["recommend", "shifts", *argv]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(message)
+
+
+def test_catalogue_duplicates_count_as_one_item():
+    # Items 1 and 2 are one film under two ids, and so are 3 and 4.
+    vectors = np.array([[1, 0], [0.9, 0.1], [0.9, 0.1], [0.8, 0.2], [0.8, 0.2], [0, 1]], dtype=np.float32)
+    keys = np.array(["a", "b", "b", "c", "c", "d"], dtype=object)
+    rec = Recommender(collaborative_weight=0.0).fit(vectors, item_keys=keys)
+    assert Recommender(collaborative_weight=0.0).fit(vectors).recommend(np.array([0]), k=5).tolist() == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    assert rec.recommend(np.array([0]), k=5).tolist() == [1, 3, 5]
+    # Seeing one copy hides the other.
+    assert rec.recommend(np.array([0, 2]), k=5).tolist() == [3, 5]
+    with pytest.raises(ShiftError, match="3 item keys for 6 items"):
+        Recommender().fit(vectors, item_keys=keys[:3])
