@@ -127,6 +127,15 @@ def compute_projection(name: str, item_vectors: np.ndarray | None = None, random
     return proj.embedding_
 
 
+def stored_params(name: str) -> list[float] | None:
+    """[n_neighbors, min_dist, random_state] of the stored map, or None."""
+    path = projection_path(name)
+    if not path.exists():
+        return None
+    with np.load(path) as stored:
+        return stored["params"].tolist()
+
+
 def cached_projection(name: str, item_vectors: np.ndarray) -> np.ndarray | None:
     """The stored map of this exact item matrix, or ``None`` (never fits)."""
     path = projection_path(name)

@@ -16,6 +16,8 @@ def register(subparsers) -> None:
     p.add_argument("--random-state", type=int, default=42, help="UMAP seed (default 42)")
     p.add_argument("--n-neighbors", type=int, default=15, help="UMAP n_neighbors (default 15)")
     p.add_argument("--min-dist", type=float, default=0.1, help="UMAP min_dist (default 0.1)")
+    p.add_argument("--force", action="store_true",
+                   help="refit even if a map of the current item embeddings is stored")
     p.set_defaults(func=run)
 
 
@@ -27,8 +29,17 @@ def run(args: argparse.Namespace) -> int:
     store.check_name(args.name)
     if not store.dataset_exists(args.name):
         store.connect(args.name).close()  # raises DatasetNotFound with the ingest hint
+    from core.embeddings import item_matrix
+
+    vectors = item_matrix(args.name)  # encodes items not yet cached (a set-up step)
+    wanted = [args.n_neighbors, args.min_dist, args.random_state]
+    if not args.force and projection.cached_projection(args.name, vectors) is not None \
+            and projection.stored_params(args.name) == wanted:
+        print(f"a map of the current item embeddings is already stored: {projection.projection_path(args.name)} "
+              "(--force refits)")
+        return 0
     start = time.perf_counter()
-    coords = projection.compute_projection(args.name, random_state=args.random_state,
+    coords = projection.compute_projection(args.name, item_vectors=vectors, random_state=args.random_state,
                                            n_neighbors=args.n_neighbors, min_dist=args.min_dist)
     print(f"projected {len(coords):,} items in {time.perf_counter() - start:.1f} s -> "
           f"{projection.projection_path(args.name)}")

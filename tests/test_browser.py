@@ -1,0 +1,148 @@
+"""The dashboard in a real browser: `streamlit run app.py` on a free local port, driven by
+Debian's headless Chromium through Playwright, on a data folder prepared with the real
+set-up commands (ingest, encode with the real language model, project with UMAP).
+
+Screenshots of every page go to artifacts/ (git-ignored); the timeline one is also
+written to docs/timeline.png, the README's screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+USER, PLANTED = "30", 28  # the tiny synthetic world: user 30 shifts at event 28 of 55
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _core(env: dict, *args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, f"python -m core {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make browser)")
+    data = tmp_path_factory.mktemp("browser_data")
+    env = {**os.environ, "SHIFT_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    _core(env, "ingest", "synthetic", "--synthetic", "tiny")
+    _core(env, "encode", "synthetic")
+    _core(env, "project", "synthetic")
+    port = _free_port()
+    log = open(tmp_path_factory.mktemp("browser_log") / "streamlit.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, "streamlit exited early; see its log"
+            assert time.monotonic() < deadline, "streamlit did not become healthy in 60 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _settled(page, text: str, timeout: float = 180_000) -> None:
+    """Wait until ``text`` is shown and Streamlit has finished running the script."""
+    page.get_by_text(text, exact=False).first.wait_for(timeout=timeout)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-testid=\"stSpinner\"]')"
+        " && document.querySelectorAll('[data-testid=\"stSkeleton\"]').length == 0",
+        timeout=timeout,
+    )
+    page.wait_for_timeout(1500)  # let Plotly finish drawing before a screenshot
+
+
+def _metric(page, label: str):
+    label_el = page.locator('[data-testid="stMetricLabel"]').get_by_text(label, exact=True)
+    return page.locator('[data-testid="stMetric"]').filter(has=label_el).locator('[data-testid="stMetricValue"]')
+
+
+def test_every_page_and_the_eps_slider_in_chromium(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1700})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+            # A deep link opens the timeline of one user (the selection travels in the URL).
+            page.goto(f"{server}/timeline?dataset=synthetic&user={USER}")
+            _settled(page, "Category composition")
+            expect(page.get_by_role("heading", name="User timeline")).to_be_visible()
+            expect(_metric(page, "Planted change points")).to_have_text(str(PLANTED))
+            expect(_metric(page, "Change points")).to_have_text("1")
+            page.screenshot(path=str(ARTIFACTS / "timeline.png"), full_page=True)
+            (ROOT / "docs").mkdir(exist_ok=True)
+            shutil.copy(ARTIFACTS / "timeline.png", ROOT / "docs" / "timeline.png")
+
+            # Move the ε slider with the keyboard: to its maximum no change point is left,
+            # back to 0 the planted one returns.
+            thumb = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
+            thumb.focus()
+            page.keyboard.press("End")
+            expect(_metric(page, "Change points")).to_have_text("0", timeout=60_000)
+            _settled(page, "Category composition")
+            page.screenshot(path=str(ARTIFACTS / "timeline_eps_max.png"), full_page=True)
+            thumb.focus()
+            page.keyboard.press("Home")
+            expect(_metric(page, "Change points")).not_to_have_text("0", timeout=60_000)
+            _settled(page, "Category composition")
+
+            # Every other page through the sidebar navigation, the selection kept.
+            for link, ready, shot in [
+                ("Overview", "users shifted at", "overview.png"),
+                ("Projection", "User path", "projection.png"),
+                ("Recommendations", "What changed at event", "recommendations.png"),
+                ("Evaluation", "Planted truth of this dataset", "evaluation.png"),
+            ]:
+                page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=link).click()
+                _settled(page, ready)
+                page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+            expect(page.get_by_text("Precision @10")).to_be_visible()
+            assert not page.locator('[data-testid="stException"]').count(), "a page raised an exception"
+            assert not errors, errors
+        finally:
+            browser.close()
