@@ -151,10 +151,14 @@ class Recommender:
         self.popularity_ = np.zeros(self.n_items_, dtype=np.int64)
         self.cooccurrence_ = None
         self.item_key_codes_ = None
+        self.duplicate_items_ = np.empty(0, dtype=np.int64)
         if item_keys is not None:
             if len(item_keys) != self.n_items_:
                 raise DataError(f"{len(item_keys)} item keys for {self.n_items_} items")
-            self.item_key_codes_ = pd.factorize(pd.Series(item_keys, dtype=object))[0]
+            codes = pd.factorize(pd.Series(item_keys, dtype=object))[0]
+            # Only items whose key is shared need any work at query time (18 on MovieLens).
+            self.duplicate_items_ = np.flatnonzero(np.bincount(codes)[codes] > 1)
+            self.item_key_codes_ = codes if len(self.duplicate_items_) else None
         if item_idx is not None:
             self._fit_events(np.asarray(item_idx), np.asarray(offsets))
         return self
@@ -229,15 +233,16 @@ class Recommender:
         score = np.array(score, dtype=np.float64)
         seen = np.asarray(exclude, dtype=np.int64)
         score[seen] = -np.inf
-        codes = self.item_key_codes_
+        codes, dup = self.item_key_codes_, self.duplicate_items_
         if codes is not None:  # a duplicate of a seen item counts as seen
-            score[np.isin(codes, codes[seen])] = -np.inf
+            score[dup[np.isin(codes[dup], codes[seen])]] = -np.inf
         # lexsort: last key first, so score desc, then popularity desc, then item_idx asc.
         order = np.lexsort((np.arange(self.n_items_), -self.popularity_, -score))
         order = order[np.isfinite(score[order])]
-        if codes is not None:  # one entry per key: its best-ranked item
-            _, first = np.unique(codes[order], return_index=True)
-            order = order[np.sort(first)]
+        if codes is not None:  # one entry per key, its best-ranked item; at most len(dup) drop out
+            head = order[: k + len(dup)]
+            _, first = np.unique(codes[head], return_index=True)
+            order = head[np.sort(first)]
         return order[:k]
 
     def policy_lists(self, history: np.ndarray, change_point: int, k: int = 10) -> dict[str, np.ndarray]:
