@@ -30,6 +30,21 @@ def escape(values: Sequence) -> list[str]:
     return [html.escape(str(v)) for v in values]
 
 
+def _vline(x, colour: str, width: float = 2, dash: str = "solid", opacity: float = 1.0) -> dict:
+    return dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1, opacity=opacity,
+                line=dict(color=colour, width=width, dash=dash))
+
+
+def _label(x, text: str, y: float = 1.0, yanchor: str = "bottom") -> dict:
+    return dict(x=x, y=y, xref="x", yref="paper", text=text, showarrow=False, xanchor="left", yanchor=yanchor,
+                font=dict(size=11, color=CHANGE))
+
+
+# Markers are built as one layout (shapes + annotations) rather than with add_vline:
+# add_vline revalidates the whole layout per call, which cost ~0.3 s for a user with ten
+# change points and would dominate a slider move.
+
+
 def timeline(
     x: np.ndarray,
     score: np.ndarray,
@@ -42,42 +57,40 @@ def timeline(
     x_title: str = "event index",
 ) -> go.Figure:
     """The detector's score over the user's events, the threshold line and change markers."""
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=x, y=score, mode="lines", name=f"{detector} score",
-                             line=dict(color=SIGNAL, width=2), connectgaps=False))
+    data = [go.Scatter(x=x, y=score, mode="lines", name=f"{detector} score", line=dict(color=SIGNAL, width=2),
+                       connectgaps=False)]
+    layout = dict(title=f"Shift score ({detector}) with {len(change_x)} change point(s)",
+                  xaxis_title=x_title, yaxis_title="score", height=360, **_LAYOUT)
     if extra is not None:
         label, values = extra
-        fig.add_trace(go.Scatter(x=x, y=values, mode="lines", name=label, yaxis="y2",
-                                 line=dict(color="#868e96", width=1, dash="dot")))
-        fig.update_layout(yaxis2=dict(title=label, overlaying="y", side="right", showgrid=False))
+        data.append(go.Scatter(x=x, y=values, mode="lines", name=label, yaxis="y2",
+                               line=dict(color="#868e96", width=1, dash="dot")))
+        layout["yaxis2"] = dict(title=label, overlaying="y", side="right", showgrid=False)
+    shapes = [_vline(tx, TRUTH, width=6, opacity=0.25) for tx in truth_x]
+    shapes += [_vline(cx, CHANGE) for cx in change_x]
+    shapes += [_vline(ax, ALERT, dash="dot") for ax in alert_x]
+    notes = []
+    if change_x:
+        notes.append(_label(change_x[0], "change"))
+    if alert_x:
+        notes.append(_label(alert_x[0], "alert", y=0.0, yanchor="bottom"))
     if threshold is not None and np.isfinite(threshold):
-        fig.add_hline(y=threshold, line=dict(color=THRESHOLD, dash="dash"),
-                      annotation_text=f"ε = {threshold:.3g}", annotation_position="top left")
-    # Only the first marker of each kind is labelled (Plotly writes "new text" for a None label).
-    for i, cx in enumerate(change_x):
-        label = dict(annotation_text="change", annotation_position="top right") if i == 0 else {}
-        fig.add_vline(x=cx, line=dict(color=CHANGE, width=2), **label)
-    for i, ax in enumerate(alert_x):
-        label = dict(annotation_text="alert", annotation_position="bottom right") if i == 0 else {}
-        fig.add_vline(x=ax, line=dict(color=ALERT, width=2, dash="dot"), **label)
-    for tx in truth_x:
-        fig.add_vline(x=tx, line=dict(color=TRUTH, width=6), opacity=0.25)
-    fig.update_layout(title=f"Shift score ({detector}) with {len(change_x)} change point(s)",
-                      xaxis_title=x_title, yaxis_title="score", height=360, **_LAYOUT)
-    return fig
+        shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=threshold, y1=threshold,
+                           line=dict(color=THRESHOLD, dash="dash")))
+        notes.append(dict(x=0, y=threshold, xref="paper", yref="y", text=f"ε = {threshold:.3g}", showarrow=False,
+                          xanchor="left", yanchor="bottom", font=dict(size=11, color=THRESHOLD)))
+    layout["shapes"], layout["annotations"] = shapes, notes
+    return go.Figure(data=data, layout=layout)
 
 
 def composition(shares: pd.DataFrame, x: np.ndarray, change_x: Sequence, x_title: str = "event index") -> go.Figure:
     """Stacked area of category shares over the user's events, with the change markers."""
-    fig = go.Figure()
-    for column in shares.columns:
-        fig.add_trace(go.Scatter(x=x, y=shares[column].to_numpy(), name=html.escape(str(column)),
-                                 mode="lines", stackgroup="share", line=dict(width=0.5)))
-    for cx in change_x:
-        fig.add_vline(x=cx, line=dict(color=CHANGE, width=2))
-    fig.update_layout(title="Category composition (trailing window)", xaxis_title=x_title,
-                      yaxis=dict(title="share of events", tickformat=".0%", range=[0, 1]), height=320, **_LAYOUT)
-    return fig
+    data = [go.Scatter(x=x, y=shares[column].to_numpy(), name=html.escape(str(column)), mode="lines",
+                       stackgroup="share", line=dict(width=0.5)) for column in shares.columns]
+    layout = dict(title="Category composition (trailing window)", xaxis_title=x_title,
+                  yaxis=dict(title="share of events", tickformat=".0%", range=[0, 1]), height=320,
+                  shapes=[_vline(cx, CHANGE) for cx in change_x], **_LAYOUT)
+    return go.Figure(data=data, layout=layout)
 
 
 def score_histogram(scores: np.ndarray, threshold: float, title: str) -> go.Figure:

@@ -146,6 +146,18 @@ def event_arrays(name: str) -> store.EventArrays:
     return _event_arrays(name, version(name))
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _composition(name: str, version: str, user_id: str, window: int) -> pd.DataFrame:
+    from core.composition import category_composition
+
+    return category_composition(_user_events(name, version, user_id)["categories"].tolist(), window=window)
+
+
+def composition(name: str, user_id: str, window: int) -> pd.DataFrame:
+    """Category shares over one user's events (trailing window), rows = event index."""
+    return _composition(name, version(name), str(user_id), int(window))
+
+
 def import_uploads(name: str, events_file, items_file, delimiter: str = ",") -> store.ImportReport:
     """Run uploaded files through the same validated, atomic importer as the CLI."""
     from core.ingest import ingest_files

@@ -5,7 +5,7 @@ import streamlit as st
 
 import charts
 import ui
-from core.composition import category_composition, segment_of
+from core.composition import segment_of
 from core.errors import ShiftError
 
 st.title("User timeline")
@@ -59,7 +59,7 @@ if truth_idx:
     st.caption("Wide green bands: planted (true) change points.")
 
 window = st.slider("Composition window (events)", 1, 50, 10, key="composition_window")
-shares = category_composition(events["categories"].tolist(), window=window)
+shares = ui.composition(name, user, window)
 st.plotly_chart(charts.composition(shares, x, change_x, x_title=x_axis), key="composition_chart")
 
 segment = segment_of(len(events), cps["event_index"].tolist())

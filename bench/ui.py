@@ -1,0 +1,125 @@
+"""Dashboard speed on MovieLens-100K: a slider move, and a cold start.
+
+1. ``slider``: server-side time from an ε-slider change to a finished rerun of the User
+   timeline page, measured with Streamlit's AppTest (the script run in this process,
+   including building and serialising every element; no browser, no network). The page
+   is warmed once (fitted detector, queries), then the slider is set to 20 different
+   thresholds and each rerun is timed. Target: median <= 200 ms.
+2. ``cold``: a fresh ``streamlit run app.py`` process with the disk caches warm (item
+   embeddings, projection, fitted detector), opened in headless Chromium on the timeline
+   page: time from launching the process to the first Plotly chart drawn in the browser.
+   Target: <= 5 s.
+
+    .venv/bin/python bench/ui.py [--dataset movielens-100k] [--runs 20]
+
+Run ``python -m core encode/project movielens-100k`` and open the app once before, so
+the caches are warm (the script warms the detector fit itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def slider(dataset: str, runs: int) -> dict:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.session_state["dataset"] = dataset
+    t0 = time.perf_counter()
+    at.switch_page("pages/timeline.py").run()
+    first = time.perf_counter() - t0
+    assert not at.exception, at.exception
+    detector = at.session_state[f"detector:{dataset}"]
+    user = at.session_state[f"user:{dataset}"]
+    key = f"_widget_eps:{dataset}:{detector}"
+    lo, hi, step = at.sidebar.slider(key=key).min, at.sidebar.slider(key=key).max, at.sidebar.slider(key=key).step
+    values = np.round(np.linspace(lo + 0.2 * (hi - lo), lo + 0.8 * (hi - lo), runs) / step) * step
+    times, counts = [], []
+    for value in values:
+        at.sidebar.slider(key=key).set_value(float(value))
+        t0 = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - t0)
+        assert not at.exception, at.exception
+        counts.append(next(m.value for m in at.metric if m.label == "Change points"))
+    return {"first_run_s": first, "median_ms": 1000 * statistics.median(times), "min_ms": 1000 * min(times),
+            "max_ms": 1000 * max(times), "runs": runs, "user": user, "detector": detector,
+            "change_point_counts": sorted(set(counts), key=int)}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cold(dataset: str) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    with sync_playwright() as p:
+        # The browser is started first: its own start-up is not the dashboard's.
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1"],
+            cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
+                        if r.read() == b"ok":
+                            break
+                except OSError:
+                    time.sleep(0.05)
+            healthy = time.perf_counter() - t0
+            page.goto(f"http://127.0.0.1:{port}/timeline?dataset={dataset}")
+            page.locator('[data-testid="stMetric"]').first.wait_for(timeout=120_000)
+            first_element = time.perf_counter() - t0
+            page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)
+            done = time.perf_counter() - t0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            browser.close()
+    return {"process_to_first_chart_s": done, "process_to_healthy_s": healthy,
+            "process_to_first_metric_s": first_element}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="movielens-100k")
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    s = slider(args.dataset, args.runs)
+    print(f"slider -> rerun of the timeline page ({args.dataset}, user {s['user']}, {s['detector']}, AppTest): "
+          f"median {s['median_ms']:.0f} ms over {s['runs']} thresholds (min {s['min_ms']:.0f}, max {s['max_ms']:.0f}); "
+          f"change-point counts seen {s['change_point_counts']}; first run in this process {s['first_run_s']:.1f} s")
+    c = cold(args.dataset)
+    print(f"cold start (new streamlit process, warm disk caches) -> first chart in Chromium: "
+          f"{c['process_to_first_chart_s']:.2f} s (server healthy after {c['process_to_healthy_s']:.2f} s, "
+          f"first metric after {c['process_to_first_metric_s']:.2f} s); load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
