@@ -139,3 +139,26 @@ def test_date_axis_renders(x_axis):
     assert not at.exception, at.exception
     spec = json.loads([c for c in at.get("plotly_chart") if "timeline" in c.proto.id][0].proto.spec)
     assert spec["layout"]["xaxis"]["title"]["text"] == "date"
+
+
+@pytest.mark.usefixtures("world")
+def test_online_detector_draws_its_alert_points():
+    from dashboard_world import stub_item_matrix
+
+    from core import store
+    from core.detectors.population import user_signal
+    from core.fitted_detectors import fitted_population
+
+    with store.connect(NAME) as con:
+        matrix = stub_item_matrix(store.load_items(con))
+    fit = fitted_population(NAME, "page_hinkley", matrix)
+    expected = user_signal(fit, USER, fit.default_threshold).change_points
+    assert len(expected) >= 1
+    at = _timeline()
+    at.sidebar.selectbox(key=f"_widget_detector:{NAME}").set_value("page_hinkley").run()
+    assert not at.exception, at.exception
+    assert _metric(at, "Change points") == str(len(expected))
+    spec = json.loads([c for c in at.get("plotly_chart") if "timeline" in c.proto.id][0].proto.spec)
+    alerts = [s["x0"] for s in spec["layout"]["shapes"] if s["line"].get("dash") == "dot"]
+    assert alerts == expected["alert_index"].tolist()
+    assert all(a > c for a, c in zip(alerts, expected["event_index"]))  # known only after the change
