@@ -617,8 +617,16 @@ def truth_scores(detection: Detection, margin: int = 10) -> dict:
                             users_df.set_index("user_id")["n_events"], margin)
 
 
-def evaluation_folder(name: str) -> Path:
-    return store.cache_dir(name) / "evaluation"
+RECORDED_RESULTS = Path(__file__).resolve().parent / "bench" / "results"
+
+
+def evaluation_folder(name: str) -> Path | None:
+    """Where ``python -m core evaluate NAME`` wrote its results: the dataset's cache folder
+    (the command's default), else the benchmark recorded in the repository (bench/results)."""
+    for folder in (store.cache_dir(name) / "evaluation", RECORDED_RESULTS / store.check_name(name)):
+        if (folder / "results.json").exists():
+            return folder
+    return None
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -632,9 +640,8 @@ def _stored_evaluation(folder: str, mtime: float):
 
 
 def stored_evaluation(name: str):
-    """(meta, table, curves) written by ``python -m core evaluate NAME``, or None."""
+    """(meta, table, curves, folder) written by ``python -m core evaluate NAME``, or None."""
     folder = evaluation_folder(name)
-    path = folder / "results.json"
-    if not path.exists():
+    if folder is None:
         return None
-    return _stored_evaluation(str(folder), path.stat().st_mtime)
+    return (*_stored_evaluation(str(folder), (folder / "results.json").stat().st_mtime), folder)

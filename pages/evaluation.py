@@ -13,7 +13,6 @@ name = ui.choose_dataset()
 if name is None:
     st.stop()
 detection = ui.detection_controls(name)
-margin = st.radio("Matching tolerance M (events either side)", [5, 10], index=1, horizontal=True, key="evaluation_margin")
 
 has_truth = len(ui.user_labels(name)) > 0
 st.subheader("Planted truth of this dataset, at the current ε")
@@ -21,6 +20,8 @@ if not has_truth:
     st.info(f"`{name}` has no planted change points (real logs have none). The spliced benchmark "
             "below builds ground truth from its real users.")
 else:
+    margin = st.radio("Matching tolerance M (events either side)", [5, 10], index=1, horizontal=True,
+                      key="evaluation_margin")
     live = ui.truth_scores(detection, margin)
     cols = st.columns(5)
     cols[0].metric(f"Precision @{margin}", f"{live['precision']:.2f}")
@@ -52,7 +53,9 @@ if stored is None:
     st.info(f"No stored benchmark for `{name}`. Run `python -m core evaluate {name}` (minutes on "
             "MovieLens-100K), then reload.")
     st.stop()
-meta, table, curves = stored
+meta, table, curves, folder = stored
+st.caption(f"From `{folder.relative_to(folder.parents[2]) if folder.is_relative_to(ui.RECORDED_RESULTS) else folder}`. "
+           f"{len(table)} rows.")
 st.caption(
     f"Test benchmark users: {', '.join(f'{k} {v}' for k, v in meta.get('test_benchmark', {}).items())}; "
     f"defaults calibrated to {meta.get('target_false_alarms_per_1000', '?')} false alarms per 1,000 events on "
