@@ -178,8 +178,6 @@ class Encoder:
             raise ShiftError(f"batch size must be a positive integer, got {self.batch_size!r}")
         path = self.model_path_
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        # Tokenising happens in one call up front; its thread pool would only fight torch's.
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import torch
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
