@@ -20,10 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.errors import ShiftError, UnknownUser
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 def _check(vectors: np.ndarray, offsets: np.ndarray, weights: np.ndarray | None) -> tuple:
@@ -362,15 +366,26 @@ def iter_trajectories(
         con.close()
 
 
-def user_trajectory(name: str, user_id: str, item_vectors: np.ndarray | None = None) -> Trajectories:
-    """One user's trajectory (U = 1), fetched by an indexed lookup of that user alone."""
+def user_trajectory(
+    name: str,
+    user_id: str,
+    item_vectors: np.ndarray | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Trajectories:
+    """One user's trajectory (U = 1), fetched by an indexed lookup of that user alone.
+
+    Opening a DuckDB file costs more than the two queries, so a caller that keeps a
+    read-only connection (the dashboard) passes it as ``con``.
+    """
     from core import store
 
     item_vectors = _item_vectors(name, item_vectors)
-    con = store.connect(name, read_only=True)
+    own = con is None
+    con = store.connect(name, read_only=True) if own else con
     try:
         k = store.user_index(con, user_id)
         events = store.load_event_arrays(con, (k, k + 1))
     finally:
-        con.close()
+        if own:
+            con.close()
     return _from_events(events, item_vectors)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import ingest
+from core import ingest, store
 from core.errors import ShiftError, UnknownUser
 from core.store import TableSource
 from core.trajectory import (
@@ -233,6 +233,11 @@ def test_user_trajectory_and_chunks_match_the_full_load(tiny):
     np.testing.assert_array_equal(np.concatenate([c.item_idx for c in chunks]), full.item_idx)
     with pytest.raises(UnknownUser, match="'99'"):
         user_trajectory(tiny, "99", item_vectors=ITEM_VECTORS)
+    con = store.connect(tiny)  # a caller's own read-only connection is used and left open
+    again = user_trajectory(tiny, "7", item_vectors=ITEM_VECTORS, con=con)
+    assert again.item_idx.tolist() == full.item_idx[full.user_slice(full.index_of("7"))].tolist()
+    assert con.execute("SELECT count(*) FROM users").fetchone()[0] == 3
+    con.close()
 
 
 def test_item_matrix_too_small_for_the_events_is_a_clear_error(tiny):
