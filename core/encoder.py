@@ -186,7 +186,12 @@ class Encoder:
 
         if self.num_threads:
             torch.set_num_threads(int(self.num_threads))
-        device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        except RuntimeError as err:
+            raise ShiftError(f"device {self.device!r} is not a torch device (cpu, cuda, cuda:1, …)") from err
+        if device.type not in ("cpu", "cuda"):
+            raise ShiftError(f"device {self.device!r}: only cpu and cuda are supported")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ShiftError(f"device {self.device!r} asked for, but torch sees no CUDA GPU")
         precision = self.precision

@@ -107,6 +107,7 @@ def test_another_local_model_folder_gets_its_own_id(tmp_path, fp32):
         ({"precision": "int4"}, "precision 'int4'"),
         ({"precision": "fp16", "device": "cpu"}, "fp16 needs a CUDA GPU"),
         ({"batch_size": 0}, "batch size"),
+        ({"device": "gpu0"}, "not a torch device"),
     ],
 )
 def test_bad_options_are_clear_errors(kwargs, message):
