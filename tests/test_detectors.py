@@ -236,3 +236,19 @@ def test_detect_command_writes_one_row_per_change_point(synthetic, tmp_path):
         == 0
     )
     assert main(["detect", synthetic, "--detector", "nope"]) == 2  # a plain error, not a traceback
+
+
+def test_large_logs_are_scored_in_user_chunks(synthetic, monkeypatch):
+    from core.detectors import population
+
+    whole = population.fit_population(synthetic, "two_window")
+    population.fit_population.cache_clear()
+    monkeypatch.setattr(population, "MAX_EVENTS_IN_MEMORY", 2_000)
+    chunked = population.fit_population(synthetic, "two_window")
+    # two_window's score depends on one user's events only, so chunking changes nothing
+    np.testing.assert_allclose(chunked.detector.scores_, whole.detector.scores_, rtol=1e-6)
+    assert np.array_equal(chunked.detector.candidates_.user, whole.detector.candidates_.user)
+    assert np.array_equal(chunked.detector.candidates_.event_index, whole.detector.candidates_.event_index)
+    assert chunked.calibration.n_null_events <= 2 * 2_000  # calibrated on a sample of users
+    with pytest.raises(ShiftError, match="peak-picking"):
+        population.fit_population(synthetic, "kernel_cpd")

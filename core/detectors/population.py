@@ -29,10 +29,14 @@ from core.calibration import Calibration, calibrate
 from core.detectors import DEFAULT, make_detector
 from core.detectors.base import ChangePoints, Detector
 from core.detectors.features import item_features
-from core.errors import UnknownUser
+from core.errors import ShiftError, UnknownUser
 
 DEFAULT_FALSE_ALARMS = 1.0  # per 1,000 events, on shuffled (shift-free) histories
 CALIBRATION_SHUFFLES = 2
+# Above this many events, per-event features (N x d float64) would not fit comfortably in
+# memory: population state and calibration come from a seeded sample of whole users, and
+# scores are computed user chunk by user chunk (exact: every score depends on one user only).
+MAX_EVENTS_IN_MEMORY = 300_000
 
 
 @dataclass
@@ -56,7 +60,7 @@ class PopulationFit:
         return int(hit[0])
 
 
-def _calibration_path(name: str, detector: Detector, items: np.ndarray):
+def _calibration_path(name: str, detector: Detector, items: np.ndarray, n_events: int):
     # The key changes whenever the data, the features or the detector's settings change.
     params = {k: v for k, v in vars(detector).items() if not k.endswith("_")}
     path = store.dataset_path(name)
@@ -65,6 +69,7 @@ def _calibration_path(name: str, detector: Detector, items: np.ndarray):
             detector.name,
             params,
             path.stat().st_mtime_ns,
+            n_events,
             items.shape,
             float(np.asarray(items[: min(len(items), 50)], np.float64).sum()),
         ],
@@ -76,21 +81,73 @@ def _calibration_path(name: str, detector: Detector, items: np.ndarray):
     return folder / f"{detector.name}-{digest}.json"
 
 
+def _sample_users(events: store.EventArrays, max_events: int, random_state: int = 0):
+    """Rows, offsets and ratings of a seeded sample of whole users totalling <= max_events."""
+    counts = np.diff(events.offsets)
+    order = np.random.default_rng(random_state).permutation(len(counts))
+    keep = np.sort(order[np.cumsum(counts[order]) <= max_events]) if len(counts) else order
+    if len(keep) == 0:  # one user alone is over the limit: take the first user anyway
+        keep = order[:1]
+    rows = np.concatenate([np.arange(events.offsets[k], events.offsets[k + 1]) for k in keep])
+    offsets = np.concatenate([[0], np.cumsum(counts[keep])])
+    return rows, offsets
+
+
+def _score_in_chunks(det: Detector, events: store.EventArrays, items: np.ndarray) -> None:
+    """Set the detector's scores_ and candidates_ over every user, one chunk at a time."""
+    from core.trajectory import chunk_ranges
+
+    scores = np.full(int(events.offsets[-1]), np.nan)
+    parts = []
+    for lo, hi in chunk_ranges(np.diff(events.offsets), MAX_EVENTS_IN_MEMORY):
+        a, b = int(events.offsets[lo]), int(events.offsets[hi])
+        offsets = events.offsets[lo : hi + 1] - a
+        s = det.score_signal(items[events.item_idx[a:b]].astype(np.float64), offsets)
+        scores[a:b] = s
+        cand = det._candidates(s, offsets)
+        parts.append(ChangePoints(cand.user + lo, cand.event_index, cand.score, cand.alert_index))
+    det.scores_, det.offsets_, det.n_events_ = scores, events.offsets, int(events.offsets[-1])
+    det.candidates_ = ChangePoints(
+        *(
+            np.concatenate([getattr(p, f) for p in parts])
+            for f in ("user", "event_index", "score", "alert_index")
+        )
+    )
+
+
 @functools.lru_cache(maxsize=8)
 def fit_population(name: str, detector: str = DEFAULT) -> PopulationFit:
-    """Fit ``detector`` on every user of dataset ``name`` and load or compute its calibration."""
+    """Fit ``detector`` on every user of dataset ``name`` and load or compute its calibration.
+
+    Logs over ``MAX_EVENTS_IN_MEMORY`` events are handled in user chunks (peak-picking
+    detectors only; the segmentation and online detectors keep per-event state of the whole
+    log and refuse with a clear error there).
+    """
     with store.connect(name) as con:
         events = store.load_event_arrays(con)
     det = make_detector(detector)
     items = item_features(name, det.features)
-    vectors = items[events.item_idx]
-    det.fit(vectors, events.offsets, events.rating)
-    path = _calibration_path(name, det, items)
+    big = int(events.offsets[-1]) > MAX_EVENTS_IN_MEMORY
+    if big and not det.peak_based:
+        raise ShiftError(
+            f"detector {detector!r} keeps per-event state of the whole log and {name!r} has "
+            f"{int(events.offsets[-1]):,} events (limit {MAX_EVENTS_IN_MEMORY:,}); use a peak-picking "
+            f"detector such as {DEFAULT!r}"
+        )
+    if big:
+        rows, offsets = _sample_users(events, MAX_EVENTS_IN_MEMORY)
+        vectors, ratings = items[events.item_idx[rows]], events.rating[rows]
+    else:
+        vectors, offsets, ratings = items[events.item_idx], events.offsets, events.rating
+    det.fit(vectors, offsets, ratings)
+    path = _calibration_path(name, det, items, len(vectors))
     if path.exists():
         cal = Calibration.load(path)
     else:
-        cal = calibrate(det, vectors, events.offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0)
+        cal = calibrate(det, vectors, offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0)
         cal.save(path)
+    if big:
+        _score_in_chunks(det, events, items)
     return PopulationFit(name, det, events, items, cal)
 
 
