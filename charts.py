@@ -31,13 +31,31 @@ def escape(values: Sequence) -> list[str]:
 
 
 def _vline(x, colour: str, width: float = 2, dash: str = "solid", opacity: float = 1.0) -> dict:
-    return dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1, opacity=opacity,
-                line=dict(color=colour, width=width, dash=dash))
+    return dict(
+        type="line",
+        xref="x",
+        yref="paper",
+        x0=x,
+        x1=x,
+        y0=0,
+        y1=1,
+        opacity=opacity,
+        line=dict(color=colour, width=width, dash=dash),
+    )
 
 
 def _label(x, text: str, y: float = 1.0, yanchor: str = "bottom") -> dict:
-    return dict(x=x, y=y, xref="x", yref="paper", text=text, showarrow=False, xanchor="left", yanchor=yanchor,
-                font=dict(size=11, color=CHANGE))
+    return dict(
+        x=x,
+        y=y,
+        xref="x",
+        yref="paper",
+        text=text,
+        showarrow=False,
+        xanchor="left",
+        yanchor=yanchor,
+        font=dict(size=11, color=CHANGE),
+    )
 
 
 # Markers are built as one layout (shapes + annotations) rather than with add_vline:
@@ -57,14 +75,35 @@ def timeline(
     x_title: str = "event index",
 ) -> go.Figure:
     """The detector's score over the user's events, the threshold line and change markers."""
-    data = [go.Scatter(x=x, y=score, mode="lines", name=f"{detector} score", line=dict(color=SIGNAL, width=2),
-                       connectgaps=False)]
-    layout = dict(title=f"Shift score ({detector}) with {len(change_x)} change point(s)",
-                  xaxis_title=x_title, yaxis_title="score", height=360, **_LAYOUT)
+    data = [
+        go.Scatter(
+            x=x,
+            y=score,
+            mode="lines",
+            name=f"{detector} score",
+            line=dict(color=SIGNAL, width=2),
+            connectgaps=False,
+        )
+    ]
+    layout = dict(
+        title=f"Shift score ({detector}) with {len(change_x)} change point(s)",
+        xaxis_title=x_title,
+        yaxis_title="score",
+        height=360,
+        **_LAYOUT,
+    )
     if extra is not None:
         label, values = extra
-        data.append(go.Scatter(x=x, y=values, mode="lines", name=label, yaxis="y2",
-                               line=dict(color="#868e96", width=1, dash="dot")))
+        data.append(
+            go.Scatter(
+                x=x,
+                y=values,
+                mode="lines",
+                name=label,
+                yaxis="y2",
+                line=dict(color="#868e96", width=1, dash="dot"),
+            )
+        )
         layout["yaxis2"] = dict(title=label, overlaying="y", side="right", showgrid=False)
     shapes = [_vline(tx, TRUTH, width=6, opacity=0.25) for tx in truth_x]
     shapes += [_vline(cx, CHANGE) for cx in change_x]
@@ -75,28 +114,66 @@ def timeline(
     if alert_x:
         notes.append(_label(alert_x[0], "alert", y=0.0, yanchor="bottom"))
     if threshold is not None and np.isfinite(threshold):
-        shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=threshold, y1=threshold,
-                           line=dict(color=THRESHOLD, dash="dash")))
-        notes.append(dict(x=0, y=threshold, xref="paper", yref="y", text=f"ε = {threshold:.3g}", showarrow=False,
-                          xanchor="left", yanchor="bottom", font=dict(size=11, color=THRESHOLD)))
+        shapes.append(
+            dict(
+                type="line",
+                xref="paper",
+                yref="y",
+                x0=0,
+                x1=1,
+                y0=threshold,
+                y1=threshold,
+                line=dict(color=THRESHOLD, dash="dash"),
+            )
+        )
+        notes.append(
+            dict(
+                x=0,
+                y=threshold,
+                xref="paper",
+                yref="y",
+                text=f"ε = {threshold:.3g}",
+                showarrow=False,
+                xanchor="left",
+                yanchor="bottom",
+                font=dict(size=11, color=THRESHOLD),
+            )
+        )
     layout["shapes"], layout["annotations"] = shapes, notes
     return go.Figure(data=data, layout=layout)
 
 
-def composition(shares: pd.DataFrame, x: np.ndarray, change_x: Sequence, x_title: str = "event index") -> go.Figure:
+def composition(
+    shares: pd.DataFrame, x: np.ndarray, change_x: Sequence, x_title: str = "event index"
+) -> go.Figure:
     """Stacked area of category shares over the user's events, with the change markers."""
-    data = [go.Scatter(x=x, y=shares[column].to_numpy(), name=html.escape(str(column)), mode="lines",
-                       stackgroup="share", line=dict(width=0.5)) for column in shares.columns]
-    layout = dict(title="Category composition (trailing window)", xaxis_title=x_title,
-                  yaxis=dict(title="share of events", tickformat=".0%", range=[0, 1]), height=320,
-                  shapes=[_vline(cx, CHANGE) for cx in change_x], **_LAYOUT)
+    data = [
+        go.Scatter(
+            x=x,
+            y=shares[column].to_numpy(),
+            name=html.escape(str(column)),
+            mode="lines",
+            stackgroup="share",
+            line=dict(width=0.5),
+        )
+        for column in shares.columns
+    ]
+    layout = dict(
+        title="Category composition (trailing window)",
+        xaxis_title=x_title,
+        yaxis=dict(title="share of events", tickformat=".0%", range=[0, 1]),
+        height=320,
+        shapes=[_vline(cx, CHANGE) for cx in change_x],
+        **_LAYOUT,
+    )
     return go.Figure(data=data, layout=layout)
 
 
 def score_histogram(scores: np.ndarray, threshold: float, title: str) -> go.Figure:
     fig = go.Figure(go.Histogram(x=scores, nbinsx=60, marker_color=SIGNAL, name="users"))
-    fig.add_vline(x=threshold, line=dict(color=THRESHOLD, dash="dash"),
-                  annotation_text=f"ε = {threshold:.3g}")
+    fig.add_vline(
+        x=threshold, line=dict(color=THRESHOLD, dash="dash"), annotation_text=f"ε = {threshold:.3g}"
+    )
     fig.update_layout(title=title, xaxis_title="score", yaxis_title="count", height=300, **_LAYOUT)
     return fig
 
@@ -107,7 +184,9 @@ def bars(labels: Sequence, counts: Sequence, title: str, x_title: str, y_title: 
     return fig
 
 
-def item_map(coords: np.ndarray, titles: Sequence, categories: Sequence, colour_by_category: bool) -> go.Figure:
+def item_map(
+    coords: np.ndarray, titles: Sequence, categories: Sequence, colour_by_category: bool
+) -> go.Figure:
     """The UMAP map of every item, titles on hover."""
     fig = go.Figure()
     hover = [f"{t}<br>{c}" for t, c in zip(escape(titles), escape(categories))]
@@ -115,39 +194,101 @@ def item_map(coords: np.ndarray, titles: Sequence, categories: Sequence, colour_
         cats = pd.Series(list(categories), dtype=str)
         for cat in cats.value_counts().index[:12]:
             m = (cats == cat).to_numpy()
-            fig.add_trace(go.Scattergl(x=coords[m, 0], y=coords[m, 1], mode="markers", name=html.escape(cat),
-                                       marker=dict(size=4, opacity=0.35), hovertext=np.asarray(hover)[m],
-                                       hoverinfo="text"))
+            fig.add_trace(
+                go.Scattergl(
+                    x=coords[m, 0],
+                    y=coords[m, 1],
+                    mode="markers",
+                    name=html.escape(cat),
+                    marker=dict(size=4, opacity=0.35),
+                    hovertext=np.asarray(hover)[m],
+                    hoverinfo="text",
+                )
+            )
         rest = ~cats.isin(cats.value_counts().index[:12]).to_numpy()
         if rest.any():
-            fig.add_trace(go.Scattergl(x=coords[rest, 0], y=coords[rest, 1], mode="markers", name="other",
-                                       marker=dict(size=4, opacity=0.4, color="#ced4da"),
-                                       hovertext=np.asarray(hover)[rest], hoverinfo="text"))
+            fig.add_trace(
+                go.Scattergl(
+                    x=coords[rest, 0],
+                    y=coords[rest, 1],
+                    mode="markers",
+                    name="other",
+                    marker=dict(size=4, opacity=0.4, color="#ced4da"),
+                    hovertext=np.asarray(hover)[rest],
+                    hoverinfo="text",
+                )
+            )
     else:
-        fig.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", name="items",
-                                   marker=dict(size=4, color="#ced4da"), hovertext=hover, hoverinfo="text"))
-    fig.update_layout(height=620, xaxis=dict(showticklabels=False, title="UMAP 1"),
-                      yaxis=dict(showticklabels=False, title="UMAP 2"), **_LAYOUT)
+        fig.add_trace(
+            go.Scattergl(
+                x=coords[:, 0],
+                y=coords[:, 1],
+                mode="markers",
+                name="items",
+                marker=dict(size=4, color="#ced4da"),
+                hovertext=hover,
+                hoverinfo="text",
+            )
+        )
+    fig.update_layout(
+        height=620,
+        xaxis=dict(showticklabels=False, title="UMAP 1"),
+        yaxis=dict(showticklabels=False, title="UMAP 2"),
+        **_LAYOUT,
+    )
     return fig
 
 
-def add_user_path(fig: go.Figure, points: np.ndarray, smooth: np.ndarray, titles: Sequence,
-                  change_point: int | None, first_index: int = 0) -> go.Figure:
+def add_user_path(
+    fig: go.Figure,
+    points: np.ndarray,
+    smooth: np.ndarray,
+    titles: Sequence,
+    change_point: int | None,
+    first_index: int = 0,
+) -> go.Figure:
     """A user's events on the map coloured by time, and the smoothed interest path, blue
     before the change point and orange after it (``change_point`` relative to ``points``)."""
     t = np.arange(len(points)) + first_index
-    fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers", name="user's events",
-                             marker=dict(size=8, color=t, colorscale="Viridis", showscale=True,
-                                         colorbar=dict(title="event", x=1.02), line=dict(width=0.5, color="white")),
-                             hovertext=[f"event {i}: {title}" for i, title in zip(t, escape(titles))],
-                             hoverinfo="text"))
+    fig.add_trace(
+        go.Scatter(
+            x=points[:, 0],
+            y=points[:, 1],
+            mode="markers",
+            name="user's events",
+            marker=dict(
+                size=8,
+                color=t,
+                colorscale="Viridis",
+                showscale=True,
+                colorbar=dict(title="event", x=1.02),
+                line=dict(width=0.5, color="white"),
+            ),
+            hovertext=[f"event {i}: {title}" for i, title in zip(t, escape(titles))],
+            hoverinfo="text",
+        )
+    )
     cut = len(smooth) if change_point is None else int(change_point)
-    fig.add_trace(go.Scatter(x=smooth[:cut, 0], y=smooth[:cut, 1], mode="lines", name="interest path (before)",
-                             line=dict(color=BEFORE, width=3)))
+    fig.add_trace(
+        go.Scatter(
+            x=smooth[:cut, 0],
+            y=smooth[:cut, 1],
+            mode="lines",
+            name="interest path (before)",
+            line=dict(color=BEFORE, width=3),
+        )
+    )
     if cut < len(smooth):
-        after = smooth[max(cut - 1, 0):]
-        fig.add_trace(go.Scatter(x=after[:, 0], y=after[:, 1], mode="lines", name="interest path (after)",
-                                 line=dict(color=AFTER, width=3)))
+        after = smooth[max(cut - 1, 0) :]
+        fig.add_trace(
+            go.Scatter(
+                x=after[:, 0],
+                y=after[:, 1],
+                mode="lines",
+                name="interest path (after)",
+                line=dict(color=AFTER, width=3),
+            )
+        )
     return fig
 
 
@@ -158,44 +299,101 @@ def shift_arrows(before: np.ndarray, after: np.ndarray, labels: Sequence) -> go.
     for b, a in zip(before, after):
         xs += [b[0], a[0], None]
         ys += [b[1], a[1], None]
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#adb5bd", width=1), name="shift",
-                             hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=xs, y=ys, mode="lines", line=dict(color="#adb5bd", width=1), name="shift", hoverinfo="skip"
+        )
+    )
     text = escape(labels)
-    fig.add_trace(go.Scatter(x=before[:, 0], y=before[:, 1], mode="markers", name="before",
-                             marker=dict(color=BEFORE, size=7), hovertext=text, hoverinfo="text"))
-    fig.add_trace(go.Scatter(x=after[:, 0], y=after[:, 1], mode="markers", name="after",
-                             marker=dict(color=AFTER, size=7, symbol="diamond"), hovertext=text, hoverinfo="text"))
-    fig.update_layout(height=520, xaxis=dict(showticklabels=False, title="UMAP 1"),
-                      yaxis=dict(showticklabels=False, title="UMAP 2"), **_LAYOUT)
+    fig.add_trace(
+        go.Scatter(
+            x=before[:, 0],
+            y=before[:, 1],
+            mode="markers",
+            name="before",
+            marker=dict(color=BEFORE, size=7),
+            hovertext=text,
+            hoverinfo="text",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=after[:, 0],
+            y=after[:, 1],
+            mode="markers",
+            name="after",
+            marker=dict(color=AFTER, size=7, symbol="diamond"),
+            hovertext=text,
+            hoverinfo="text",
+        )
+    )
+    fig.update_layout(
+        height=520,
+        xaxis=dict(showticklabels=False, title="UMAP 1"),
+        yaxis=dict(showticklabels=False, title="UMAP 2"),
+        **_LAYOUT,
+    )
     return fig
 
 
-def pr_curve(curve: pd.DataFrame, marks: dict[str, float], title: str, x: str = "threshold",
-             metrics: Sequence[tuple[str, str]] = (("precision", "precision"), ("recall", "recall"), ("f1", "F1"))) -> go.Figure:
+def pr_curve(
+    curve: pd.DataFrame,
+    marks: dict[str, float],
+    title: str,
+    x: str = "threshold",
+    metrics: Sequence[tuple[str, str]] = (("precision", "precision"), ("recall", "recall"), ("f1", "F1")),
+) -> go.Figure:
     """Precision, recall and F1 against the threshold, with vertical marks (ε, default)."""
     fig = go.Figure()
     colours = {"precision": BEFORE, "recall": AFTER, "F1": SIGNAL}
     for column, label in metrics:
         if column in curve:
-            fig.add_trace(go.Scatter(x=curve[x], y=curve[column], mode="lines", name=label,
-                                     line=dict(color=colours.get(label, CHANGE), width=3 if label == "F1" else 2)))
+            fig.add_trace(
+                go.Scatter(
+                    x=curve[x],
+                    y=curve[column],
+                    mode="lines",
+                    name=label,
+                    line=dict(color=colours.get(label, CHANGE), width=3 if label == "F1" else 2),
+                )
+            )
     for i, (label, value) in enumerate(marks.items()):
-        fig.add_vline(x=value, line=dict(color=THRESHOLD if i == 0 else CHANGE, dash="dash" if i == 0 else "dot"),
-                      annotation_text=label, annotation_position="top right" if i == 0 else "bottom right")
-    fig.update_layout(title=title, xaxis_title=x, yaxis=dict(title="", range=[0, 1.02]), height=340, **_LAYOUT)
+        fig.add_vline(
+            x=value,
+            line=dict(color=THRESHOLD if i == 0 else CHANGE, dash="dash" if i == 0 else "dot"),
+            annotation_text=label,
+            annotation_position="top right" if i == 0 else "bottom right",
+        )
+    fig.update_layout(
+        title=title, xaxis_title=x, yaxis=dict(title="", range=[0, 1.02]), height=340, **_LAYOUT
+    )
     return fig
 
 
 def false_alarm_curve(curve: pd.DataFrame, column: str, threshold: float, title: str) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=curve["threshold"], y=curve[column], mode="lines", line=dict(color=THRESHOLD),
-                               name="false alarms per 1,000 events"))
+    fig = go.Figure(
+        go.Scatter(
+            x=curve["threshold"],
+            y=curve[column],
+            mode="lines",
+            line=dict(color=THRESHOLD),
+            name="false alarms per 1,000 events",
+        )
+    )
     fig.add_vline(x=threshold, line=dict(color=THRESHOLD, dash="dash"), annotation_text="ε")
-    fig.update_layout(title=title, xaxis_title="threshold", yaxis_title="per 1,000 events", height=300, **_LAYOUT)
+    fig.update_layout(
+        title=title, xaxis_title="threshold", yaxis_title="per 1,000 events", height=300, **_LAYOUT
+    )
     return fig
 
 
 def delay_histogram(delays: Sequence[int], title: str) -> go.Figure:
     fig = go.Figure(go.Histogram(x=list(delays), marker_color=ALERT, name="alerts", xbins=dict(size=1)))
-    fig.update_layout(title=title, xaxis_title="events from the true change to the alert", yaxis_title="alerts",
-                      height=300, **_LAYOUT)
+    fig.update_layout(
+        title=title,
+        xaxis_title="events from the true change to the alert",
+        yaxis_title="alerts",
+        height=300,
+        **_LAYOUT,
+    )
     return fig

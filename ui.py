@@ -212,12 +212,18 @@ def choose_dataset() -> str | None:
     state = st.session_state
     if "dataset" not in state:
         wanted = st.query_params.get("dataset")
-        state["dataset"] = wanted if wanted in names else (DEFAULT_DATASET if DEFAULT_DATASET in names else names[0])
+        state["dataset"] = (
+            wanted if wanted in names else (DEFAULT_DATASET if DEFAULT_DATASET in names else names[0])
+        )
     if state["dataset"] not in names:
         state["dataset"] = names[0]
     state["_widget_dataset"] = state["dataset"]
     name = st.sidebar.selectbox(
-        "Dataset", names, key="_widget_dataset", on_change=_remember, args=("dataset",),
+        "Dataset",
+        names,
+        key="_widget_dataset",
+        on_change=_remember,
+        args=("dataset",),
         help="Built-in MovieLens-100K, the synthetic world, or any imported dataset.",
     )
     st.query_params["dataset"] = name
@@ -235,6 +241,7 @@ def choose_user(name: str, ranked: list[str] | None = None) -> str:
     if state[key] not in ids:
         state[key] = ids[0]
     if ranked:
+
         def next_shifted() -> None:
             current = state[key]
             pos = ranked.index(current) + 1 if current in ranked else 0
@@ -243,7 +250,11 @@ def choose_user(name: str, ranked: list[str] | None = None) -> str:
         st.sidebar.button("Next most shifted user", on_click=next_shifted, icon=":material/skip_next:")
     state["_widget_" + key] = state[key]
     user = st.sidebar.selectbox(
-        "User", ids, key="_widget_" + key, on_change=_remember, args=(key,),
+        "User",
+        ids,
+        key="_widget_" + key,
+        on_change=_remember,
+        args=(key,),
         help="Type to search by user id.",
     )
     st.query_params["user"] = user
@@ -324,8 +335,15 @@ def _recommendations(name: str, version: str, user_id: str, change_point: int, k
     from core.recommend import recommend_for_user
 
     history = _user_events(name, version, user_id)["item_idx"].to_numpy()
-    return recommend_for_user(_recommender(name, version), _items(name, version), user_id, history,
-                              change_point, k=k, change_point_source=source)
+    return recommend_for_user(
+        _recommender(name, version),
+        _items(name, version),
+        user_id,
+        history,
+        change_point,
+        k=k,
+        change_point_source=source,
+    )
 
 
 def recommendations(name: str, user_id: str, change_point: int, k: int = 10, source: str = "given"):
@@ -358,8 +376,9 @@ def md_escape(text: str) -> str:
 # --------------------------------------------------------------------------- detection
 
 
-@st.cache_resource(show_spinner="Fitting the detector over every user (once per dataset and detector)…",
-                   max_entries=8)
+@st.cache_resource(
+    show_spinner="Fitting the detector over every user (once per dataset and detector)…", max_entries=8
+)
 def _fitted(name: str, version: str, detector: str):
     """core.detectors.population.PopulationFit, from the disk cache or fitted now (shared;
     never mutated). The slider only calls its cheap predict."""
@@ -448,7 +467,11 @@ def detection_controls(name: str) -> Detection:
         state[det_key] = default_detector()
     state["_widget_" + det_key] = state[det_key]
     detector = st.sidebar.selectbox(
-        "Detector", names, key="_widget_" + det_key, on_change=_remember, args=(det_key,),
+        "Detector",
+        names,
+        key="_widget_" + det_key,
+        on_change=_remember,
+        args=(det_key,),
         help=f"Default: {default_detector()} (chosen on the ground-truth benchmark).",
     )
     fit = _fitted(name, v, detector)
@@ -462,17 +485,31 @@ def detection_controls(name: str) -> Detection:
             state[eps_key] = hi
     state[eps_key] = float(np.clip(round(state[eps_key] / step) * step, lo, hi))
 
-    mode = st.sidebar.radio("Set the threshold as", ["ε (score)", "false alarms per 1,000 events"],
-                            key="threshold_mode", horizontal=True)
+    mode = st.sidebar.radio(
+        "Set the threshold as",
+        ["ε (score)", "false alarms per 1,000 events"],
+        key="threshold_mode",
+        horizontal=True,
+    )
     if mode.startswith("ε"):
         state["_widget_" + eps_key] = state[eps_key]
-        threshold = st.sidebar.slider("ε", lo, hi, step=step, key="_widget_" + eps_key,
-                                      on_change=_remember, args=(eps_key,),
-                                      help="A change point is a score peak at or above ε.")
+        threshold = st.sidebar.slider(
+            "ε",
+            lo,
+            hi,
+            step=step,
+            key="_widget_" + eps_key,
+            on_change=_remember,
+            args=(eps_key,),
+            help="A change point is a score peak at or above ε.",
+        )
     else:
         rate = st.sidebar.slider(
-            "Expected false alarms per 1,000 events", 0.0, 20.0,
-            value=float(min(round(cal.false_alarms_at(state[eps_key]), 1), 20.0)), step=0.1,
+            "Expected false alarms per 1,000 events",
+            0.0,
+            20.0,
+            value=float(min(round(cal.false_alarms_at(state[eps_key]), 1), 20.0)),
+            step=0.1,
             key=f"_rate:{name}:{detector}",
             help="Measured on shuffled histories (no shift by construction).",
         )
@@ -483,11 +520,18 @@ def detection_controls(name: str) -> Detection:
             threshold = state[eps_key]
         st.sidebar.caption(f"ε = {threshold:.4g}")
     rate_now = cal.false_alarms_at(threshold)
-    st.sidebar.caption(f"At ε = {threshold:.4g}: about {rate_now:.2f} false alarms per 1,000 events "
-                       "(measured on shuffled histories).")
-    return Detection(name=name, detector=detector, threshold=float(threshold), false_alarms=rate_now,
-                     online=bool(getattr(fit.detector, "online", False)),
-                     ranking=_user_ranking(name, v, detector))
+    st.sidebar.caption(
+        f"At ε = {threshold:.4g}: about {rate_now:.2f} false alarms per 1,000 events "
+        "(measured on shuffled histories)."
+    )
+    return Detection(
+        name=name,
+        detector=detector,
+        threshold=float(threshold),
+        false_alarms=rate_now,
+        online=bool(getattr(fit.detector, "online", False)),
+        ranking=_user_ranking(name, v, detector),
+    )
 
 
 @dataclass(frozen=True)
@@ -522,7 +566,9 @@ def change_point_choices(name: str, user_id: str, detection: Detection | None) -
     if detection is not None:
         detected = detection.user_change_points(user_id).sort_values("score", ascending=False, kind="stable")
         for row in detected.itertuples():  # strongest first: the default is the clearest shift
-            choices.append((f"detected at event {row.event_index} (score {row.score:.3g})", int(row.event_index)))
+            choices.append(
+                (f"detected at event {row.event_index} (score {row.score:.3g})", int(row.event_index))
+            )
     truth = ground_truth(name)
     for idx in truth.loc[truth["user_id"] == str(user_id), "event_index"]:
         choices.append((f"planted at event {int(idx)}", int(idx)))
@@ -554,13 +600,17 @@ def _shift_endpoints(name: str, version: str, detector: str, threshold: float, l
     from core.projection import place, segment_means
 
     cps = _population_change_points(name, version, detector, threshold)
-    strongest = cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id").head(limit)
+    strongest = (
+        cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id").head(limit)
+    )
     matrix = _item_matrix(name, version)
     coords = _projection(name, version, _projection_mtime(name))
     ev = _event_arrays(name, version)
     pos = _user_positions(name, version)
-    means = [segment_means(matrix, ev.item_idx[ev.user_slice(pos[r.user_id])], r.event_index)
-             for r in strongest.itertuples()]
+    means = [
+        segment_means(matrix, ev.item_idx[ev.user_slice(pos[r.user_id])], r.event_index)
+        for r in strongest.itertuples()
+    ]
     if not means:
         return strongest, np.empty((0, 2)), np.empty((0, 2))
     stacked = np.vstack(means)
@@ -576,7 +626,9 @@ def _projection_mtime(name: str) -> float:
 
 def shift_endpoints(detection: Detection, limit: int = 300):
     """Strongest change point of up to ``limit`` users, and their interest before/after on the map."""
-    return _shift_endpoints(detection.name, version(detection.name), detection.detector, detection.threshold, limit)
+    return _shift_endpoints(
+        detection.name, version(detection.name), detection.detector, detection.threshold, limit
+    )
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -587,8 +639,14 @@ def _candidates_frame(name: str, version: str, detector: str) -> pd.DataFrame:
     """Every candidate change point (a threshold only filters these), with user ids."""
     fit = _fitted(name, version, detector)
     cand = fit.detector.candidates_
-    return pd.DataFrame({"user_id": fit.events.user_ids[cand.user], "event_index": cand.event_index.astype(np.int64),
-                         "alert_index": cand.alert_index.astype(np.int64), "score": cand.score.astype(np.float64)})
+    return pd.DataFrame(
+        {
+            "user_id": fit.events.user_ids[cand.user],
+            "event_index": cand.event_index.astype(np.int64),
+            "alert_index": cand.alert_index.astype(np.int64),
+            "score": cand.score.astype(np.float64),
+        }
+    )
 
 
 @st.cache_data(show_spinner="Scoring against the planted truth…", max_entries=16)
@@ -597,8 +655,14 @@ def _truth_sweep(name: str, version: str, detector: str, margin: int) -> pd.Data
 
     cand = _candidates_frame(name, version, detector)
     users_df = _users(name, version)
-    return sweep(_ground_truth(name, version), _user_labels(name, version), cand,
-                 users_df.set_index("user_id")["n_events"], threshold_grid(cand["score"].to_numpy()), margin)
+    return sweep(
+        _ground_truth(name, version),
+        _user_labels(name, version),
+        cand,
+        users_df.set_index("user_id")["n_events"],
+        threshold_grid(cand["score"].to_numpy()),
+        margin,
+    )
 
 
 def truth_sweep(detection: Detection, margin: int = 10) -> pd.DataFrame:
@@ -613,8 +677,13 @@ def truth_scores(detection: Detection, margin: int = 10) -> dict:
 
     name = detection.name
     users_df = users(name)
-    return score_detections(ground_truth(name), user_labels(name), detection.change_points(),
-                            users_df.set_index("user_id")["n_events"], margin)
+    return score_detections(
+        ground_truth(name),
+        user_labels(name),
+        detection.change_points(),
+        users_df.set_index("user_id")["n_events"],
+        margin,
+    )
 
 
 RECORDED_RESULTS = Path(__file__).resolve().parent / "bench" / "results"

@@ -31,8 +31,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def slider(dataset: str, runs: int) -> dict:
@@ -47,7 +53,11 @@ def slider(dataset: str, runs: int) -> dict:
     detector = at.session_state[f"detector:{dataset}"]
     user = at.session_state[f"user:{dataset}"]
     key = f"_widget_eps:{dataset}:{detector}"
-    lo, hi, step = at.sidebar.slider(key=key).min, at.sidebar.slider(key=key).max, at.sidebar.slider(key=key).step
+    lo, hi, step = (
+        at.sidebar.slider(key=key).min,
+        at.sidebar.slider(key=key).max,
+        at.sidebar.slider(key=key).step,
+    )
     values = np.round(np.linspace(lo + 0.2 * (hi - lo), lo + 0.8 * (hi - lo), runs) / step) * step
     times, counts = [], []
     for value in values:
@@ -57,9 +67,16 @@ def slider(dataset: str, runs: int) -> dict:
         times.append(time.perf_counter() - t0)
         assert not at.exception, at.exception
         counts.append(next(m.value for m in at.metric if m.label == "Change points"))
-    return {"first_run_s": first, "median_ms": 1000 * statistics.median(times), "min_ms": 1000 * min(times),
-            "max_ms": 1000 * max(times), "runs": runs, "user": user, "detector": detector,
-            "change_point_counts": sorted(set(counts), key=int)}
+    return {
+        "first_run_s": first,
+        "median_ms": 1000 * statistics.median(times),
+        "min_ms": 1000 * min(times),
+        "max_ms": 1000 * max(times),
+        "runs": runs,
+        "user": user,
+        "detector": detector,
+        "change_point_counts": sorted(set(counts), key=int),
+    }
 
 
 def _free_port() -> int:
@@ -68,7 +85,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def cold(dataset: str) -> dict:
+BASELINE_APP = """
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+st.metric("Events", 1)
+st.plotly_chart(go.Figure(go.Scatter(x=np.arange(100), y=np.random.default_rng(0).random(100))))
+"""
+
+
+def cold(dataset: str, app: Path | None = None) -> dict:
+    """Process start -> first chart; ``app`` replaces the dashboard (the framework's floor)."""
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
@@ -78,9 +106,22 @@ def cold(dataset: str) -> dict:
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
-            cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(app or ROOT / "app.py"),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
@@ -92,7 +133,7 @@ def cold(dataset: str) -> dict:
                 except OSError:
                     time.sleep(0.05)
             healthy = time.perf_counter() - t0
-            page.goto(f"http://127.0.0.1:{port}/timeline?dataset={dataset}")
+            page.goto(f"http://127.0.0.1:{port}/" + ("" if app else f"timeline?dataset={dataset}"))
             page.locator('[data-testid="stMetric"]').first.wait_for(timeout=120_000)
             first_element = time.perf_counter() - t0
             page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)
@@ -101,24 +142,44 @@ def cold(dataset: str) -> dict:
             proc.terminate()
             proc.wait(timeout=10)
             browser.close()
-    return {"process_to_first_chart_s": done, "process_to_healthy_s": healthy,
-            "process_to_first_metric_s": first_element}
+    return {
+        "process_to_first_chart_s": done,
+        "process_to_healthy_s": healthy,
+        "process_to_first_metric_s": first_element,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="movielens-100k")
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     s = slider(args.dataset, args.runs)
-    print(f"slider -> rerun of the timeline page ({args.dataset}, user {s['user']}, {s['detector']}, AppTest): "
-          f"median {s['median_ms']:.0f} ms over {s['runs']} thresholds (min {s['min_ms']:.0f}, max {s['max_ms']:.0f}); "
-          f"change-point counts seen {s['change_point_counts']}; first run in this process {s['first_run_s']:.1f} s")
+    print(
+        f"slider -> rerun of the timeline page ({args.dataset}, user {s['user']}, {s['detector']}, AppTest): "
+        f"median {s['median_ms']:.0f} ms over {s['runs']} thresholds (min {s['min_ms']:.0f}, max {s['max_ms']:.0f}); "
+        f"change-point counts seen {s['change_point_counts']}; first run in this process {s['first_run_s']:.1f} s"
+    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        baseline = Path(tmp) / "baseline.py"
+        baseline.write_text(BASELINE_APP, encoding="utf-8")
+        b = cold(args.dataset, baseline)
+    print(
+        f"cold start of a one-metric, one-chart Streamlit app (the framework's floor, same measurement): "
+        f"{b['process_to_first_chart_s']:.2f} s (healthy {b['process_to_healthy_s']:.2f} s, "
+        f"first metric {b['process_to_first_metric_s']:.2f} s)"
+    )
     c = cold(args.dataset)
-    print(f"cold start (new streamlit process, warm disk caches) -> first chart in Chromium: "
-          f"{c['process_to_first_chart_s']:.2f} s (server healthy after {c['process_to_healthy_s']:.2f} s, "
-          f"first metric after {c['process_to_first_metric_s']:.2f} s); load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores")
+    print(
+        f"cold start (new streamlit process, warm disk caches) -> first chart in Chromium: "
+        f"{c['process_to_first_chart_s']:.2f} s (server healthy after {c['process_to_healthy_s']:.2f} s, "
+        f"first metric after {c['process_to_first_metric_s']:.2f} s); load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

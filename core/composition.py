@@ -16,9 +16,7 @@ OTHER = "other"
 NONE = "(no category)"
 
 
-def category_composition(
-    categories: Sequence[Sequence[str]], window: int = 10, top: int = 8
-) -> pd.DataFrame:
+def category_composition(categories: Sequence[Sequence[str]], window: int = 10, top: int = 8) -> pd.DataFrame:
     """Share of each category among the trailing ``window`` events at every event index.
 
     Rows are event indices 0..T-1, columns the ``top`` most frequent categories of this
@@ -37,7 +35,9 @@ def category_composition(
     flat = [c for cats in lists for c in cats]
     weight = np.repeat([1.0 / len(c) for c in lists], [len(c) for c in lists])
     long = pd.DataFrame({"event": rows, "category": flat, "weight": weight})
-    shares = long.pivot_table(index="event", columns="category", values="weight", aggfunc="sum", fill_value=0.0)
+    shares = long.pivot_table(
+        index="event", columns="category", values="weight", aggfunc="sum", fill_value=0.0
+    )
     order = shares.sum().sort_values(ascending=False, kind="stable").index
     keep = list(order[:top])
     if len(order) > top:

@@ -39,8 +39,11 @@ def fit_path(name: str, detector: str, items: np.ndarray) -> Path:
     """Cache file of one detector's fit on one dataset with these item features."""
     det = make_detector(detector)
     params = {k: v for k, v in vars(det).items() if not k.endswith("_")}
-    key = json.dumps([_FORMAT, detector, params, store.dataset_path(name).stat().st_mtime_ns,
-                      fingerprint(items)], default=str, sort_keys=True)
+    key = json.dumps(
+        [_FORMAT, detector, params, store.dataset_path(name).stat().st_mtime_ns, fingerprint(items)],
+        default=str,
+        sort_keys=True,
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return store.cache_dir(name) / "fitted" / f"{detector}-{digest}.pkl"
 
@@ -65,7 +68,9 @@ def fitted_population(name: str, detector: str, item_vectors: np.ndarray) -> Pop
     det = make_detector(detector)
     vectors = items[events.item_idx]
     det.fit(vectors, events.offsets, events.rating)
-    cal: Calibration = calibrate(det, vectors, events.offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0)
+    cal: Calibration = calibrate(
+        det, vectors, events.offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0
+    )
     fit = PopulationFit(name, det, events, items, cal)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

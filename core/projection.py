@@ -111,8 +111,13 @@ def projection_path(name: str) -> Path:
     return store.cache_dir(name) / FILE_NAME
 
 
-def compute_projection(name: str, item_vectors: np.ndarray | None = None, random_state: int = 42,
-                       n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
+def compute_projection(
+    name: str,
+    item_vectors: np.ndarray | None = None,
+    random_state: int = 42,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+) -> np.ndarray:
     """Fit the map of a dataset's items and store it (the set-up step; may encode items)."""
     if item_vectors is None:
         from core.embeddings import item_matrix
@@ -147,7 +152,9 @@ def cached_projection(name: str, item_vectors: np.ndarray) -> np.ndarray | None:
         return stored["embedding"].astype(np.float32)
 
 
-def segment_means(item_vectors: np.ndarray, history: np.ndarray, change_point: int, h: int = 20) -> np.ndarray:
+def segment_means(
+    item_vectors: np.ndarray, history: np.ndarray, change_point: int, h: int = 20
+) -> np.ndarray:
     """Interest vectors of the ``h`` events before and after a change point, shape (2, d).
 
     >>> vecs = np.array([[1.0, 0.0], [0.0, 1.0]])
@@ -158,7 +165,6 @@ def segment_means(item_vectors: np.ndarray, history: np.ndarray, change_point: i
     cp = int(change_point)
     if not 0 < cp < len(history):
         raise ShiftError(f"change point {cp} must leave events on both sides (1 … {len(history) - 1})")
-    before = history[max(0, cp - h):cp]
-    after = history[cp:cp + h]
+    before = history[max(0, cp - h) : cp]
+    after = history[cp : cp + h]
     return np.vstack([item_vectors[before].mean(axis=0), item_vectors[after].mean(axis=0)])
-

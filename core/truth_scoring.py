@@ -59,9 +59,16 @@ def score_detections(
             silent_alarms += len(pred)
             silent_events += int(events_per_user.get(user, 0))
     precision, recall, f1 = precision_recall_f1(tp, fp, fn)
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1,
-            "delays": delays,
-            "false_alarms_per_1000": 1000.0 * silent_alarms / silent_events if silent_events else float("nan")}
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "delays": delays,
+        "false_alarms_per_1000": 1000.0 * silent_alarms / silent_events if silent_events else float("nan"),
+    }
 
 
 def sweep(
@@ -77,8 +84,15 @@ def sweep(
     rows = []
     for t in thresholds:
         r = score_detections(truth, labels, detections[detections["score"] >= t], events_per_user, margin)
-        rows.append({"threshold": float(t), "precision": r["precision"], "recall": r["recall"], "f1": r["f1"],
-                     "false_alarms_per_1000": r["false_alarms_per_1000"]})
+        rows.append(
+            {
+                "threshold": float(t),
+                "precision": r["precision"],
+                "recall": r["recall"],
+                "f1": r["f1"],
+                "false_alarms_per_1000": r["false_alarms_per_1000"],
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -17,53 +17,98 @@ detection = ui.detection_controls(name)
 has_truth = len(ui.user_labels(name)) > 0
 st.subheader("Planted truth of this dataset, at the current ε")
 if not has_truth:
-    st.info(f"`{name}` has no planted change points (real logs have none). The spliced benchmark "
-            "below builds ground truth from its real users.")
+    st.info(
+        f"`{name}` has no planted change points (real logs have none). The spliced benchmark "
+        "below builds ground truth from its real users."
+    )
 else:
-    margin = st.radio("Matching tolerance M (events either side)", [5, 10], index=1, horizontal=True,
-                      key="evaluation_margin")
+    margin = st.radio(
+        "Matching tolerance M (events either side)",
+        [5, 10],
+        index=1,
+        horizontal=True,
+        key="evaluation_margin",
+    )
     live = ui.truth_scores(detection, margin)
     cols = st.columns(5)
     cols[0].metric(f"Precision @{margin}", f"{live['precision']:.2f}")
     cols[1].metric(f"Recall @{margin}", f"{live['recall']:.2f}")
     cols[2].metric(f"F1 @{margin}", f"{live['f1']:.2f}")
-    cols[3].metric("False alarms / 1,000 events", f"{live['false_alarms_per_1000']:.2f}",
-                   help="Alarms on stable and multi-interest users, which have no shift.")
+    cols[3].metric(
+        "False alarms / 1,000 events",
+        f"{live['false_alarms_per_1000']:.2f}",
+        help="Alarms on stable and multi-interest users, which have no shift.",
+    )
     cols[4].metric("Matched / planted", f"{live['tp']} / {live['tp'] + live['fn']}")
     left, right = st.columns(2)
     if detection.online:
-        left.caption(f"{detection.detector} is online: its alarms depend on ε beyond a filter, so no "
-                     "threshold curve is drawn here; the stored benchmark below has one.")
+        left.caption(
+            f"{detection.detector} is online: its alarms depend on ε beyond a filter, so no "
+            "threshold curve is drawn here; the stored benchmark below has one."
+        )
     else:
         curve = ui.truth_sweep(detection, margin)
-        left.plotly_chart(charts.pr_curve(curve, {"ε": detection.threshold},
-                                          f"Precision, recall, F1 vs threshold ({detection.detector})"),
-                          key="live_pr")
-        right.plotly_chart(charts.false_alarm_curve(curve, "false_alarms_per_1000", detection.threshold,
-                                                    "False alarms on stable and multi-interest users"),
-                           key="live_fa")
+        left.plotly_chart(
+            charts.pr_curve(
+                curve,
+                {"ε": detection.threshold},
+                f"Precision, recall, F1 vs threshold ({detection.detector})",
+            ),
+            key="live_pr",
+        )
+        right.plotly_chart(
+            charts.false_alarm_curve(
+                curve,
+                "false_alarms_per_1000",
+                detection.threshold,
+                "False alarms on stable and multi-interest users",
+            ),
+            key="live_fa",
+        )
     if live["delays"]:
-        st.plotly_chart(charts.delay_histogram(live["delays"], f"Alert delay of the {live['tp']} matched change points"),
-                        key="live_delay")
+        st.plotly_chart(
+            charts.delay_histogram(live["delays"], f"Alert delay of the {live['tp']} matched change points"),
+            key="live_delay",
+        )
         st.caption(f"Median alert delay {np.median(live['delays']):.0f} events (alert event − true change).")
 
 st.subheader("Benchmark: spliced real users (`python -m core evaluate`)")
 stored = ui.stored_evaluation(name)
 if stored is None:
-    st.info(f"No stored benchmark for `{name}`. Run `python -m core evaluate {name}` (minutes on "
-            "MovieLens-100K), then reload.")
+    st.info(
+        f"No stored benchmark for `{name}`. Run `python -m core evaluate {name}` (minutes on "
+        "MovieLens-100K), then reload."
+    )
     st.stop()
 meta, table, curves, folder = stored
-st.caption(f"From `{folder.relative_to(folder.parents[2]) if folder.is_relative_to(ui.RECORDED_RESULTS) else folder}`. "
-           f"{len(table)} rows.")
+st.caption(
+    f"From `{folder.relative_to(folder.parents[2]) if folder.is_relative_to(ui.RECORDED_RESULTS) else folder}`. "
+    f"{len(table)} rows."
+)
 st.caption(
     f"Test benchmark users: {', '.join(f'{k} {v}' for k, v in meta.get('test_benchmark', {}).items())}; "
     f"defaults calibrated to {meta.get('target_false_alarms_per_1000', '?')} false alarms per 1,000 events on "
     "calibration users; 'oracle' rows use the best threshold on the test users and are for reference only."
 )
-shown = [c for c in ["detector", "setting", "threshold", "F1@10", "P@10", "R@10", "F1@5", "F1@10 hard",
-                     "location_error", "alert_delay", "FA/1000 control", "FA/1000 shuffled", "selection F1@10"]
-         if c in table.columns]
+shown = [
+    c
+    for c in [
+        "detector",
+        "setting",
+        "threshold",
+        "F1@10",
+        "P@10",
+        "R@10",
+        "F1@5",
+        "F1@10 hard",
+        "location_error",
+        "alert_delay",
+        "FA/1000 control",
+        "FA/1000 shuffled",
+        "selection F1@10",
+    ]
+    if c in table.columns
+]
 st.dataframe(table[shown], hide_index=True, key="benchmark_table")
 if len(curves) and detection.detector in set(curves["detector"]):
     curve = curves[curves["detector"] == detection.detector].sort_values("threshold")
@@ -72,13 +117,25 @@ if len(curves) and detection.detector in set(curves["detector"]):
     if len(default) and pd.notna(default.iloc[0]):
         marks["calibrated default"] = float(default.iloc[0])
     left, right = st.columns(2)
-    left.plotly_chart(charts.pr_curve(curve, marks, f"Benchmark precision/recall/F1 @10 ({detection.detector})",
-                                      metrics=(("P@10", "precision"), ("R@10", "recall"), ("F1@10", "F1"))),
-                      key="bench_pr")
+    left.plotly_chart(
+        charts.pr_curve(
+            curve,
+            marks,
+            f"Benchmark precision/recall/F1 @10 ({detection.detector})",
+            metrics=(("P@10", "precision"), ("R@10", "recall"), ("F1@10", "F1")),
+        ),
+        key="bench_pr",
+    )
     if "FA/1000 control" in curve:
-        right.plotly_chart(charts.false_alarm_curve(curve, "FA/1000 control", detection.threshold,
-                                                    "False alarms on unspliced control users"), key="bench_fa")
-    st.caption("The benchmark fits detectors on the calibration half of the users; ε on this page comes from "
-               "the detector fitted on every user, so the two threshold scales agree only approximately.")
+        right.plotly_chart(
+            charts.false_alarm_curve(
+                curve, "FA/1000 control", detection.threshold, "False alarms on unspliced control users"
+            ),
+            key="bench_fa",
+        )
+    st.caption(
+        "The benchmark fits detectors on the calibration half of the users; ε on this page comes from "
+        "the detector fitted on every user, so the two threshold scales agree only approximately."
+    )
 else:
     st.caption(f"The stored benchmark has no curve for {detection.detector}.")

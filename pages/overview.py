@@ -59,44 +59,71 @@ cps = detection.change_points()
 n_users = int(info.get("n_users", 0)) or 1
 shifted = cps["user_id"].nunique()
 st.subheader(f"{shifted:,} of {n_users:,} users shifted at ε = {detection.threshold:.3g}")
-st.caption(f"Detector {detection.detector}: {len(cps):,} change points, about "
-           f"{detection.false_alarms:.2f} false alarms per 1,000 events expected at this ε.")
+st.caption(
+    f"Detector {detection.detector}: {len(cps):,} change points, about "
+    f"{detection.false_alarms:.2f} false alarms per 1,000 events expected at this ε."
+)
 
 left, right = st.columns(2)
 with left:
     ranking = detection.ranking
-    st.plotly_chart(charts.score_histogram(ranking["max_score"].to_numpy(), detection.threshold,
-                                           "Strongest shift score per user"), key="score_histogram")
+    st.plotly_chart(
+        charts.score_histogram(
+            ranking["max_score"].to_numpy(), detection.threshold, "Strongest shift score per user"
+        ),
+        key="score_histogram",
+    )
 with right:
     if len(cps):
         by = st.radio("Where the shifts are", ["event index", "month"], horizontal=True, key="overview_where")
         if by == "month":
             months = pd.to_datetime(cps["timestamp"]).dt.to_period("M").astype(str)
             counts = months.value_counts().sort_index()
-            st.plotly_chart(charts.bars(counts.index, counts.to_numpy(), "Change points per month", "month",
-                                        "change points"), key="where_chart")
+            st.plotly_chart(
+                charts.bars(
+                    counts.index, counts.to_numpy(), "Change points per month", "month", "change points"
+                ),
+                key="where_chart",
+            )
             if "movielens" in str(info.get("source", "")).lower():
                 st.caption("MovieLens timestamps are mostly one sign-up session: prefer event index.")
         else:
             edges = np.arange(0, int(cps["event_index"].max()) + 21, 20)
             counts, _ = np.histogram(cps["event_index"], bins=edges)
             labels = [f"{a}–{b - 1}" for a, b in zip(edges[:-1], edges[1:])]
-            st.plotly_chart(charts.bars(labels, counts, "Change points per event-index bucket",
-                                        "event index", "change points"), key="where_chart")
+            st.plotly_chart(
+                charts.bars(
+                    labels, counts, "Change points per event-index bucket", "event index", "change points"
+                ),
+                key="where_chart",
+            )
 
 if len(cps):
     st.subheader("Most shifted users")
-    top = (cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id").head(25)
-           .reset_index(drop=True))
-    top["from → to"] = [ui.explanation(name, r.user_id, r.event_index).summary
-                        if 0 < r.event_index < len(ui.user_events(name, r.user_id)) else ""
-                        for r in top.itertuples()]
+    top = (
+        cps.sort_values("score", ascending=False, kind="stable")
+        .drop_duplicates("user_id")
+        .head(25)
+        .reset_index(drop=True)
+    )
+    top["from → to"] = [
+        ui.explanation(name, r.user_id, r.event_index).summary
+        if 0 < r.event_index < len(ui.user_events(name, r.user_id))
+        else ""
+        for r in top.itertuples()
+    ]
     top["change points"] = top["user_id"].map(cps["user_id"].value_counts())
     event = st.dataframe(
         top[["user_id", "event_index", "score", "change points", "from → to", "timestamp"]],
-        hide_index=True, key="top_users", on_select="rerun", selection_mode="single-row",
-        column_config={"event_index": "strongest change at event", "score": st.column_config.NumberColumn(format="%.3g"),
-                       "timestamp": st.column_config.DatetimeColumn("time of change")},
+        hide_index=True,
+        key="top_users",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "event_index": "strongest change at event",
+            "score": st.column_config.NumberColumn(format="%.3g"),
+            "timestamp": st.column_config.DatetimeColumn("time of change"),
+        },
     )
     st.caption("Select a row to open that user's timeline.")
     rows = event.selection.rows if event is not None else []

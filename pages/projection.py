@@ -35,22 +35,41 @@ with user_tab:
     cps = detection.user_change_points(user).sort_values("score", ascending=False, kind="stable")
     left, mid, right = st.columns(3)
     labels = {int(r.event_index): f"event {r.event_index} (score {r.score:.3g})" for r in cps.itertuples()}
-    cp = left.selectbox("Change point (strongest first)", list(labels) or [None],
-                        format_func=lambda i: labels.get(i, "none at this ε"), key=f"projection_cp:{user}")
-    around = mid.slider("Events shown either side", 10, max(10, len(history)), min(40, max(10, len(history))),
-                        key="projection_window")
+    cp = left.selectbox(
+        "Change point (strongest first)",
+        list(labels) or [None],
+        format_func=lambda i: labels.get(i, "none at this ε"),
+        key=f"projection_cp:{user}",
+    )
+    around = mid.slider(
+        "Events shown either side",
+        10,
+        max(10, len(history)),
+        min(40, max(10, len(history))),
+        key="projection_window",
+    )
     smooth_h = right.slider("Smoothing (events per interest vector)", 1, 30, 10, key="projection_smooth")
     lo, hi = (0, len(history)) if cp is None else (max(0, cp - around), min(len(history), cp + around))
     smooth = place(recent_mean(matrix[history], np.array([0, len(history)]), smooth_h), matrix, coords)
     colour = st.toggle("Colour items by category", value=True, key="projection_colour")
     fig = charts.item_map(coords, items["title"], top_category, colour)
-    charts.add_user_path(fig, coords[history[lo:hi]], smooth[lo:hi], events["title"].iloc[lo:hi],
-                         None if cp is None else cp - lo, first_index=lo)
+    charts.add_user_path(
+        fig,
+        coords[history[lo:hi]],
+        smooth[lo:hi],
+        events["title"].iloc[lo:hi],
+        None if cp is None else cp - lo,
+        first_index=lo,
+    )
     st.plotly_chart(fig, key="projection_user")
     st.caption(
         f"User {user}: events {lo}–{hi - 1} of {len(history)}, coloured by order; the line is the interest "
         f"vector (mean of the last {smooth_h} items) placed among its nearest items, "
-        + ("blue before the change point and orange after it." if cp is not None else "no change point at this ε.")
+        + (
+            "blue before the change point and orange after it."
+            if cp is not None
+            else "no change point at this ε."
+        )
     )
 
 with population_tab:
@@ -62,5 +81,7 @@ with population_tab:
         labels = [f"user {u}, event {i}" for u, i in zip(shifted["user_id"], shifted["event_index"])]
         st.plotly_chart(charts.shift_arrows(before, after, labels), key="projection_population")
         moved = np.linalg.norm(after - before, axis=1)
-        st.caption(f"{len(shifted)} users: interest vectors of the 20 events before (blue) and after "
-                   f"(orange) each user's strongest change point; median move {np.median(moved):.2f} map units.")
+        st.caption(
+            f"{len(shifted)} users: interest vectors of the 20 events before (blue) and after "
+            f"(orange) each user's strongest change point; median move {np.median(moved):.2f} map units."
+        )

@@ -20,11 +20,17 @@ if n < 2:
 
 choices = ui.change_point_choices(name, user, detection)
 labels = [label for label, _ in choices] + ["another event index…"]
-picked = st.selectbox("Change point", labels, key=f"_cp_choice:{name}:{user}",
-                      help="Detected change points at the current ε (strongest first), then planted ones.")
+picked = st.selectbox(
+    "Change point",
+    labels,
+    key=f"_cp_choice:{name}:{user}",
+    help="Detected change points at the current ε (strongest first), then planted ones.",
+)
 if picked == labels[-1]:
     default = choices[0][1] if choices else n // 2
-    change_point = st.slider("First event after the change (event index)", 1, n - 1, min(max(default, 1), n - 1))
+    change_point = st.slider(
+        "First event after the change (event index)", 1, n - 1, min(max(default, 1), n - 1)
+    )
     source = "given"
 else:
     change_point = dict(choices)[picked]
@@ -48,13 +54,14 @@ cols[0].metric("Before ∩ after", f"{len(before & after)} of {k}")
 cols[1].metric("After ∩ now", f"{len(after & now)} of {k}")
 cols[2].metric("Before ∩ now", f"{len(before & now)} of {k}")
 
-titles = {"before": ":blue[Before] · profile before the change",
-          "after": ":orange[After] · profile since the change",
-          "now": ":green[Now] · after, older interests down-weighted"}
+titles = {
+    "before": ":blue[Before] · profile before the change",
+    "after": ":orange[After] · profile since the change",
+    "now": ":green[Now] · after, older interests down-weighted",
+}
 for col, policy in zip(st.columns(3), ("before", "after", "now")):
     col.markdown(f"**{titles[policy]}**")
-    col.dataframe(recs.lists[policy][["rank", "title", "categories"]], hide_index=True,
-                  key=f"list_{policy}")
+    col.dataframe(recs.lists[policy][["rank", "title", "categories"]], hide_index=True, key=f"list_{policy}")
 
 left, right = st.columns(2)
 with left:
@@ -64,9 +71,12 @@ with left:
         share_after=lambda d: (100 * d["share_after"]).round(1),
         change=lambda d: (100 * d["change"]).round(1),
     )
-    st.dataframe(table, hide_index=True, key="category_shares",
-                 column_config={"share_before": "before %", "share_after": "after %",
-                                "change": "change (points)"})
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="category_shares",
+        column_config={"share_before": "before %", "share_after": "after %", "change": "change (points)"},
+    )
 with right:
     st.markdown("**Most representative items**")
     st.markdown(":blue[Before]")
@@ -79,5 +89,9 @@ history = events.assign(
     segment=["before" if i < change_point else "after" for i in range(n)],
     categories=[", ".join(c) if c is not None else "" for c in events["categories"]],
 )[["seq", "segment", "title", "categories", "rating", "ts"]]
-st.dataframe(history, hide_index=True, key="history",
-             column_config={"seq": "event", "ts": st.column_config.DatetimeColumn("time")})
+st.dataframe(
+    history,
+    hide_index=True,
+    key="history",
+    column_config={"seq": "event", "ts": st.column_config.DatetimeColumn("time")},
+)

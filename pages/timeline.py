@@ -36,8 +36,10 @@ if x_axis == "date":
     # Markers take ISO strings: Plotly cannot place annotations at numpy datetimes.
     to_x = lambda i: str(np.datetime_as_string(x[min(int(i), len(x) - 1)], unit="s"))  # noqa: E731
     if str(ui.info(name).get("source", "")).lower().find("movielens") >= 0:
-        st.caption("MovieLens timestamps are mostly one sign-up session (a back-fill order), not "
-                   "consumption dates: read shifts in event order.")
+        st.caption(
+            "MovieLens timestamps are mostly one sign-up session (a back-fill order), not "
+            "consumption dates: read shifts in event order."
+        )
 else:
     x = index
     to_x = int
@@ -45,14 +47,25 @@ else:
 change_x = [to_x(i) for i in cps["event_index"]]
 alert_x = [to_x(i) for i in cps["alert_index"]] if detection.online else []
 extra = None
-if detection.detector != "linear" and st.toggle("Also show |wᵀΔf| (the source method's linear rule)", value=False):
+if detection.detector != "linear" and st.toggle(
+    "Also show |wᵀΔf| (the source method's linear rule)", value=False
+):
     try:
         extra = ("|wᵀΔf|", ui.user_signal(name, "linear", user))
     except ShiftError as err:
         st.caption(f"|wᵀΔf| unavailable: {err}")
 st.plotly_chart(
-    charts.timeline(x, signal, detection.threshold, change_x, detection.detector, alert_x=alert_x,
-                    truth_x=[to_x(i) for i in truth_idx], extra=extra, x_title=x_axis),
+    charts.timeline(
+        x,
+        signal,
+        detection.threshold,
+        change_x,
+        detection.detector,
+        alert_x=alert_x,
+        truth_x=[to_x(i) for i in truth_idx],
+        extra=extra,
+        x_title=x_axis,
+    ),
     key="timeline_chart",
 )
 if truth_idx:
@@ -67,5 +80,9 @@ table = events.assign(
     segment=segment,
     categories=[", ".join(c) if c is not None else "" for c in events["categories"]],
 )[["seq", "segment", "title", "categories", "rating", "ts"]]
-st.dataframe(table, hide_index=True, key="events_table",
-             column_config={"seq": "event", "ts": st.column_config.DatetimeColumn("time")})
+st.dataframe(
+    table,
+    hide_index=True,
+    key="events_table",
+    column_config={"seq": "event", "ts": st.column_config.DatetimeColumn("time")},
+)

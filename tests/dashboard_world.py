@@ -48,14 +48,23 @@ def build_shifts(folder: Path) -> None:
     from core import store
 
     rng = np.random.default_rng(1)
-    items = pd.DataFrame([(f"{g[:3].lower()}{j}", f"{g} title {j}", g) for g in SHIFTS_GENRES for j in range(12)],
-                         columns=["item_id", "title", "genres"])
+    items = pd.DataFrame(
+        [(f"{g[:3].lower()}{j}", f"{g} title {j}", g) for g in SHIFTS_GENRES for j in range(12)],
+        columns=["item_id", "title", "genres"],
+    )
     rows = []
 
     def history(user: str, blocks: list[tuple[str, int]]) -> None:
         seq = [g for g, n in blocks for _ in range(n)]
         for t, g in enumerate(seq):
-            rows.append((user, f"{g[:3].lower()}{rng.integers(12)}", 1_700_000_000 + 3600 * t, int(rng.integers(3, 6))))
+            rows.append(
+                (
+                    user,
+                    f"{g[:3].lower()}{rng.integers(12)}",
+                    1_700_000_000 + 3600 * t,
+                    int(rng.integers(3, 6)),
+                )
+            )
 
     history("u0", [("Cooking", 60)])
     history("u1", [("Horror", 40), ("Sports", 40)])
@@ -66,12 +75,25 @@ def build_shifts(folder: Path) -> None:
     src.mkdir(exist_ok=True)
     items.to_csv(src / "items.csv", index=False)
     events.to_csv(src / "events.csv", index=False)
-    truth = pd.DataFrame({"user_id": ["u1"] + ["u3"] * 3, "event_index": [40, *SHIFTS_PLANTED], "width": 1,
-                          "from_category": ["Horror", *SHIFTS_GENRES[:3]], "to_category": ["Sports", *SHIFTS_GENRES[1:]]})
+    truth = pd.DataFrame(
+        {
+            "user_id": ["u1"] + ["u3"] * 3,
+            "event_index": [40, *SHIFTS_PLANTED],
+            "width": 1,
+            "from_category": ["Horror", *SHIFTS_GENRES[:3]],
+            "to_category": ["Sports", *SHIFTS_GENRES[1:]],
+        }
+    )
     labels = pd.DataFrame({"user_id": ["u0", "u1", "u3"], "kind": ["stable", "abrupt", "repeated"]})
-    store.build_dataset(store.dataset_path(SHIFTS), SHIFTS, "hand-made test log",
-                        store.TableSource(src / "events.csv"), store.TableSource(src / "items.csv"),
-                        ground_truth=truth, user_labels=labels)
+    store.build_dataset(
+        store.dataset_path(SHIFTS),
+        SHIFTS,
+        "hand-made test log",
+        store.TableSource(src / "events.csv"),
+        store.TableSource(src / "items.csv"),
+        ground_truth=truth,
+        user_labels=labels,
+    )
 
 
 def write_stub_projection(name: str, matrix: np.ndarray) -> np.ndarray:

@@ -58,13 +58,39 @@ def test_stored_benchmark_table_and_curve():
 
     at = _evaluation()
     assert any(f"python -m core evaluate {SHIFTS}" in i.value for i in at.info)
-    table = pd.DataFrame([
-        {"detector": "two_window", "setting": "default", "threshold": 2.0, "F1@10": 0.8, "P@10": 0.9, "R@10": 0.7},
-        {"detector": "two_window", "setting": "oracle", "threshold": 1.5, "F1@10": 0.85, "P@10": 0.8, "R@10": 0.9},
-    ])
-    curves = pd.DataFrame({"detector": "two_window", "threshold": [1.0, 2.0, 3.0], "P@10": [0.5, 0.9, 1.0],
-                           "R@10": [1.0, 0.7, 0.2], "F1@10": [0.67, 0.79, 0.33], "FA/1000 control": [5.0, 1.0, 0.0]})
-    write_evaluation(Evaluation(table, curves, {"test_benchmark": {"splice": 10}}), store.cache_dir(SHIFTS) / "evaluation")
+    table = pd.DataFrame(
+        [
+            {
+                "detector": "two_window",
+                "setting": "default",
+                "threshold": 2.0,
+                "F1@10": 0.8,
+                "P@10": 0.9,
+                "R@10": 0.7,
+            },
+            {
+                "detector": "two_window",
+                "setting": "oracle",
+                "threshold": 1.5,
+                "F1@10": 0.85,
+                "P@10": 0.8,
+                "R@10": 0.9,
+            },
+        ]
+    )
+    curves = pd.DataFrame(
+        {
+            "detector": "two_window",
+            "threshold": [1.0, 2.0, 3.0],
+            "P@10": [0.5, 0.9, 1.0],
+            "R@10": [1.0, 0.7, 0.2],
+            "F1@10": [0.67, 0.79, 0.33],
+            "FA/1000 control": [5.0, 1.0, 0.0],
+        }
+    )
+    write_evaluation(
+        Evaluation(table, curves, {"test_benchmark": {"splice": 10}}), store.cache_dir(SHIFTS) / "evaluation"
+    )
     try:
         at = _evaluation()
         shown = at.dataframe[0].value

@@ -81,7 +81,9 @@ def test_upload_goes_through_the_validated_importer(data_dir):
     import ui
     from core import store
 
-    events = _Upload("my events.csv", b"user_id,item_id,timestamp,rating\na,i1,1700000000,4\na,i2,1700000100,5\n")
+    events = _Upload(
+        "my events.csv", b"user_id,item_id,timestamp,rating\na,i1,1700000000,4\na,i2,1700000100,5\n"
+    )
     items = _Upload("my items.csv", b"item_id,title,genres\ni1,Alien,Sci-Fi\ni2,Heat,Crime\n")
     report = ui.import_uploads("uploaded", events, items)
     assert (report.n_users, report.n_items, report.n_events) == (1, 2, 2)

@@ -66,7 +66,8 @@ def test_planted_and_manual_change_points_and_list_length():
     at.slider[0].set_value(10).run()
     assert not at.exception, at.exception
     assert next(m.value for m in at.markdown if m.value.startswith("**What changed")).startswith(
-        "**What changed at event 10:**")
+        "**What changed at event 10:**"
+    )
     assert (_history(at)["segment"] == "before").sum() == 10
     at.slider[1].set_value(5).run()
     assert all(len(t) == 5 for t in _lists(at).values())

@@ -22,8 +22,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 USER, PLANTED = "30", 28  # the tiny synthetic world: user 30 shifts at event 28 of 55
 
 pytestmark = pytest.mark.browser
@@ -36,8 +42,9 @@ def _free_port() -> int:
 
 
 def _core(env: dict, *args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
     assert done.returncode == 0, f"python -m core {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
 
 
@@ -53,9 +60,25 @@ def server(tmp_path_factory):
     port = _free_port()
     log = open(tmp_path_factory.mktemp("browser_log") / "streamlit.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -94,7 +117,9 @@ def _settled(page, text: str, timeout: float = 180_000) -> None:
 
 def _metric(page, label: str):
     label_el = page.locator('[data-testid="stMetricLabel"]').get_by_text(label, exact=True)
-    return page.locator('[data-testid="stMetric"]').filter(has=label_el).locator('[data-testid="stMetricValue"]')
+    return (
+        page.locator('[data-testid="stMetric"]').filter(has=label_el).locator('[data-testid="stMetricValue"]')
+    )
 
 
 def test_every_page_and_the_eps_slider_in_chromium(server):
@@ -120,7 +145,9 @@ def test_every_page_and_the_eps_slider_in_chromium(server):
 
             # Move the ε slider with the keyboard: to its maximum no change point is left,
             # back to 0 the planted one returns.
-            thumb = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]').first
+            thumb = page.locator(
+                '[data-testid="stSidebar"] [data-testid="stSlider"] input[type="range"]'
+            ).first
             thumb.focus()
             page.keyboard.press("End")
             expect(_metric(page, "Change points")).to_have_text("0", timeout=60_000)

@@ -10,7 +10,9 @@ def test_titles_with_markup_are_escaped_in_hover_labels():
     titles = ["<b>Bold</b> <script>alert(1)</script>", "Plain"]
     fig = charts.item_map(np.zeros((2, 2)), titles, ["<i>Cat</i>", "Drama"], colour_by_category=False)
     hover = list(fig.data[0].hovertext)
-    assert hover[0] == "&lt;b&gt;Bold&lt;/b&gt; &lt;script&gt;alert(1)&lt;/script&gt;<br>&lt;i&gt;Cat&lt;/i&gt;"
+    assert (
+        hover[0] == "&lt;b&gt;Bold&lt;/b&gt; &lt;script&gt;alert(1)&lt;/script&gt;<br>&lt;i&gt;Cat&lt;/i&gt;"
+    )
     assert "<script" not in " ".join(hover)
     fig = charts.item_map(np.zeros((2, 2)), titles, ["<i>Cat</i>", "Drama"], colour_by_category=True)
     assert "&lt;i&gt;Cat&lt;/i&gt;" in {t.name for t in fig.data}

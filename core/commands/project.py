@@ -7,7 +7,8 @@ import argparse
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "project", help="precompute the 2-D UMAP map of the item embeddings (for the dashboard)",
+        "project",
+        help="precompute the 2-D UMAP map of the item embeddings (for the dashboard)",
         description="Fit UMAP (cosine, fixed random_state) on the dataset's item embeddings and "
         "store the map under the dataset's cache folder, so the dashboard's Projection page is "
         "instant and identical across reruns. Encodes the items first if they are not cached.",
@@ -16,8 +17,9 @@ def register(subparsers) -> None:
     p.add_argument("--random-state", type=int, default=42, help="UMAP seed (default 42)")
     p.add_argument("--n-neighbors", type=int, default=15, help="UMAP n_neighbors (default 15)")
     p.add_argument("--min-dist", type=float, default=0.1, help="UMAP min_dist (default 0.1)")
-    p.add_argument("--force", action="store_true",
-                   help="refit even if a map of the current item embeddings is stored")
+    p.add_argument(
+        "--force", action="store_true", help="refit even if a map of the current item embeddings is stored"
+    )
     p.set_defaults(func=run)
 
 
@@ -33,14 +35,26 @@ def run(args: argparse.Namespace) -> int:
 
     vectors = item_matrix(args.name)  # encodes items not yet cached (a set-up step)
     wanted = [args.n_neighbors, args.min_dist, args.random_state]
-    if not args.force and projection.cached_projection(args.name, vectors) is not None \
-            and projection.stored_params(args.name) == wanted:
-        print(f"a map of the current item embeddings is already stored: {projection.projection_path(args.name)} "
-              "(--force refits)")
+    if (
+        not args.force
+        and projection.cached_projection(args.name, vectors) is not None
+        and projection.stored_params(args.name) == wanted
+    ):
+        print(
+            f"a map of the current item embeddings is already stored: {projection.projection_path(args.name)} "
+            "(--force refits)"
+        )
         return 0
     start = time.perf_counter()
-    coords = projection.compute_projection(args.name, item_vectors=vectors, random_state=args.random_state,
-                                           n_neighbors=args.n_neighbors, min_dist=args.min_dist)
-    print(f"projected {len(coords):,} items in {time.perf_counter() - start:.1f} s -> "
-          f"{projection.projection_path(args.name)}")
+    coords = projection.compute_projection(
+        args.name,
+        item_vectors=vectors,
+        random_state=args.random_state,
+        n_neighbors=args.n_neighbors,
+        min_dist=args.min_dist,
+    )
+    print(
+        f"projected {len(coords):,} items in {time.perf_counter() - start:.1f} s -> "
+        f"{projection.projection_path(args.name)}"
+    )
     return 0
