@@ -1,5 +1,7 @@
 """Overview: which dataset, how big, who shifted at the current threshold, and when."""
 
+from urllib.parse import urlencode
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -113,8 +115,10 @@ if len(cps):
         for r in top.itertuples()
     ]
     top["change points"] = top["user_id"].map(cps["user_id"].value_counts())
+    # A link per user (opens in a new tab with that user selected); selecting a row switches here.
+    top["timeline"] = [f"/timeline?{urlencode({'dataset': name, 'user': u})}" for u in top["user_id"]]
     event = st.dataframe(
-        top[["user_id", "event_index", "score", "change points", "from → to", "timestamp"]],
+        top[["user_id", "event_index", "score", "change points", "from → to", "timestamp", "timeline"]],
         hide_index=True,
         key="top_users",
         on_select="rerun",
@@ -123,9 +127,10 @@ if len(cps):
             "event_index": "strongest change at event",
             "score": st.column_config.NumberColumn(format="%.3g"),
             "timestamp": st.column_config.DatetimeColumn("time of change"),
+            "timeline": st.column_config.LinkColumn("timeline", display_text="open"),
         },
     )
-    st.caption("Select a row to open that user's timeline.")
+    st.caption("Select a row to open that user's timeline here, or follow its link to open it in a new tab.")
     rows = event.selection.rows if event is not None else []
     if rows:
         ui.set_user(name, top.loc[rows[0], "user_id"])

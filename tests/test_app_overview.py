@@ -46,8 +46,9 @@ def test_headline_counts_and_shifted_users_follow_eps():
     top = at.dataframe[0].value
     assert len(top) == n_users
     assert top["score"].is_monotonic_decreasing
-    # "to what": every shifted user gets a from -> to summary.
+    # "to what": every shifted user gets a from -> to summary, and a link to its timeline.
     assert all("→" in s for s in top["from → to"])
+    assert top["timeline"].tolist() == [f"/timeline?dataset={NAME}&user={u}" for u in top["user_id"]]
 
     slider.set_value(0.0).run()
     n_all = len(set(_population_change_points(NAME, 0.0).user.tolist()))
