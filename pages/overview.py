@@ -118,7 +118,7 @@ if len(cps):
     # A link per user (opens in a new tab with that user selected); selecting a row switches here.
     top["timeline"] = [f"/timeline?{urlencode({'dataset': name, 'user': u})}" for u in top["user_id"]]
     event = st.dataframe(
-        top[["user_id", "event_index", "score", "change points", "from → to", "timestamp", "timeline"]],
+        top[["user_id", "timeline", "event_index", "score", "change points", "from → to", "timestamp"]],
         hide_index=True,
         key="top_users",
         on_select="rerun",
