@@ -2,14 +2,11 @@
 
 Fitting a detector over every MovieLens-100K user and calibrating it on shuffled histories
 takes tens of seconds on two cores; a slider then only needs the fitted state (scores,
-candidate peaks, calibration curve). :func:`fitted_population` returns the same
-:class:`core.detectors.population.PopulationFit` as ``fit_population``, but
-
-- takes the item matrix from the caller (the dashboard holds the cached embeddings and
-  must never trigger encoding, which ``fit_population`` may do through ``item_features``);
-- pickles the fit under ``store.cache_dir(name)/fitted/``, keyed by the database file,
-  the detector's settings and a fingerprint of the item features, so a changed dataset,
-  model or detector setting is refitted rather than served stale.
+candidate peaks, calibration curve). :func:`fitted_population` returns
+``fit_population``'s :class:`core.detectors.population.PopulationFit` and pickles it under
+``store.cache_dir(name)/fitted/``, keyed by the database file, the detector's settings and a
+fingerprint of the item features, so a changed dataset, model or detector setting is
+refitted rather than served stale.
 
 The pickles are this program's own cache files in the data folder (as trusted as the
 DuckDB files beside them); never point the data folder at files from elsewhere.
@@ -26,10 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from core import store
-from core.calibration import Calibration, calibrate
 from core.detectors import make_detector
 from core.detectors.features import genre_matrix
-from core.detectors.population import CALIBRATION_SHUFFLES, PopulationFit
+from core.detectors.population import PopulationFit, fit_population
 from core.projection import fingerprint
 
 _FORMAT = 1  # bump when PopulationFit's layout changes
@@ -57,21 +53,18 @@ def feature_matrix(name: str, detector: str, item_vectors: np.ndarray) -> np.nda
 
 
 def fitted_population(name: str, detector: str, item_vectors: np.ndarray) -> PopulationFit:
-    """The detector fitted on every user of ``name`` and calibrated: from disk, or fitted now."""
+    """The detector fitted on every user of ``name`` and calibrated: from disk, or fitted now
+    by :func:`core.detectors.population.fit_population` (which handles logs too big for
+    memory) and then stored. ``item_vectors`` must be the cached item matrix (the caller
+    checks it exists, so fitting never has to encode)."""
     items = feature_matrix(name, detector, item_vectors)
     path = fit_path(name, detector, items)
     if path.exists():
         with open(path, "rb") as fh:
             return pickle.load(fh)
-    with store.connect(name) as con:
-        events = store.load_event_arrays(con)
-    det = make_detector(detector)
-    vectors = items[events.item_idx]
-    det.fit(vectors, events.offsets, events.rating)
-    cal: Calibration = calibrate(
-        det, vectors, events.offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0
-    )
-    fit = PopulationFit(name, det, events, items, cal)
+    # Past fit_population's in-process lru_cache: it is keyed by name only, so after a
+    # re-import it would hand back the fit of the old data; the disk key above is exact.
+    fit = fit_population.__wrapped__(name, detector)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

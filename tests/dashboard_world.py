@@ -1,9 +1,9 @@
 """A tiny synthetic world for the dashboard tests (imported by tests/test_app_*.py).
 
 The synthetic world (40 users, 12 categories) comes from ``core.synthetic`` through the
-real importer. AppTests replace the encoder's output with a stub item matrix: one axis per
-category plus noise, so planted shifts are sharp and the tests do not wait for the
-language model; the browser test uses the real encoder instead.
+real importer. Its embedding cache holds a stub item matrix written under the default
+model's id (one axis per category plus noise), so planted shifts are sharp and the tests
+never wait for the language model; the browser test uses the real encoder instead.
 """
 
 from __future__ import annotations
@@ -33,11 +33,29 @@ def stub_item_matrix(items, dim: int = 32, noise: float = 0.15, random_state: in
 
 def build_world(folder: Path) -> None:
     """Ingest the tiny synthetic world and the hand-made ``shifts`` log into ``folder``
-    (SHIFT_DATA_DIR must point there)."""
+    (SHIFT_DATA_DIR must point there), each with the stub matrix in its embedding cache."""
     from core.ingest import ingest_synthetic
 
     ingest_synthetic(NAME, "tiny", random_state=0)
     build_shifts(folder)
+    for name in (NAME, SHIFTS):
+        write_stub_embeddings(name)
+
+
+def write_stub_embeddings(name: str) -> np.ndarray:
+    """Put the stub matrix into the dataset's embedding cache under the default model id, so
+    every reader (cached_item_matrix, item_matrix, the detectors) gets it without encoding."""
+    from core import store
+    from core.embeddings import text_hash, write_cache
+    from core.encoder import model_id_for
+
+    with store.connect(name) as con:
+        items = store.load_items(con)
+    matrix = stub_item_matrix(items)
+    hashes = np.array([text_hash(t) for t in items["text"]], dtype=object)
+    _, first = np.unique(hashes, return_index=True)
+    write_cache(name, model_id_for(None), hashes[first], matrix[first])
+    return matrix
 
 
 def build_shifts(folder: Path) -> None:
@@ -128,15 +146,8 @@ def world_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def world(world_dir, monkeypatch) -> Path:
-    """SHIFT_DATA_DIR -> the tiny world, whose item matrix is the stub (no encoder needed)."""
-    from core import embeddings, store
-
+    """SHIFT_DATA_DIR -> the tiny world (whose embedding cache holds the stub matrix)."""
     monkeypatch.setenv("SHIFT_DATA_DIR", str(world_dir))
-    matrices = {}
-    for name in (NAME, SHIFTS):
-        with store.connect(name) as con:
-            matrices[name] = stub_item_matrix(store.load_items(con))
-    monkeypatch.setattr(embeddings, "cached_item_matrix", lambda name, model_id=None: matrices[name].copy())
     return world_dir
 
 

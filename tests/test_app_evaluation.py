@@ -108,21 +108,13 @@ def test_dataset_without_truth_says_so(data_dir, request):
     # movielens-like: a dataset with no labels gets an explanation, not an empty chart.
     import shutil
 
-    from core import embeddings
+    import duckdb
+    from dashboard_world import write_stub_embeddings
 
     source = request.getfixturevalue("world_dir")
     shutil.copy(source / f"{SHIFTS}.duckdb", data_dir / "nolabels.duckdb")
-    import duckdb
-
     with duckdb.connect(str(data_dir / "nolabels.duckdb")) as con:
         con.execute("DELETE FROM user_labels; DELETE FROM truth_change_points")
-    from dashboard_world import stub_item_matrix
-
-    from core import store
-
-    with store.connect("nolabels") as con:
-        matrix = stub_item_matrix(store.load_items(con))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(embeddings, "cached_item_matrix", lambda name, model_id=None: matrix)
-        at = _evaluation("nolabels")
+    write_stub_embeddings("nolabels")
+    at = _evaluation("nolabels")
     assert any("has no planted change points" in i.value for i in at.info)

@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
-from dashboard_world import SHIFTS, stub_item_matrix, world_dir  # noqa: F401
+from dashboard_world import SHIFTS, world_dir, write_stub_embeddings  # noqa: F401
 
-from core import store
 from core.detectors.base import Detector
 from core.fitted_detectors import fit_path, fitted_population
 
@@ -16,8 +15,7 @@ def shifts(world_dir, tmp_path, monkeypatch):  # noqa: F811
 
     shutil.copy(world_dir / f"{SHIFTS}.duckdb", tmp_path / f"{SHIFTS}.duckdb")
     monkeypatch.setenv("SHIFT_DATA_DIR", str(tmp_path))
-    with store.connect(SHIFTS) as con:
-        return stub_item_matrix(store.load_items(con))
+    return write_stub_embeddings(SHIFTS)
 
 
 def test_second_call_loads_the_fit_from_disk(shifts, monkeypatch):
@@ -29,6 +27,7 @@ def test_second_call_loads_the_fit_from_disk(shifts, monkeypatch):
         raise AssertionError("refitted although a cached fit exists")
 
     monkeypatch.setattr(Detector, "fit", refit)
+    monkeypatch.setattr(Detector, "score_signal", refit)
     second = fitted_population(SHIFTS, "two_window", shifts)
     np.testing.assert_array_equal(second.detector.scores_, first.detector.scores_)
     np.testing.assert_array_equal(second.calibration.thresholds, first.calibration.thresholds)
