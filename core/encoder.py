@@ -54,22 +54,51 @@ def model_id_for(model_path: str | Path | None = None) -> str:
     """
     path = _check_model_folder(Path(model_path) if model_path else default_model_path())
     weights = next(path / f for f in _WEIGHT_FILES if (path / f).exists())
-    stat = weights.stat()
-    digest = _folder_digest(str(path), str(weights), stat.st_size, stat.st_mtime_ns)
+    stamp = "|".join(
+        f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in (path / "config.json", weights)
+    )
+    digest = _folder_digest(str(path), str(weights), stamp)
     name = DEFAULT_MODEL_NAME if path == default_model_path() else path.name
     return f"{name}@{digest}"
 
 
+def _digest_memo_path() -> Path:
+    from core.store import data_dir
+
+    return data_dir() / ".model-digests.json"
+
+
 @lru_cache(maxsize=16)
-def _folder_digest(path: str, weights: str, size: int, mtime_ns: int) -> str:
-    # Hashing ~90 MB takes a fraction of a second; memoised on (size, mtime) so pages that
-    # ask for the cached matrix on every rerun pay it once per process.
+def _folder_digest(path: str, weights: str, stamp: str) -> str:
+    """SHA-256 of config + weights, memoised per process and on disk by the files' size and mtime.
+
+    Hashing ~90 MB took about a second on the dev machine, paid by every new dashboard
+    process before its first chart; the on-disk memo (keyed like git's index: path, size,
+    mtime) makes that a file read.
+    """
+    memo_path = _digest_memo_path()
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if isinstance(memo, dict) and isinstance(memo.get(stamp), str):
+        return memo[stamp]
     h = hashlib.sha256()
     h.update((Path(path) / "config.json").read_bytes())
     with open(weights, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
             h.update(block)
-    return h.hexdigest()[:12]
+    digest = h.hexdigest()[:12]
+    memo = {**(memo if isinstance(memo, dict) else {}), stamp: digest}
+    tmp = memo_path.with_name(f".{memo_path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(memo))
+        os.replace(tmp, memo_path)
+    except OSError:
+        pass  # a read-only data folder only costs the hash next time
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest
 
 
 def _check_model_folder(path: Path) -> Path:

@@ -123,3 +123,17 @@ def test_folder_without_a_model_is_a_clear_error(tmp_path):
 def test_non_text_input_is_a_clear_error(fp32):
     with pytest.raises(ShiftError, match="text 1 is NoneType"):
         fp32.encode(["ok", None])
+
+
+def test_weights_digest_is_memoised_on_disk(data_dir):
+    # New dashboard processes read the digest instead of hashing 90 MB of weights again.
+    from core import encoder
+
+    encoder._folder_digest.cache_clear()
+    first = encoder.model_id_for()
+    memo = json.loads((data_dir / ".model-digests.json").read_text())
+    assert list(memo.values()) == [first.rsplit("@", 1)[1]]
+    (data_dir / ".model-digests.json").write_text(json.dumps(dict.fromkeys(memo, "cafecafecafe")))
+    encoder._folder_digest.cache_clear()
+    assert encoder.model_id_for().endswith("@cafecafecafe")
+    encoder._folder_digest.cache_clear()  # leave no fake id behind for other tests
