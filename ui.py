@@ -8,9 +8,10 @@ Caching at the edge, by kind:
 - ``st.cache_data`` (a copy per call): query results, one user's frames, projections.
 
 Every cached function takes the dataset's ``version`` (the database file's mtime), so a
-re-imported dataset is re-read instead of served stale. Pages never encode text and never
-fit UMAP: both are set-up steps (``python -m core embed``/``project``); a page that lacks
-them says which command makes them.
+re-imported dataset is re-read instead of served stale. Pages never encode text or fit UMAP
+as a side effect of a request: both are set-up steps (``python -m core encode``/``project``);
+encoding also runs from an explicit button or right after an upload, with a progress bar. A
+page that lacks them says which command makes them.
 """
 
 from __future__ import annotations
@@ -300,15 +301,52 @@ def item_matrix(name: str) -> np.ndarray | None:
         return None
 
 
+@st.cache_resource(show_spinner="Loading the language model…")
+def _encoder():
+    from core.encoder import Encoder
+
+    return Encoder().load()
+
+
+def encode_items(name: str) -> None:
+    """Encode a dataset's items with the shared encoder, driving an ``st.progress`` bar.
+
+    Only ever run on an explicit click: page requests themselves never encode.
+    """
+    from core.embeddings import item_matrix as encode_item_matrix
+
+    bar = st.progress(0.0, text="Encoding item texts…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Encoding item texts… {done:,} of {total:,}")
+
+    encode_item_matrix(name, encoder=_encoder(), progress=progress)
+    bar.empty()
+    _item_matrix.clear()
+
+
 def require_item_matrix(name: str) -> np.ndarray:
-    """The item matrix, or stop the page with the command that makes it."""
+    """The item matrix, or stop the page with a button (and the command) that makes it."""
     matrix = item_matrix(name)
     if matrix is None:
         st.info(
-            f"The items of `{name}` have not been encoded yet. Run `python -m core embed {name}` "
-            "once (the dashboard never encodes in a page request), then reload.",
+            f"The items of `{name}` have not been encoded yet. Encode them here, or run "
+            f"`python -m core encode {name}` once; vectors are cached, so this happens once.",
             icon=":material/info:",
         )
+        # The click is kept in session state (a callback), not in the button's return value,
+        # which a rerun at the start of the script (see _leave_legacy_pages_mode) would drop.
+        flag = f"encode_requested:{name}"
+        st.button(
+            "Encode items now",
+            key=f"encode:{name}",
+            type="primary",
+            on_click=st.session_state.__setitem__,
+            args=(flag, True),
+        )
+        if st.session_state.pop(flag, False):
+            encode_items(name)
+            st.rerun()
         st.stop()
     return matrix
 
@@ -482,6 +520,9 @@ def detection_controls(name: str) -> Detection:
         try:
             state[eps_key] = min(fit.default_threshold, hi)  # the calibrated default
         except ShiftError:
+            state[eps_key] = hi
+        if not np.isfinite(state[eps_key]):
+            # No null history was long enough for the detector's windows: nothing to calibrate.
             state[eps_key] = hi
     state[eps_key] = float(np.clip(round(state[eps_key] / step) * step, lo, hi))
 

@@ -20,22 +20,83 @@ import time
 
 import numpy as np
 
-BRANDS = ("Voltix", "Novatek", "Sonara", "Pixelon", "Arcwave", "Lumora", "Zentra", "Kestrel", "Halden",
-          "Brightfield", "Nordhaus", "Maple & Finch", "Orion", "Tidewater", "Copperline", "Aurelia")
+BRANDS = (
+    "Voltix",
+    "Novatek",
+    "Sonara",
+    "Pixelon",
+    "Arcwave",
+    "Lumora",
+    "Zentra",
+    "Kestrel",
+    "Halden",
+    "Brightfield",
+    "Nordhaus",
+    "Maple & Finch",
+    "Orion",
+    "Tidewater",
+    "Copperline",
+    "Aurelia",
+)
 PRODUCTS = {
-    "Electronics": ("Wireless Noise-Cancelling Headphones", "4K Ultra HD Smart TV", "Bluetooth Speaker",
-                    "Mechanical Keyboard", "USB-C Charging Hub", "Action Camera", "Smartwatch",
-                    "Portable SSD", "Gaming Mouse", "E-Reader", "Mesh Wi-Fi Router", "Drone"),
-    "Home & Kitchen": ("Cast Iron Skillet", "Linen Duvet Cover", "Espresso Machine", "Ceramic Dinner Plate Set",
-                       "Bamboo Cutting Board", "Velvet Throw Pillow", "Stand Mixer", "Air Fryer",
-                       "Oak Bookshelf", "Wool Area Rug", "Glass Food Storage Set", "Rattan Basket"),
-    "Sports & Outdoors": ("Trail Running Shoes", "Yoga Mat", "Insulated Water Bottle", "Camping Tent",
-                          "Carbon Road Bike Helmet", "Adjustable Dumbbells", "Hiking Backpack",
-                          "Climbing Harness", "Sleeping Bag", "Kayak Paddle"),
-    "Beauty": ("Vitamin C Serum", "Hydrating Face Cream", "Matte Lipstick", "Argan Hair Oil",
-               "Mineral Sunscreen SPF 50", "Charcoal Face Mask", "Eyeshadow Palette"),
-    "Books": ("Hardcover Cookbook", "Illustrated Field Guide to Birds", "Mystery Novel", "Travel Guide to Japan",
-              "Science Fiction Anthology", "Biography of a Jazz Legend", "Children's Picture Book"),
+    "Electronics": (
+        "Wireless Noise-Cancelling Headphones",
+        "4K Ultra HD Smart TV",
+        "Bluetooth Speaker",
+        "Mechanical Keyboard",
+        "USB-C Charging Hub",
+        "Action Camera",
+        "Smartwatch",
+        "Portable SSD",
+        "Gaming Mouse",
+        "E-Reader",
+        "Mesh Wi-Fi Router",
+        "Drone",
+    ),
+    "Home & Kitchen": (
+        "Cast Iron Skillet",
+        "Linen Duvet Cover",
+        "Espresso Machine",
+        "Ceramic Dinner Plate Set",
+        "Bamboo Cutting Board",
+        "Velvet Throw Pillow",
+        "Stand Mixer",
+        "Air Fryer",
+        "Oak Bookshelf",
+        "Wool Area Rug",
+        "Glass Food Storage Set",
+        "Rattan Basket",
+    ),
+    "Sports & Outdoors": (
+        "Trail Running Shoes",
+        "Yoga Mat",
+        "Insulated Water Bottle",
+        "Camping Tent",
+        "Carbon Road Bike Helmet",
+        "Adjustable Dumbbells",
+        "Hiking Backpack",
+        "Climbing Harness",
+        "Sleeping Bag",
+        "Kayak Paddle",
+    ),
+    "Beauty": (
+        "Vitamin C Serum",
+        "Hydrating Face Cream",
+        "Matte Lipstick",
+        "Argan Hair Oil",
+        "Mineral Sunscreen SPF 50",
+        "Charcoal Face Mask",
+        "Eyeshadow Palette",
+    ),
+    "Books": (
+        "Hardcover Cookbook",
+        "Illustrated Field Guide to Birds",
+        "Mystery Novel",
+        "Travel Guide to Japan",
+        "Science Fiction Anthology",
+        "Biography of a Jazz Legend",
+        "Children's Picture Book",
+    ),
 }
 VARIANTS = {
     "Electronics": ("Black", "White", "2nd Generation", "Pro", "1 TB", "65-inch"),
@@ -47,20 +108,92 @@ VARIANTS = {
 SPECS = {
     "Electronics": ("40h battery", "Bluetooth 5.3", "fast charging", "water resistant", "with carrying case"),
     "Home & Kitchen": ("dishwasher safe", "machine washable", "BPA free", "oven safe to 500F", "handmade"),
-    "Sports & Outdoors": ("lightweight", "water resistant", "breathable mesh", "BPA free", "with carry strap"),
+    "Sports & Outdoors": (
+        "lightweight",
+        "water resistant",
+        "breathable mesh",
+        "BPA free",
+        "with carry strap",
+    ),
     "Beauty": ("vegan", "cruelty free", "for sensitive skin", "paraben free", "dermatologist tested"),
     "Books": ("signed by the author", "with maps", "bestseller", "book club pick", "with recipes"),
 }
-ADJ = ("Silent", "Crimson", "Last", "Hidden", "Broken", "Golden", "Midnight", "Forgotten", "Electric",
-       "Distant", "Wild", "Iron", "Glass", "Burning", "Frozen", "Secret", "Lonely", "Endless")
-NOUN = ("Harbor", "Empire", "Garden", "Frontier", "Signal", "Orchard", "Protocol", "Kingdom", "Echo",
-        "Horizon", "Letters", "Tide", "Machine", "River", "City", "Planet", "Summer", "Witness")
-GENRES = ("Action", "Adventure", "Animation", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-          "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western")
-PEOPLE = ("a retired detective", "two estranged sisters", "a young engineer", "an exiled queen",
-          "a small-town teacher", "a crew of smugglers", "a grieving father", "an ambitious chef")
-PLOTS = ("uncovers a conspiracy", "searches for a lost child", "falls in love across a border",
-         "fights to save the family farm", "is stranded on a dying space station", "plans one last heist")
+ADJ = (
+    "Silent",
+    "Crimson",
+    "Last",
+    "Hidden",
+    "Broken",
+    "Golden",
+    "Midnight",
+    "Forgotten",
+    "Electric",
+    "Distant",
+    "Wild",
+    "Iron",
+    "Glass",
+    "Burning",
+    "Frozen",
+    "Secret",
+    "Lonely",
+    "Endless",
+)
+NOUN = (
+    "Harbor",
+    "Empire",
+    "Garden",
+    "Frontier",
+    "Signal",
+    "Orchard",
+    "Protocol",
+    "Kingdom",
+    "Echo",
+    "Horizon",
+    "Letters",
+    "Tide",
+    "Machine",
+    "River",
+    "City",
+    "Planet",
+    "Summer",
+    "Witness",
+)
+GENRES = (
+    "Action",
+    "Adventure",
+    "Animation",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
+PEOPLE = (
+    "a retired detective",
+    "two estranged sisters",
+    "a young engineer",
+    "an exiled queen",
+    "a small-town teacher",
+    "a crew of smugglers",
+    "a grieving father",
+    "an ambitious chef",
+)
+PLOTS = (
+    "uncovers a conspiracy",
+    "searches for a lost child",
+    "falls in love across a border",
+    "fights to save the family farm",
+    "is stranded on a dying space station",
+    "plans one last heist",
+)
 
 
 def synthetic_titles(n: int, random_state: int = 0) -> list[str]:
@@ -76,8 +209,14 @@ def synthetic_titles(n: int, random_state: int = 0) -> list[str]:
                 text += f" ({pick(SPECS[category])}, {pick(SPECS[category])})"
             text += f". {category}"
         else:
-            title = pick((f"The {pick(ADJ)} {pick(NOUN)}", f"{pick(NOUN)} of the {pick(ADJ)} {pick(NOUN)}",
-                          f"{pick(ADJ)} {pick(NOUN)}: Part {int(rng.integers(2, 5))}", f"Return to the {pick(NOUN)}"))
+            title = pick(
+                (
+                    f"The {pick(ADJ)} {pick(NOUN)}",
+                    f"{pick(NOUN)} of the {pick(ADJ)} {pick(NOUN)}",
+                    f"{pick(ADJ)} {pick(NOUN)}: Part {int(rng.integers(2, 5))}",
+                    f"Return to the {pick(NOUN)}",
+                )
+            )
             genres = ", ".join(sorted({pick(GENRES) for _ in range(int(rng.integers(1, 4)))}))
             text = f"{title} ({int(rng.integers(1950, 2025))}). {genres}"
             if rng.random() < 0.35:
@@ -90,7 +229,9 @@ def movielens_texts() -> list[str]:
     from core import store
 
     if not store.dataset_exists("movielens-100k"):
-        print("note: movielens-100k is not ingested (python -m core ingest movielens-100k); synthetic titles only")
+        print(
+            "note: movielens-100k is not ingested (python -m core ingest movielens-100k); synthetic titles only"
+        )
         return []
     con = store.connect("movielens-100k")
     try:
@@ -103,15 +244,21 @@ def machine_notes() -> str:
     import torch
 
     with open("/proc/cpuinfo") as fh:
-        cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")),
-                   platform.processor())
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")),
+            platform.processor(),
+        )
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
-            f"threads, load average {load}")
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
+        f"threads, load average {load}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=2, help="rounds (default 2)")
     parser.add_argument("--synthetic", type=int, default=10_000, help="synthetic titles (default 10,000)")
     parser.add_argument("--precision", default="auto", help="our encoder's precision (default auto)")
@@ -138,16 +285,23 @@ def main(argv: list[str] | None = None) -> None:
             started = time.perf_counter()
             vectors[side] = st.encode(texts) if side == "st" else ours.encode(texts)
             rates[side].append(len(texts) / (time.perf_counter() - started))
-        print(f"round {r + 1}: st {rates['st'][-1]:.1f} items/s, ours {rates['ours'][-1]:.1f} items/s, "
-              f"ratio {rates['ours'][-1] / rates['st'][-1]:.2f}x", flush=True)
+        print(
+            f"round {r + 1}: st {rates['st'][-1]:.1f} items/s, ours {rates['ours'][-1]:.1f} items/s, "
+            f"ratio {rates['ours'][-1] / rates['st'][-1]:.2f}x",
+            flush=True,
+        )
     ref = vectors["st"] / np.linalg.norm(vectors["st"], axis=1, keepdims=True)
     cos = (vectors["ours"] * ref).sum(1)
     ratios = [o / s for o, s in zip(rates["ours"], rates["st"], strict=True)]
     print(f"st   median {statistics.median(rates['st']):.1f} items/s")
     print(f"ours median {statistics.median(rates['ours']):.1f} items/s")
-    print(f"ratio per round {', '.join(f'{x:.2f}x' for x in ratios)}; median {statistics.median(ratios):.2f}x")
-    print(f"cosine ours vs st: min {cos.min():.6f}, median {np.median(cos):.6f}, "
-          f"below 0.999: {(cos < 0.999).sum()}")
+    print(
+        f"ratio per round {', '.join(f'{x:.2f}x' for x in ratios)}; median {statistics.median(ratios):.2f}x"
+    )
+    print(
+        f"cosine ours vs st: min {cos.min():.6f}, median {np.median(cos):.6f}, "
+        f"below 0.999: {(cos < 0.999).sum()}"
+    )
     print("load average after:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 

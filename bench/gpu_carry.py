@@ -35,8 +35,12 @@ def prepare(folder: Path) -> None:
     src = default_model_path()
     model_dir = folder / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
-    shutil.copytree(src, model_dir, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "onnx", "openvino", "*.onnx"))
-    AutoModel.from_pretrained(str(src), local_files_only=True).half().save_pretrained(model_dir, safe_serialization=True)
+    shutil.copytree(
+        src, model_dir, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "onnx", "openvino", "*.onnx")
+    )
+    AutoModel.from_pretrained(str(src), local_files_only=True).half().save_pretrained(
+        model_dir, safe_serialization=True
+    )
     texts = movielens_texts() + synthetic_titles(10_000)
     (folder / "texts.json").write_text(json.dumps(texts))
     started = time.perf_counter()
@@ -84,11 +88,18 @@ def run(folder: Path) -> int:
     if SentenceTransformer is not None:
         st = SentenceTransformer(str(folder / "model"), device="cuda")
         vectors, rate = _timed(lambda t: st.encode(t, convert_to_numpy=True), texts, torch)
-        rows.append(("sentence-transformers cuda defaults (fp16 weights as loaded)", rate,
-                     (vectors / np.linalg.norm(vectors, axis=1, keepdims=True) * reference).sum(1)))
+        rows.append(
+            (
+                "sentence-transformers cuda defaults (fp16 weights as loaded)",
+                rate,
+                (vectors / np.linalg.norm(vectors, axis=1, keepdims=True) * reference).sum(1),
+            )
+        )
     ok = True
     for label, rate, cos in rows:
-        print(f"{label}: {rate:,.0f} items/s; cos to CPU fp32: min {cos.min():.6f}, median {np.median(cos):.6f}")
+        print(
+            f"{label}: {rate:,.0f} items/s; cos to CPU fp32: min {cos.min():.6f}, median {np.median(cos):.6f}"
+        )
         ok &= bool(cos.min() >= 0.999) or label.startswith("sentence")
     print("PASS" if ok else "FAIL: a vector below cos 0.999")
     return 0 if ok else 1

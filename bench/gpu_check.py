@@ -31,8 +31,12 @@ def _rate(encode, texts: list[str]) -> tuple[np.ndarray, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cpu-texts", type=int, default=2000, help="texts also encoded on CPU fp32 (default 2000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cpu-texts", type=int, default=2000, help="texts also encoded on CPU fp32 (default 2000)"
+    )
     parser.add_argument("--synthetic", type=int, default=10_000, help="synthetic titles (default 10,000)")
     args = parser.parse_args(argv)
 
@@ -71,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     for label, (vectors, rate, precision) in rows.items():
         cos = (vectors[subset] * cpu).sum(1)
         ok &= bool(cos.min() >= 0.999)
-        print(f"{label} ({precision}) vs cpu fp32: cos min {cos.min():.6f}, median {np.median(cos):.6f}; "
-              f"{rate:,.0f} items/s = {rate / st_rate:.2f}x st cuda defaults")
+        print(
+            f"{label} ({precision}) vs cpu fp32: cos min {cos.min():.6f}, median {np.median(cos):.6f}; "
+            f"{rate:,.0f} items/s = {rate / st_rate:.2f}x st cuda defaults"
+        )
     print("PASS" if ok else "FAIL: a vector below cos 0.999")
     return 0 if ok else 1
 

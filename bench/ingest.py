@@ -50,12 +50,18 @@ def main() -> None:
     work.mkdir(parents=True)
     started = time.perf_counter()
     files = synthetic.write_world(args.users, work / "src")
-    print(f"generated {files.n_events:,} events of {files.n_users:,} users in "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"generated {files.n_events:,} events of {files.n_users:,} users in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     csv_events = work / "events.csv"
     con = duckdb.connect()
-    con.execute("COPY (SELECT * FROM read_parquet(?)) TO '" + str(csv_events).replace("'", "''")
-                + "' (HEADER, DELIMITER ',')", [str(files.events)])
+    con.execute(
+        "COPY (SELECT * FROM read_parquet(?)) TO '"
+        + str(csv_events).replace("'", "''")
+        + "' (HEADER, DELIMITER ',')",
+        [str(files.events)],
+    )
     con.close()
     rows = []
     for label, path, reader in (("Parquet", files.events, "read_parquet"), ("CSV", csv_events, "read_csv")):
@@ -63,12 +69,16 @@ def main() -> None:
         t_ours = [validated(path, files.items, work / "ours.duckdb") for _ in range(args.repeat)]
         b, o = statistics.median(t_bare), statistics.median(t_ours)
         rows.append((label, b, o))
-        print(f"{label:8} bare {b:6.2f} s ({files.n_events / b / 1e6:5.2f} M events/s)   "
-              f"validated import {o:6.2f} s ({files.n_events / o / 1e6:5.2f} M events/s)   ratio {o / b:4.2f}x")
-    print(f"\n| source | events | bare CREATE TABLE AS | validated import | ratio |\n|---|---|---|---|---|")
+        print(
+            f"{label:8} bare {b:6.2f} s ({files.n_events / b / 1e6:5.2f} M events/s)   "
+            f"validated import {o:6.2f} s ({files.n_events / o / 1e6:5.2f} M events/s)   ratio {o / b:4.2f}x"
+        )
+    print("\n| source | events | bare CREATE TABLE AS | validated import | ratio |\n|---|---|---|---|---|")
     for label, b, o in rows:
-        print(f"| {label} | {files.n_events:,} | {b:.2f} s ({files.n_events / b / 1e6:.2f} M/s) | "
-              f"{o:.2f} s ({files.n_events / o / 1e6:.2f} M/s) | {o / b:.2f}× |")
+        print(
+            f"| {label} | {files.n_events:,} | {b:.2f} s ({files.n_events / b / 1e6:.2f} M/s) | "
+            f"{o:.2f} s ({files.n_events / o / 1e6:.2f} M/s) | {o / b:.2f}× |"
+        )
     print(f"(median of {args.repeat}; cores: {os.cpu_count()})")
     shutil.rmtree(work, ignore_errors=True)
 

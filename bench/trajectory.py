@@ -34,7 +34,9 @@ def naive_delta(vectors: np.ndarray, offsets: np.ndarray, h: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", default="movielens-100k")
     parser.add_argument("--h", type=int, default=10)
     parser.add_argument("--max-events", type=int, default=20_000)
@@ -59,7 +61,9 @@ def main(argv: list[str] | None = None) -> None:
         raise ShiftError(f"encode first: python -m core encode {args.dataset}")
     tr, t_load = _timed(load_trajectories, args.dataset, None, items)
     x = tr.vectors()
-    print(f"{args.dataset}: {tr.n_users:,} users, {tr.n_events:,} events, d={x.shape[1]}; load {t_load:.2f} s")
+    print(
+        f"{args.dataset}: {tr.n_users:,} users, {tr.n_events:,} events, d={x.shape[1]}; load {t_load:.2f} s"
+    )
     delta, t_delta = _timed(two_window_delta, x, tr.offsets, args.h)
     _, t_recent = _timed(recent_mean, x, tr.offsets, args.h)
     _, t_ewma = _timed(ewma, x, tr.offsets, float(args.h))
@@ -67,17 +71,23 @@ def main(argv: list[str] | None = None) -> None:
     _, t_weighted = _timed(two_window_delta, x, tr.offsets, args.h, w)
     slow, t_naive = _timed(naive_delta, x, tr.offsets, args.h)
     err = np.nanmax(np.abs(delta - slow))
-    print(f"two_window_delta h={args.h}: {t_delta:.2f} s (per-user loop {t_naive:.2f} s, "
-          f"{t_naive / t_delta:.1f}x slower; max |diff| {err:.1e})")
-    print(f"recent_mean h={args.h}: {t_recent:.2f} s; ewma halflife={args.h}: {t_ewma:.2f} s; "
-          f"rating-weighted delta: {t_weighted:.2f} s")
+    print(
+        f"two_window_delta h={args.h}: {t_delta:.2f} s (per-user loop {t_naive:.2f} s, "
+        f"{t_naive / t_delta:.1f}x slower; max |diff| {err:.1e})"
+    )
+    print(
+        f"recent_mean h={args.h}: {t_recent:.2f} s; ewma halflife={args.h}: {t_ewma:.2f} s; "
+        f"rating-weighted delta: {t_weighted:.2f} s"
+    )
 
     started = time.perf_counter()
     chunks = [(c.n_users, c.n_events) for c in iter_trajectories(args.dataset, args.max_events, items)]
     t_chunks = time.perf_counter() - started
     biggest = max(n for _, n in chunks)
-    print(f"iter_trajectories max_events={args.max_events:,}: {len(chunks)} chunks, largest {biggest:,} events "
-          f"= {biggest * x.shape[1] * 4 / 2**20:.0f} MiB of float32 vectors; all chunks read in {t_chunks:.2f} s")
+    print(
+        f"iter_trajectories max_events={args.max_events:,}: {len(chunks)} chunks, largest {biggest:,} events "
+        f"= {biggest * x.shape[1] * 4 / 2**20:.0f} MiB of float32 vectors; all chunks read in {t_chunks:.2f} s"
+    )
 
     rng = np.random.default_rng(0)
     picks = rng.choice(tr.user_ids, size=min(args.users, tr.n_users), replace=False)
@@ -89,8 +99,10 @@ def main(argv: list[str] | None = None) -> None:
         _, t = _timed(lambda u=user: user_trajectory(args.dataset, u, items).delta(args.h))
         fresh.append(t * 1000)
     con.close()
-    print(f"user_trajectory + delta, {len(picks)} users: median {statistics.median(held):.1f} ms with a held "
-          f"connection (max {max(held):.1f}), {statistics.median(fresh):.1f} ms opening the file each time")
+    print(
+        f"user_trajectory + delta, {len(picks)} users: median {statistics.median(held):.1f} ms with a held "
+        f"connection (max {max(held):.1f}), {statistics.median(fresh):.1f} ms opening the file each time"
+    )
 
 
 if __name__ == "__main__":

@@ -39,9 +39,28 @@ SIZES: dict[str, tuple[int, int, int]] = {
     "large": (100_000, 50, 120),
     "huge": (1_000_000, 50, 120),
 }
-KIND_PATTERN = ("stable", "abrupt", "multi", "stable", "gradual", "abrupt", "stable", "repeated",
-                "multi", "abrupt", "stable", "stable", "abrupt", "gradual", "multi", "stable",
-                "repeated", "abrupt", "stable", "stable")
+KIND_PATTERN = (
+    "stable",
+    "abrupt",
+    "multi",
+    "stable",
+    "gradual",
+    "abrupt",
+    "stable",
+    "repeated",
+    "multi",
+    "abrupt",
+    "stable",
+    "stable",
+    "abrupt",
+    "gradual",
+    "multi",
+    "stable",
+    "repeated",
+    "abrupt",
+    "stable",
+    "stable",
+)
 NOISE = 0.12
 RAMP_WIDTH = 10
 MARGIN = 10  # planted change points stay this many events away from either end
@@ -50,88 +69,340 @@ START = np.datetime64("2024-01-01T00:00:00", "s")
 
 _WORDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Home Goods": (
-        ("Linen", "Bamboo", "Ceramic", "Cast Iron", "Velvet", "Oak", "Wool", "Marble", "Rattan",
-         "Stoneware", "Cotton", "Walnut"),
-        ("Duvet Cover", "Cutting Board", "Table Lamp", "Throw Pillow", "Bath Towel Set",
-         "Storage Basket", "Dinner Plate Set", "Curtain Panels", "Area Rug", "Wall Mirror",
-         "Candle Holder", "Bookshelf"),
+        (
+            "Linen",
+            "Bamboo",
+            "Ceramic",
+            "Cast Iron",
+            "Velvet",
+            "Oak",
+            "Wool",
+            "Marble",
+            "Rattan",
+            "Stoneware",
+            "Cotton",
+            "Walnut",
+        ),
+        (
+            "Duvet Cover",
+            "Cutting Board",
+            "Table Lamp",
+            "Throw Pillow",
+            "Bath Towel Set",
+            "Storage Basket",
+            "Dinner Plate Set",
+            "Curtain Panels",
+            "Area Rug",
+            "Wall Mirror",
+            "Candle Holder",
+            "Bookshelf",
+        ),
     ),
     "Electronics": (
-        ("Voltix", "Novatek", "Sonara", "Pixelon", "Arcwave", "Quantix", "Lumora", "Zentra",
-         "Helix", "Corvid", "Auralis", "Fluxon"),
-        ("Wireless Earbuds", "4K Smart TV", "Noise-Cancelling Headphones", "Gaming Laptop",
-         "Bluetooth Speaker", "USB-C Charger", "Mechanical Keyboard", "Smartwatch",
-         "Portable SSD", "Wi-Fi Router", "Action Camera", "Tablet"),
+        (
+            "Voltix",
+            "Novatek",
+            "Sonara",
+            "Pixelon",
+            "Arcwave",
+            "Quantix",
+            "Lumora",
+            "Zentra",
+            "Helix",
+            "Corvid",
+            "Auralis",
+            "Fluxon",
+        ),
+        (
+            "Wireless Earbuds",
+            "4K Smart TV",
+            "Noise-Cancelling Headphones",
+            "Gaming Laptop",
+            "Bluetooth Speaker",
+            "USB-C Charger",
+            "Mechanical Keyboard",
+            "Smartwatch",
+            "Portable SSD",
+            "Wi-Fi Router",
+            "Action Camera",
+            "Tablet",
+        ),
         ("X2", "Pro", "Max", "Mini", "S", "Air", "Ultra", "Lite"),
     ),
     "Horror Films": (
-        ("The Haunting of", "Night at", "The Curse of", "Whispers in", "The Thing in",
-         "Blood on", "The Possession of", "Screams from", "Shadows over", "The Exorcism at",
-         "Terror in", "The Ghosts of"),
-        ("Blackwood Manor", "the Cellar", "Hollow Creek", "the Asylum", "Raven Hill",
-         "the Old Chapel", "Crimson Lake", "the Attic", "Dead Man's Road", "the Morgue",
-         "Wicker Farm", "the Crypt"),
+        (
+            "The Haunting of",
+            "Night at",
+            "The Curse of",
+            "Whispers in",
+            "The Thing in",
+            "Blood on",
+            "The Possession of",
+            "Screams from",
+            "Shadows over",
+            "The Exorcism at",
+            "Terror in",
+            "The Ghosts of",
+        ),
+        (
+            "Blackwood Manor",
+            "the Cellar",
+            "Hollow Creek",
+            "the Asylum",
+            "Raven Hill",
+            "the Old Chapel",
+            "Crimson Lake",
+            "the Attic",
+            "Dead Man's Road",
+            "the Morgue",
+            "Wicker Farm",
+            "the Crypt",
+        ),
     ),
     "Sci-Fi Films": (
-        ("Beyond", "Escape from", "The Last Signal from", "Voyage to", "Colony", "Return to",
-         "The Quantum", "Starfall over", "Echoes of", "The Android of", "Exodus from",
-         "Wormhole to"),
-        ("Andromeda", "the Red Planet", "Europa", "Station Zero", "the Outer Rim", "Kepler-22b",
-         "the Galaxy's Edge", "Titan", "Proxima", "the Dyson Sphere", "Orbital Nine", "Mars"),
+        (
+            "Beyond",
+            "Escape from",
+            "The Last Signal from",
+            "Voyage to",
+            "Colony",
+            "Return to",
+            "The Quantum",
+            "Starfall over",
+            "Echoes of",
+            "The Android of",
+            "Exodus from",
+            "Wormhole to",
+        ),
+        (
+            "Andromeda",
+            "the Red Planet",
+            "Europa",
+            "Station Zero",
+            "the Outer Rim",
+            "Kepler-22b",
+            "the Galaxy's Edge",
+            "Titan",
+            "Proxima",
+            "the Dyson Sphere",
+            "Orbital Nine",
+            "Mars",
+        ),
     ),
     "Sports": (
-        ("ProStride", "Apex", "Velo", "Summit", "Striker", "Trailblaze", "Iron Grip", "Rebound",
-         "Fastbreak", "Ridgeline", "Powerlift", "Aqua"),
-        ("Trail Running Shoes", "Yoga Mat", "Football Boots", "Tennis Racket", "Cycling Helmet",
-         "Basketball", "Adjustable Dumbbells", "Swimming Goggles", "Golf Balls",
-         "Resistance Bands", "Climbing Harness", "Ski Gloves"),
+        (
+            "ProStride",
+            "Apex",
+            "Velo",
+            "Summit",
+            "Striker",
+            "Trailblaze",
+            "Iron Grip",
+            "Rebound",
+            "Fastbreak",
+            "Ridgeline",
+            "Powerlift",
+            "Aqua",
+        ),
+        (
+            "Trail Running Shoes",
+            "Yoga Mat",
+            "Football Boots",
+            "Tennis Racket",
+            "Cycling Helmet",
+            "Basketball",
+            "Adjustable Dumbbells",
+            "Swimming Goggles",
+            "Golf Balls",
+            "Resistance Bands",
+            "Climbing Harness",
+            "Ski Gloves",
+        ),
     ),
     "Cooking": (
-        ("One-Pot", "Weeknight", "Slow-Cooker", "Classic", "30-Minute", "Homemade", "Spicy",
-         "Vegan", "Grandma's", "Crispy", "Smoky", "Creamy"),
-        ("Chicken Curry", "Beef Stew", "Mushroom Risotto", "Lasagna", "Ramen", "Pad Thai",
-         "Sourdough Bread", "Tomato Soup", "Fish Tacos", "Apple Pie", "Paella", "Dumplings"),
+        (
+            "One-Pot",
+            "Weeknight",
+            "Slow-Cooker",
+            "Classic",
+            "30-Minute",
+            "Homemade",
+            "Spicy",
+            "Vegan",
+            "Grandma's",
+            "Crispy",
+            "Smoky",
+            "Creamy",
+        ),
+        (
+            "Chicken Curry",
+            "Beef Stew",
+            "Mushroom Risotto",
+            "Lasagna",
+            "Ramen",
+            "Pad Thai",
+            "Sourdough Bread",
+            "Tomato Soup",
+            "Fish Tacos",
+            "Apple Pie",
+            "Paella",
+            "Dumplings",
+        ),
         ("Recipe", "Cooking Class", "Kitchen Guide"),
     ),
     "Romance Films": (
-        ("Love in", "A Summer in", "Letters from", "The Wedding in", "Falling for", "Midnight in",
-         "Second Chances in", "Kissed in", "The Proposal at", "Forever in", "Hearts of",
-         "A Christmas in"),
-        ("Paris", "Tuscany", "Vermont", "Santorini", "Notting Hill", "Vienna", "Savannah",
-         "Lisbon", "the Vineyard", "Maple Grove", "Kyoto", "the Lighthouse"),
+        (
+            "Love in",
+            "A Summer in",
+            "Letters from",
+            "The Wedding in",
+            "Falling for",
+            "Midnight in",
+            "Second Chances in",
+            "Kissed in",
+            "The Proposal at",
+            "Forever in",
+            "Hearts of",
+            "A Christmas in",
+        ),
+        (
+            "Paris",
+            "Tuscany",
+            "Vermont",
+            "Santorini",
+            "Notting Hill",
+            "Vienna",
+            "Savannah",
+            "Lisbon",
+            "the Vineyard",
+            "Maple Grove",
+            "Kyoto",
+            "the Lighthouse",
+        ),
     ),
     "Travel": (
-        ("Backpacking", "A Weekend in", "Road Trip through", "Hidden Gems of", "Budget Guide to",
-         "Island Hopping in", "Hiking", "Food Tour of", "Family Holiday in", "Rail Journey across",
-         "Luxury Escape to", "Winter in"),
-        ("Patagonia", "Iceland", "Vietnam", "Morocco", "Japan", "Peru", "Norway", "Croatia",
-         "New Zealand", "Scotland", "Greece", "Canada"),
+        (
+            "Backpacking",
+            "A Weekend in",
+            "Road Trip through",
+            "Hidden Gems of",
+            "Budget Guide to",
+            "Island Hopping in",
+            "Hiking",
+            "Food Tour of",
+            "Family Holiday in",
+            "Rail Journey across",
+            "Luxury Escape to",
+            "Winter in",
+        ),
+        (
+            "Patagonia",
+            "Iceland",
+            "Vietnam",
+            "Morocco",
+            "Japan",
+            "Peru",
+            "Norway",
+            "Croatia",
+            "New Zealand",
+            "Scotland",
+            "Greece",
+            "Canada",
+        ),
     ),
     "Gardening": (
-        ("Heirloom", "Organic", "Dwarf", "Climbing", "Perennial", "Raised-Bed", "Container",
-         "Drought-Tolerant", "Indoor", "Hardy", "Wildflower", "Hydroponic"),
-        ("Tomato Seeds", "Rose Bush", "Herb Garden Kit", "Lavender Plants", "Compost Bin",
-         "Pruning Shears", "Strawberry Planters", "Fern", "Seed Starter Tray", "Garden Trowel",
-         "Sunflower Seeds", "Watering Can"),
+        (
+            "Heirloom",
+            "Organic",
+            "Dwarf",
+            "Climbing",
+            "Perennial",
+            "Raised-Bed",
+            "Container",
+            "Drought-Tolerant",
+            "Indoor",
+            "Hardy",
+            "Wildflower",
+            "Hydroponic",
+        ),
+        (
+            "Tomato Seeds",
+            "Rose Bush",
+            "Herb Garden Kit",
+            "Lavender Plants",
+            "Compost Bin",
+            "Pruning Shears",
+            "Strawberry Planters",
+            "Fern",
+            "Seed Starter Tray",
+            "Garden Trowel",
+            "Sunflower Seeds",
+            "Watering Can",
+        ),
     ),
     "Fashion": (
-        ("Navy", "Charcoal", "Olive", "Ivory", "Burgundy", "Camel", "Black", "Sage", "Mustard",
-         "Denim Blue", "Blush", "Forest Green"),
+        (
+            "Navy",
+            "Charcoal",
+            "Olive",
+            "Ivory",
+            "Burgundy",
+            "Camel",
+            "Black",
+            "Sage",
+            "Mustard",
+            "Denim Blue",
+            "Blush",
+            "Forest Green",
+        ),
         ("Silk", "Merino", "Linen", "Leather", "Cashmere", "Corduroy", "Tweed", "Chiffon"),
-        ("Blazer", "Midi Dress", "Trench Coat", "Ankle Boots", "Sweater", "Chinos", "Scarf",
-         "Handbag"),
+        ("Blazer", "Midi Dress", "Trench Coat", "Ankle Boots", "Sweater", "Chinos", "Scarf", "Handbag"),
     ),
     "Mystery Novels": (
-        ("Murder at", "The Secret of", "Death in", "The Vanishing at", "The Body in",
-         "A Killing in", "The Case of", "Poison at", "The Stranger at", "Silence in",
-         "The Clue at", "The Affair at"),
-        ("Harrow Hall", "the Vicarage", "Baker Street", "the Orient Line", "Ashford Lane",
-         "the Old Mill", "Gull Island", "the Library", "Wexley Court", "the Harbour",
-         "St. Clement's", "the Opera House"),
+        (
+            "Murder at",
+            "The Secret of",
+            "Death in",
+            "The Vanishing at",
+            "The Body in",
+            "A Killing in",
+            "The Case of",
+            "Poison at",
+            "The Stranger at",
+            "Silence in",
+            "The Clue at",
+            "The Affair at",
+        ),
+        (
+            "Harrow Hall",
+            "the Vicarage",
+            "Baker Street",
+            "the Orient Line",
+            "Ashford Lane",
+            "the Old Mill",
+            "Gull Island",
+            "the Library",
+            "Wexley Court",
+            "the Harbour",
+            "St. Clement's",
+            "the Opera House",
+        ),
     ),
     "Video Games": (
-        ("Dragon", "Pixel", "Shadow", "Galactic", "Neon", "Iron", "Mystic", "Turbo", "Frost",
-         "Cyber", "Kingdom", "Rogue"),
+        (
+            "Dragon",
+            "Pixel",
+            "Shadow",
+            "Galactic",
+            "Neon",
+            "Iron",
+            "Mystic",
+            "Turbo",
+            "Frost",
+            "Cyber",
+            "Kingdom",
+            "Rogue",
+        ),
         ("Quest", "Legends", "Racers", "Tactics", "Odyssey", "Arena", "Chronicles", "Warfare"),
         ("Remastered", "Deluxe Edition", "II", "III", "Online", "Origins"),
     ),
@@ -180,8 +451,9 @@ def _segment_cumsum(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) 
     return total - before
 
 
-def generate_chunk(first_user: int, n_users: int, mean_events: int, items_per_category: int,
-                   random_state: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def generate_chunk(
+    first_user: int, n_users: int, mean_events: int, items_per_category: int, random_state: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Events, planted change points and kinds of users ``first_user … first_user+n_users-1``.
 
     Deterministic in (first_user, random_state) alone, so chunks are independent.
@@ -217,7 +489,7 @@ def generate_chunk(first_user: int, n_users: int, mean_events: int, items_per_ca
     phase = np.zeros(n, dtype=np.int64)
     kind_e = kinds[u]
     phase[(kind_e == "abrupt") & (t >= cp1[u])] = 1
-    ramp = (kind_e == "gradual")
+    ramp = kind_e == "gradual"
     p_new = np.clip((t - cp1[u] + 1) / (RAMP_WIDTH + 1), 0, 1)
     phase[ramp & (rng.random(n) < p_new)] = 1
     multi = kind_e == "multi"
@@ -247,10 +519,14 @@ def generate_chunk(first_user: int, n_users: int, mean_events: int, items_per_ca
     gaps[starts] = rng.integers(0, 180 * 86_400, n_users)
     ts = START + _segment_cumsum(gaps, starts, counts).astype("timedelta64[s]")
 
-    events = pd.DataFrame({
-        "user_id": (users[u] + 1).astype(str), "item_id": item_id.astype(str),
-        "timestamp": ts, "rating": rating,
-    })
+    events = pd.DataFrame(
+        {
+            "user_id": (users[u] + 1).astype(str),
+            "item_id": item_id.astype(str),
+            "timestamp": ts,
+            "rating": rating,
+        }
+    )
     truth = []
     names = np.array(CATEGORIES)
     for i in np.flatnonzero(np.isin(kinds, ("abrupt", "gradual", "repeated"))):
@@ -258,26 +534,36 @@ def generate_chunk(first_user: int, n_users: int, mean_events: int, items_per_ca
         if kinds[i] == "abrupt":
             truth.append((uid, int(cp1[i]), 1, names[interests[i, 0]], names[interests[i, 1]]))
         elif kinds[i] == "gradual":
-            truth.append((uid, int(cp1[i]) + RAMP_WIDTH // 2, RAMP_WIDTH,
-                          names[interests[i, 0]], names[interests[i, 1]]))
+            truth.append(
+                (
+                    uid,
+                    int(cp1[i]) + RAMP_WIDTH // 2,
+                    RAMP_WIDTH,
+                    names[interests[i, 0]],
+                    names[interests[i, 1]],
+                )
+            )
         else:
             for j in range(n_shifts[i]):
                 truth.append((uid, int(rep[i, j]), 1, names[interests[i, j]], names[interests[i, j + 1]]))
-    truth_df = pd.DataFrame(truth, columns=["user_id", "event_index", "width", "from_category",
-                                            "to_category"])
+    truth_df = pd.DataFrame(
+        truth, columns=["user_id", "event_index", "width", "from_category", "to_category"]
+    )
     labels = pd.DataFrame({"user_id": (users + 1).astype(str), "kind": kinds})
     return events, truth_df, labels
 
 
-def iter_world(size: str | int, random_state: int = 0) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+def iter_world(
+    size: str | int, random_state: int = 0
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
     n_users, mean_events, per_cat = parse_size(size)
     for first in range(0, n_users, CHUNK_USERS):
-        yield generate_chunk(first, min(CHUNK_USERS, n_users - first), mean_events, per_cat,
-                             random_state)
+        yield generate_chunk(first, min(CHUNK_USERS, n_users - first), mean_events, per_cat, random_state)
 
 
-def write_world(size: str | int, folder: Path, random_state: int = 0,
-                progress: Callable[[int, int], None] | None = None) -> WorldFiles:
+def write_world(
+    size: str | int, folder: Path, random_state: int = 0, progress: Callable[[int, int], None] | None = None
+) -> WorldFiles:
     """Generate the world into Parquet files in ``folder``, one chunk of users at a time."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -300,5 +586,6 @@ def write_world(size: str | int, folder: Path, random_state: int = 0,
     finally:
         for writer in writers.values():
             writer.close()
-    return WorldFiles(folder / "items.parquet", paths["events"], paths["truth"], paths["labels"],
-                      n_users, n_events)
+    return WorldFiles(
+        folder / "items.parquet", paths["events"], paths["truth"], paths["labels"], n_users, n_events
+    )

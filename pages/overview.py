@@ -39,9 +39,9 @@ with st.expander("Import your own log (events + items, CSV or Parquet)", expande
             else:
                 st.success(
                     f"Imported {report.n_events:,} events of {report.n_users:,} users over "
-                    f"{report.n_items:,} items as `{new_name}`. Encode its items with "
-                    f"`python -m core embed {new_name}` to detect shifts."
+                    f"{report.n_items:,} items as `{new_name}`."
                 )
+                ui.encode_items(new_name)
                 st.session_state["dataset"] = new_name
 
 if name is None:

@@ -30,3 +30,21 @@ def write_file(tmp_path):
         return path
 
     return write
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # AppTests leave DuckDB connections in Streamlit's resource cache; close them before the
+    # interpreter shuts down, or DuckDB's bindings report them as leaked at exit.
+    import gc
+    import sys
+
+    if "streamlit" in sys.modules:
+        import logging
+
+        import streamlit as st
+
+        logging.disable(logging.WARNING)  # "No runtime found": expected outside a server
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        logging.disable(logging.NOTSET)
+    gc.collect()

@@ -147,7 +147,7 @@ def test_wrong_delimiter_is_named_with_a_hint(data_dir, write_file):
 def test_not_utf8_names_the_row(data_dir, write_file):
     events = write_file(
         "events.csv",
-        "user_id,item_id,timestamp\nu1,10,1\n".encode() + "u2,20,2\nu\xe9,30,3\n".encode("latin-1"),
+        b"user_id,item_id,timestamp\nu1,10,1\n" + "u2,20,2\nu\xe9,30,3\n".encode("latin-1"),
     )
     with pytest.raises(DataError, match=r"events.csv, row 3: is not UTF-8 \(byte 0xe9 at line 4\)"):
         _import("bad", TableSource(events), TableSource(write_file("items.csv", ITEMS)))

@@ -69,7 +69,11 @@ def test_multi_interest_users_alternate_between_two_interests():
 
 def test_timestamps_increase_within_each_user():
     events, _, _ = synthetic.generate_chunk(0, 50, 40, 24)
-    assert events.groupby("user_id")["timestamp"].apply(lambda s: s.diff().dropna().dt.total_seconds().min() >= 1).all()
+    assert (
+        events.groupby("user_id")["timestamp"]
+        .apply(lambda s: s.diff().dropna().dt.total_seconds().min() >= 1)
+        .all()
+    )
 
 
 def test_written_in_chunks_and_ingested_with_truth(data_dir, monkeypatch):

@@ -6,8 +6,11 @@ import argparse
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("datasets", help="list datasets and their counts",
-                              description="List every dataset under the data folder.")
+    p = subparsers.add_parser(
+        "datasets",
+        help="list datasets and their counts",
+        description="List every dataset under the data folder.",
+    )
     p.set_defaults(func=run)
 
 
@@ -26,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
             info = store.dataset_info(con)
         finally:
             con.close()
-        print(f"{name:<24}{info.get('n_users', 0):>10,}{info.get('n_items', 0):>10,}"
-              f"{info.get('n_events', 0):>13,}  {'yes' if info.get('has_ground_truth') else 'no':<6}"
-              f"{info.get('source', '')}")
+        print(
+            f"{name:<24}{info.get('n_users', 0):>10,}{info.get('n_items', 0):>10,}"
+            f"{info.get('n_events', 0):>13,}  {'yes' if info.get('has_ground_truth') else 'no':<6}"
+            f"{info.get('source', '')}"
+        )
     return 0

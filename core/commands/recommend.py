@@ -100,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _encoding_progress(done: int, total: int) -> None:
     if total:  # only when some item texts are not cached yet
-        print(f"\rencoding item texts: {done:,}/{total:,}", end="\n" if done == total else "", file=sys.stderr)
+        print(
+            f"\rencoding item texts: {done:,}/{total:,}", end="\n" if done == total else "", file=sys.stderr
+        )
 
 
 _POLICY_TEXT = {

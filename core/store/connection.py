@@ -73,8 +73,7 @@ def connect(name: str, read_only: bool = True) -> duckdb.DuckDBPyConnection:
     path = dataset_path(name)
     if not path.exists():
         raise DatasetNotFound(
-            f"no dataset named {name!r} under {data_dir()}; "
-            f"create it with: python -m core ingest {name} …"
+            f"no dataset named {name!r} under {data_dir()}; create it with: python -m core ingest {name} …"
         )
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")

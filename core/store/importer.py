@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -23,8 +23,20 @@ EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "rating", "event_type")
 ITEM_COLUMNS = ("item_id", "title", "genres", "description")
 REQUIRED = {"events": ("user_id", "item_id", "timestamp"), "items": ("item_id", "title")}
 
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-            "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL")
+_NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+)
 
 
 @dataclass
@@ -145,9 +157,7 @@ def _require_columns(src: TableSource, found: dict[str, str], table: str) -> Non
                     if delim != src.delimiter and delim in only:
                         hint = f"; the file looks {delim!r}-delimited (pass that delimiter)"
                         break
-            raise DataError(
-                f"missing; found: {', '.join(found)}{hint}", file=src.label, column=name
-            )
+            raise DataError(f"missing; found: {', '.join(found)}{hint}", file=src.label, column=name)
 
 
 def _ts_expr(col: str, dtype: str) -> str:
@@ -205,11 +215,11 @@ def _stage_items(con, src: TableSource, opts: ImportOptions) -> None:
         f"""
         CREATE TEMP TABLE staged_items AS
         SELECT {_row_expr(src)} AS src_row,
-               trim(CAST({_quote(src.column('item_id'))} AS VARCHAR)) AS item_id,
-               trim(CAST({_quote(src.column('title'))} AS VARCHAR)) AS title,
-               {opt('genres')} AS genres,
-               {opt('description')} AS description,
-               {opt('text')} AS text
+               trim(CAST({_quote(src.column("item_id"))} AS VARCHAR)) AS item_id,
+               trim(CAST({_quote(src.column("title"))} AS VARCHAR)) AS title,
+               {opt("genres")} AS genres,
+               {opt("description")} AS description,
+               {opt("text")} AS text
         FROM {scan}
         """,
         params,
@@ -257,7 +267,9 @@ def _stage_items(con, src: TableSource, opts: ImportOptions) -> None:
     )
 
 
-def _stage_events(con, src: TableSource, opts: ImportOptions, report: ImportReport, progress: Progress) -> None:
+def _stage_events(
+    con, src: TableSource, opts: ImportOptions, report: ImportReport, progress: Progress
+) -> None:
     found = _describe(con, src)
     _require_columns(src, found, "events")
     scan, params = _scan_sql(src)
@@ -268,16 +280,17 @@ def _stage_events(con, src: TableSource, opts: ImportOptions, report: ImportRepo
     rating_bad = (
         f"({q['rating']} IS NOT NULL AND trim(CAST({q['rating']} AS VARCHAR)) <> '' "
         f"AND TRY_CAST({q['rating']} AS DOUBLE) IS NULL)"
-        if has_rating else "false"
+        if has_rating
+        else "false"
     )
     progress("reading events")
     con.execute(
         f"""
         CREATE TEMP TABLE staged_events AS
         SELECT {_row_expr(src)} AS src_row,
-               {_id_expr(q['user_id'], found[src.column('user_id')])} AS user_id,
-               {_id_expr(q['item_id'], found[src.column('item_id')])} AS item_id,
-               {_ts_expr(q['timestamp'], found[src.column('timestamp')])} AS ts,
+               {_id_expr(q["user_id"], found[src.column("user_id")])} AS user_id,
+               {_id_expr(q["item_id"], found[src.column("item_id")])} AS item_id,
+               {_ts_expr(q["timestamp"], found[src.column("timestamp")])} AS ts,
                {rating} AS rating, {rating_bad} AS rating_bad,
                {f"CAST({q['event_type']} AS VARCHAR)" if has_type else "NULL::VARCHAR"} AS event_type
         FROM {scan}
@@ -303,14 +316,17 @@ def _stage_events(con, src: TableSource, opts: ImportOptions, report: ImportRepo
         raise DataError("empty item id", file=src.label, column=src.column("item_id"), row=bad_item)
     if bad_ts is not None:
         raw = _raw_value(con, src, src.column("timestamp"), bad_ts)
-        what = "empty timestamp" if raw in (None, "") else (
-            f"cannot parse {raw!r} as a timestamp (unix seconds or ISO 8601)"
+        what = (
+            "empty timestamp"
+            if raw in (None, "")
+            else (f"cannot parse {raw!r} as a timestamp (unix seconds or ISO 8601)")
         )
         raise DataError(what, file=src.label, column=src.column("timestamp"), row=bad_ts)
     if bad_rating is not None:
         raw = _raw_value(con, src, src.column("rating"), bad_rating)
-        raise DataError(f"cannot parse {raw!r} as a number", file=src.label,
-                        column=src.column("rating"), row=bad_rating)
+        raise DataError(
+            f"cannot parse {raw!r} as a number", file=src.label, column=src.column("rating"), row=bad_rating
+        )
 
     unknown = con.execute(
         "SELECT count(*), min(src_row), arg_min(item_id, src_row) FROM staged_events e "
@@ -321,10 +337,13 @@ def _stage_events(con, src: TableSource, opts: ImportOptions, report: ImportRepo
             raise DataError(
                 f"item {unknown[2]!r} is not in the items file ({unknown[0]:,} events name "
                 "unknown items; pass --drop-unknown-items to drop them)",
-                file=src.label, column=src.column("item_id"), row=unknown[1],
+                file=src.label,
+                column=src.column("item_id"),
+                row=unknown[1],
             )
-        con.execute("DELETE FROM staged_events e WHERE NOT EXISTS "
-                    "(SELECT 1 FROM items i WHERE i.item_id = e.item_id)")
+        con.execute(
+            "DELETE FROM staged_events e WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.item_id = e.item_id)"
+        )
         report.dropped_unknown_items = unknown[0]
 
     # Screen with one 64-bit hash per event (cheap); only if two hashes collide run the exact
@@ -348,7 +367,9 @@ def _stage_events(con, src: TableSource, opts: ImportOptions, report: ImportRepo
             raise DataError(
                 f"duplicate event: same user, item and timestamp as row {dups[3]} "
                 f"({int(dups[1]):,} duplicates in all; pass --drop-duplicates to keep the first of each)",
-                file=src.label, column=src.column("timestamp"), row=dups[2],
+                file=src.label,
+                column=src.column("timestamp"),
+                row=dups[2],
             )
         con.execute(
             "DELETE FROM staged_events WHERE src_row IN (SELECT src_row FROM (SELECT src_row, "
@@ -416,8 +437,10 @@ def build_dataset(
             report.n_items = con.execute("SELECT count(*) FROM items").fetchall()[0][0]
             if ground_truth is not None:
                 con.register("gt_df", ground_truth)
-                con.execute("INSERT INTO truth_change_points SELECT user_id::VARCHAR, event_index, "
-                            "width, from_category, to_category FROM gt_df")
+                con.execute(
+                    "INSERT INTO truth_change_points SELECT user_id::VARCHAR, event_index, "
+                    "width, from_category, to_category FROM gt_df"
+                )
                 con.unregister("gt_df")
             if user_labels is not None:
                 con.register("labels_df", user_labels)
@@ -426,9 +449,12 @@ def build_dataset(
             con.execute(
                 "INSERT INTO datasets VALUES ($name, $source, $created, $u, $i, $e, $gt, $notes)",
                 {
-                    "name": name, "source": source,
-                    "created": datetime.now(timezone.utc).replace(tzinfo=None),
-                    "u": report.n_users, "i": report.n_items, "e": report.n_events,
+                    "name": name,
+                    "source": source,
+                    "created": datetime.now(UTC).replace(tzinfo=None),
+                    "u": report.n_users,
+                    "i": report.n_items,
+                    "e": report.n_events,
                     "gt": ground_truth is not None and len(ground_truth) > 0,
                     "notes": _notes(report),
                 },

@@ -40,8 +40,7 @@ def dataset_info(con: duckdb.DuckDBPyConnection) -> dict:
 def load_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The catalogue in ``item_idx`` order (row i of the item matrix is item_idx i)."""
     return con.execute(
-        "SELECT item_idx, item_id, title, categories, description, text FROM items "
-        "ORDER BY item_idx"
+        "SELECT item_idx, item_id, title, categories, description, text FROM items ORDER BY item_idx"
     ).fetchdf()
 
 
@@ -81,8 +80,7 @@ def load_event_arrays(
     """
     lo, hi = user_idx_range if user_idx_range else (0, 2**31 - 1)
     users = con.execute(
-        "SELECT user_id, n_events FROM users WHERE user_idx >= $lo AND user_idx < $hi "
-        "ORDER BY user_idx",
+        "SELECT user_id, n_events FROM users WHERE user_idx >= $lo AND user_idx < $hi ORDER BY user_idx",
         {"lo": lo, "hi": hi},
     ).fetchnumpy()
     ev = con.execute(
@@ -94,7 +92,11 @@ def load_event_arrays(
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     rating = ev["rating"]
-    rating = np.ma.filled(rating.astype(np.float32), np.nan) if np.ma.isMaskedArray(rating) else rating.astype(np.float32)
+    rating = (
+        np.ma.filled(rating.astype(np.float32), np.nan)
+        if np.ma.isMaskedArray(rating)
+        else rating.astype(np.float32)
+    )
     return EventArrays(
         user_ids=np.asarray(users["user_id"], dtype=object).astype(str),
         offsets=offsets,
