@@ -39,6 +39,8 @@ data: setup
 	$(PY) -m core encode synthetic
 	$(PY) -m core project $(DATASET)
 	$(PY) -m core project synthetic
+	$(PY) -m core detect $(DATASET) --out data/$(DATASET).cache/change_points.csv
+	$(PY) -m core detect synthetic --out data/synthetic.cache/change_points.csv
 
 lint: setup-dev
 	$(VENV)/bin/ruff check .
