@@ -118,6 +118,12 @@ def test_column_mapping_parquet_and_iso_offsets(data_dir, tmp_path):
             "timestamp",
             3,
         ),
+        (
+            "user_id,item_id,timestamp\nu1,10,5\nu1,20,5\nu2,10,5\nu1,10,5\n",
+            "same user, item and timestamp as row 1",
+            "timestamp",
+            4,
+        ),
         ("user_id,item_id,timestamp\n,10,1\n", "empty user id", "user_id", 1),
         ("user_id,item_id,timestamp\n", "has a header but no rows", None, None),
         ("", "the file is empty", None, None),
@@ -177,7 +183,11 @@ def test_drop_options_report_counts(data_dir, write_file):
         drop_duplicates=True,
     )
     assert (report.dropped_unknown_items, report.dropped_duplicates, report.n_events) == (1, 1, 2)
-    assert "dropped 1 events of unknown items" in store.dataset_info(store.connect("ok"))["notes"]
+    con = store.connect("ok")
+    assert "dropped 1 events of unknown items" in store.dataset_info(con)["notes"]
+    # The users table is rebuilt after dropping: its counts match the events kept.
+    assert store.load_users(con)["n_events"].tolist() == [1, 1]
+    assert store.load_user_events(con, "u1")["seq"].tolist() == [0]
 
 
 def test_failed_import_leaves_existing_database_unchanged(data_dir, write_file):
