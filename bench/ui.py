@@ -10,7 +10,7 @@
    page: time from launching the process to the first Plotly chart drawn in the browser.
    Target: <= 5 s.
 
-    .venv/bin/python bench/ui.py [--dataset movielens-100k] [--runs 20]
+    .venv/bin/python -m bench.ui [--dataset movielens-100k] [--runs 20]
 
 Run ``python -m core encode/project movielens-100k`` and open the app once before, so
 the caches are warm (the script warms the detector fit itself).

@@ -7,6 +7,7 @@ leaves the previous database exactly as it was.
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,18 +120,32 @@ def _check_file(src: TableSource) -> None:
 
 def _check_utf8(src: TableSource) -> None:
     # DuckDB reports bad bytes by buffer offset; users need the row, so find it here.
+    # Decoding 16 MiB blocks keeps this at memory speed; the line is counted only on failure.
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    consumed = 0
     with open(src.path, "rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
+        while True:
+            block = fh.read(1 << 24)
             try:
-                raw.decode("utf-8")
+                decoder.decode(block, final=not block)
             except UnicodeDecodeError as err:
-                row = line_no - 1 if src.header else line_no
-                raise DataError(
-                    f"is not UTF-8 (byte {raw[err.start]:#04x} at line {line_no}); "
-                    "re-save it as UTF-8 or give its encoding",
-                    file=src.label,
-                    row=row,
-                ) from None
+                _raise_not_utf8(src, consumed + err.start - len(decoder.getstate()[0]))
+            if not block:
+                return
+            consumed += len(block)
+
+
+def _raise_not_utf8(src: TableSource, offset: int) -> None:
+    with open(src.path, "rb") as fh:
+        head = fh.read(offset + 1)
+    line_no = head.count(b"\n", 0, offset) + 1
+    row = line_no - 1 if src.header else line_no
+    raise DataError(
+        f"is not UTF-8 (byte {head[offset]:#04x} at line {line_no}); "
+        "re-save it as UTF-8 or give its encoding",
+        file=src.label,
+        row=row,
+    ) from None
 
 
 def _describe(con: duckdb.DuckDBPyConnection, src: TableSource) -> dict[str, str]:
@@ -160,8 +175,14 @@ def _require_columns(src: TableSource, found: dict[str, str], table: str) -> Non
             raise DataError(f"missing; found: {', '.join(found)}{hint}", file=src.label, column=name)
 
 
-def _ts_expr(col: str, dtype: str) -> str:
-    """Parse a timestamp column: unix seconds (number or text) or ISO 8601 text."""
+def _ts_expr(col: str, dtype: str, text_is_numeric: bool = False) -> str:
+    """Parse a timestamp column: unix seconds (number or text) or ISO 8601 text.
+
+    Text goes through the cheapest parse that is right for it first, and through the
+    general one (trimmed, unix seconds or ISO 8601 with any offset) only where that fails:
+    COALESCE evaluates an argument only for rows still NULL. ``text_is_numeric`` says which
+    kind the column's first values are (``_text_is_numeric``).
+    """
     base = dtype.split("(")[0]
     if base in _NUMERIC:
         return f"make_timestamp(CAST(CAST({col} AS DOUBLE) * 1000000 AS BIGINT))"
@@ -169,11 +190,37 @@ def _ts_expr(col: str, dtype: str) -> str:
         return f"CAST({col} AS TIMESTAMP)"
     if base.startswith("TIMESTAMP") or base == "DATE":
         return f"CAST({col} AS TIMESTAMP)"
-    text = f"trim(CAST({col} AS VARCHAR))"
-    return (
-        f"COALESCE(make_timestamp(CAST(TRY_CAST({text} AS DOUBLE) * 1000000 AS BIGINT)), "
-        f"CAST(TRY_CAST({text} AS TIMESTAMPTZ) AS TIMESTAMP))"
+    raw = f"CAST({col} AS VARCHAR)"
+    text = f"trim({raw})"
+
+    def unix(x: str) -> str:
+        return f"make_timestamp(CAST(TRY_CAST({x} AS DOUBLE) * 1000000 AS BIGINT))"
+
+    def zoned(x: str) -> str:
+        return f"CAST(TRY_CAST({x} AS TIMESTAMPTZ) AS TIMESTAMP)"
+
+    # A plain TIMESTAMP cast would silently drop a UTC offset ("…+02:00", "…Z"), so it is
+    # used only on strings that end in none (a suffix test, far cheaper than a regex or
+    # the time-zone-aware cast).
+    has_offset = (
+        f"(suffix({raw}, 'Z') OR {raw}[-6] IN ('+', '-') OR {raw}[-5] IN ('+', '-') "
+        f"OR {raw}[-3] IN ('+', '-'))"
     )
+    naive = f"CASE WHEN length({raw}) > 10 AND {has_offset} THEN NULL ELSE TRY_CAST({raw} AS TIMESTAMP) END"
+    fast = unix(raw) if text_is_numeric else naive
+    return f"COALESCE({fast}, {unix(text)}, {zoned(text)})"
+
+
+def _text_is_numeric(con, src: TableSource, column: str) -> bool:
+    """Whether the first non-empty values of a text column read as numbers (unix seconds)."""
+    scan, params = _scan_sql(src)
+    q = _quote(column)
+    sample = con.execute(
+        f"SELECT count(*), count(TRY_CAST({q} AS DOUBLE)) FROM "
+        f"(SELECT {q} FROM {scan} WHERE {q} IS NOT NULL LIMIT 1000)",
+        params,
+    ).fetchall()[0]
+    return sample[0] > 0 and sample[1] == sample[0]
 
 
 def _id_expr(col: str, dtype: str) -> str:
@@ -283,6 +330,8 @@ def _stage_events(
         if has_rating
         else "false"
     )
+    ts_type = found[src.column("timestamp")]
+    ts_numeric = ts_type == "VARCHAR" and _text_is_numeric(con, src, src.column("timestamp"))
     progress("reading events")
     con.execute(
         f"""
@@ -290,7 +339,7 @@ def _stage_events(
         SELECT {_row_expr(src)} AS src_row,
                {_id_expr(q["user_id"], found[src.column("user_id")])} AS user_id,
                {_id_expr(q["item_id"], found[src.column("item_id")])} AS item_id,
-               {_ts_expr(q["timestamp"], found[src.column("timestamp")])} AS ts,
+               {_ts_expr(q["timestamp"], ts_type, ts_numeric)} AS ts,
                {rating} AS rating, {rating_bad} AS rating_bad,
                {f"CAST({q['event_type']} AS VARCHAR)" if has_type else "NULL::VARCHAR"} AS event_type
         FROM {scan}
