@@ -50,6 +50,9 @@ def test_generic_csv_end_to_end(data_dir, write_file):
     arrays = store.load_event_arrays(con)
     assert arrays.offsets.tolist() == [0, 3, 4]
     assert arrays.item_idx.tolist() == [2, 0, 1, 2]
+    # The file itself offers events with their ids, in per-user order, for direct SQL.
+    rows = con.execute("SELECT user_id, item_id, seq, rating FROM events ORDER BY user_idx, seq").fetchall()
+    assert rows == [("u1", "30", 0, None), ("u1", "10", 1, 5.0), ("u1", "20", 2, 3.0), ("u2", "30", 0, 4.0)]
 
 
 def test_column_mapping_parquet_and_iso_offsets(data_dir, tmp_path):

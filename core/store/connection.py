@@ -21,7 +21,9 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 # Tables besides the three the importer creates with CREATE TABLE AS:
 #   items(item_idx, item_id, title, categories VARCHAR[], description, text)
 #   users(user_idx, user_id, n_events, first_ts, last_ts)
-#   events(user_idx, seq, item_idx, ts, rating, event_type): integer keys only; join users/items for ids
+#   event_rows(user_idx, seq, item_idx, ts, rating, event_type): integer keys only, stored in
+#       per-user order (sorting with the id strings made imports ~1.7x slower)
+# and the view ``events`` over them (EVENTS_VIEW below), for anyone querying the file directly.
 SCHEMA = """
 CREATE TABLE datasets (
     name VARCHAR, source VARCHAR, created TIMESTAMP,
@@ -33,6 +35,14 @@ CREATE TABLE truth_change_points (
     from_category VARCHAR, to_category VARCHAR
 );
 CREATE TABLE user_labels (user_id VARCHAR, kind VARCHAR);
+"""
+
+# Events with their ids, as pipelines and notebooks expect them; the package itself reads
+# event_rows, which needs no join.
+EVENTS_VIEW = """
+CREATE VIEW events AS
+SELECT e.user_idx, u.user_id, e.seq, e.item_idx, i.item_id, e.ts, e.rating, e.event_type
+FROM event_rows e JOIN users u USING (user_idx) JOIN items i USING (item_idx)
 """
 
 

@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from core.errors import DataError
-from core.store.connection import SCHEMA
+from core.store.connection import EVENTS_VIEW, SCHEMA
 
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "rating", "event_type")
 ITEM_COLUMNS = ("item_id", "title", "genres", "description")
@@ -398,15 +398,16 @@ def _stage_events(
     progress("ordering events per user")
     _build_events(con)
     if _duplicates(con, src, opts, report):
-        con.execute("DROP TABLE events; DROP TABLE users")
+        con.execute("DROP TABLE event_rows; DROP TABLE users")
         _build_events(con)
-    con.execute("ALTER TABLE events DROP COLUMN tie")
-    report.n_events = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+    con.execute("ALTER TABLE event_rows DROP COLUMN tie")
+    con.execute(EVENTS_VIEW)
+    report.n_events = con.execute("SELECT count(*) FROM event_rows").fetchall()[0][0]
     report.n_users = con.execute("SELECT count(*) FROM users").fetchall()[0][0]
 
 
 def _build_events(con) -> None:
-    """The users table, and the events table in per-user order plus a ``tie`` flag (same timestamp as the
+    """The users table, and the event_rows table in per-user order plus a ``tie`` flag (same timestamp as the
     user's previous event) that the duplicate check reads and then drops."""
     # Event order: time, then the order of the file (MovieLens has many equal timestamps).
     # Events keep only integer keys (the users and items tables map them back to ids):
@@ -423,7 +424,7 @@ def _build_events(con) -> None:
     )
     con.execute(
         """
-        CREATE TABLE events AS
+        CREATE TABLE event_rows AS
         SELECT u.user_idx,
                (row_number() OVER w - 1)::INTEGER AS seq,
                i.item_idx, e.ts, e.rating, e.event_type,
@@ -436,17 +437,17 @@ def _build_events(con) -> None:
 
 def _duplicates(con, src: TableSource, opts: ImportOptions, report: ImportReport) -> bool:
     """Find events with the same user, item and timestamp; raise, or drop all but the first
-    of each (then True: the events table must be rebuilt).
+    of each (then True: the event tables must be rebuilt).
 
     Duplicates can only sit among a user's events that share a timestamp, which the
     ordering window already flagged (``tie``); only those are grouped exactly. Logs with
     distinct timestamps per user skip the grouping altogether.
     """
-    if not con.execute("SELECT count(*) FROM events WHERE tie").fetchall()[0][0]:
+    if not con.execute("SELECT count(*) FROM event_rows WHERE tie").fetchall()[0][0]:
         return False
     dups = con.execute(
         """
-        WITH tied AS (SELECT DISTINCT u.user_id, e.ts FROM events e JOIN users u USING (user_idx)
+        WITH tied AS (SELECT DISTINCT u.user_id, e.ts FROM event_rows e JOIN users u USING (user_idx)
                       WHERE e.tie)
         SELECT count(*), sum(n - 1), min(second_row), arg_min(first_row, second_row)
         FROM (SELECT count(*) AS n, min(src_row) AS first_row,

@@ -59,7 +59,7 @@ def load_user_events(con: duckdb.DuckDBPyConnection, user_id: str) -> pd.DataFra
     df = con.execute(
         """
         SELECT e.seq, e.ts, e.item_idx, i.item_id, i.title, i.categories, e.rating, e.event_type
-        FROM events e JOIN items i USING (item_idx)
+        FROM event_rows e JOIN items i USING (item_idx)
         WHERE e.user_idx = (SELECT user_idx FROM users WHERE user_id = $u)
         ORDER BY e.seq
         """,
@@ -84,7 +84,7 @@ def load_event_arrays(
         {"lo": lo, "hi": hi},
     ).fetchnumpy()
     ev = con.execute(
-        "SELECT item_idx, ts, rating FROM events WHERE user_idx >= $lo AND user_idx < $hi "
+        "SELECT item_idx, ts, rating FROM event_rows WHERE user_idx >= $lo AND user_idx < $hi "
         "ORDER BY user_idx, seq",
         {"lo": lo, "hi": hi},
     ).fetchnumpy()
@@ -123,7 +123,7 @@ def category_counts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute(
         """
         SELECT c.category, count(*) AS n_events
-        FROM events e JOIN (SELECT item_idx, unnest(categories) AS category FROM items) c
+        FROM event_rows e JOIN (SELECT item_idx, unnest(categories) AS category FROM items) c
              USING (item_idx)
         GROUP BY c.category ORDER BY n_events DESC, c.category
         """
