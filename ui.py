@@ -692,11 +692,11 @@ def _candidates_frame(name: str, version: str, detector: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner="Scoring against the planted truth…", max_entries=16)
 def _truth_sweep(name: str, version: str, detector: str, margin: int) -> pd.DataFrame:
-    from core.truth_scoring import sweep, threshold_grid
+    from core.benchmark.planted import threshold_grid, threshold_sweep
 
     cand = _candidates_frame(name, version, detector)
     users_df = _users(name, version)
-    return sweep(
+    return threshold_sweep(
         _ground_truth(name, version),
         _user_labels(name, version),
         cand,
@@ -714,7 +714,7 @@ def truth_sweep(detection: Detection, margin: int = 10) -> pd.DataFrame:
 
 def truth_scores(detection: Detection, margin: int = 10) -> dict:
     """Scores of the change points on screen (at the current ε) against the planted truth."""
-    from core.truth_scoring import score_detections
+    from core.benchmark.planted import score_detections
 
     name = detection.name
     users_df = users(name)

@@ -1,10 +1,14 @@
 """Detector benchmark: ``python -m bench.detectors [NAME ...]`` (default: movielens-100k).
 
-Runs ``core.evaluation.run_evaluation`` (splices of real users, calibration on a separate
-part of the users, every detector at its calibrated default and at the oracle threshold,
-next to never-fire, fire-every-k and the genre-histogram baseline) and writes
-``bench/results/detectors-<NAME>.{md,json}`` and ``pr_curves-<NAME>.csv``. The table goes
-into the "Detectors" section of bench/RESULTS.md by hand, with the machine notes.
+Runs :func:`core.benchmark.detection.run_evaluation` (splices of real users, calibration on
+a separate part of the users, every detector at its calibrated default and at the oracle
+threshold, next to never-fire, fire-every-k and the genre-histogram baseline) and writes
+``bench/results/<NAME>/results.md``, ``results.json`` and ``pr_curves.csv`` (the Evaluation
+page shows them for a dataset that has no evaluation of its own). The table goes into the
+"Detectors" section of bench/RESULTS.md by hand, with the machine notes.
+
+``--timing`` instead times each detector's fit on every user, one prediction of the whole
+population, and one user's signal (the slider's cost); it writes nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.evaluation import run_evaluation, write_evaluation
+from core.benchmark.detection import run_evaluation
+from core.benchmark.report import evaluation_markdown, write_evaluation
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         folder = OUT / name
         write_evaluation(result, folder)
-        print(f"## {name}  ({seconds:.0f} s)\n\n{result.markdown()}\n\nmeta: {result.meta}\n")
+        print(f"## {name}  ({seconds:.0f} s)\n\n{evaluation_markdown(result)}\n\nmeta: {result.meta}\n")
     return 0
 
 

@@ -54,7 +54,8 @@ def test_live_scores_at_eps_match_the_planted_truth():
 @pytest.mark.usefixtures("world")
 def test_stored_benchmark_table_and_curve():
     from core import store
-    from core.evaluation import Evaluation, write_evaluation
+    from core.benchmark.detection import Evaluation
+    from core.benchmark.report import write_evaluation
 
     at = _evaluation()
     assert any(f"python -m core evaluate {SHIFTS}" in i.value for i in at.info)
