@@ -276,10 +276,11 @@ def prepare_lift(
 ) -> LiftSetup:
     """Build the benchmark cases of dataset ``name`` and detect change points in them.
 
-    Real users are split in two (:func:`core.benchmark.splices.split_users`, seeded): benchmark users
-    are built from the test part only; the recommender's co-occurrence and popularity and
-    the detector's fit and calibration come from the other part only, so no held-out event
-    leaks into training. ``detect`` defaults to the project's default detector at its
+    Real users are split in two (:func:`core.benchmark.splices.split_users`, seeded):
+    benchmark users are built from the test part only; the recommender's co-occurrence and
+    popularity and the detector's fit and calibration
+    (:func:`core.benchmark.training.fit_and_calibrate`) come from the other part only, so no
+    held-out event leaks into training. ``detect`` defaults to the project's default detector at its
     calibrated threshold; ``n_visible_after`` defaults to that detector's window ``h``: the
     "first few" events after the change are as many as the detector needs to see it.
     """
