@@ -204,22 +204,28 @@ def test_failed_import_leaves_existing_database_unchanged(data_dir, write_file):
     assert sorted(p.name for p in data_dir.iterdir()) == ["keep.duckdb"]
 
 
-def test_interrupted_import_leaves_existing_database_unchanged(data_dir, write_file, monkeypatch):
+def test_interrupted_import_leaves_existing_database_unchanged(data_dir, write_file):
     items = TableSource(write_file("items.csv", ITEMS))
     _import("keep", TableSource(write_file("good.csv", EVENTS)), items)
     before = _digest(store.dataset_path("keep"))
-    from core.store import importer
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    def interrupted_while_reading_events(step: str) -> None:
+        # Ctrl-C arrives while the events are being read (the progress callback runs there).
+        if step == "reading events":
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(importer, "_stage_events", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        _import("keep", TableSource(write_file("good2.csv", EVENTS)), items)
+        ingest.ingest_files(
+            "keep",
+            TableSource(write_file("good2.csv", EVENTS)),
+            items,
+            progress=interrupted_while_reading_events,
+        )
     assert _digest(store.dataset_path("keep")) == before
     assert sorted(p.name for p in data_dir.iterdir()) == ["keep.duckdb"]
 
 
+@pytest.mark.slow  # the real dataset, from RecBole's wheel (downloaded once)
 def test_movielens_100k_builtin(data_dir):
     report = ingest.ingest_movielens_100k()
     assert (report.n_events, report.n_users, report.n_items) == (100_000, 943, 1_682)
