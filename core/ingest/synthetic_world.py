@@ -9,6 +9,7 @@ import pandas as pd
 
 from core import store
 from core.store import ImportReport, TableSource
+from core.store.temp_files import sweep_stale_temp_files, synthetic_temp_prefix
 
 
 def ingest_synthetic(
@@ -22,7 +23,10 @@ def ingest_synthetic(
     """Generate the synthetic world to Parquet, then import it like any other log."""
     from core import synthetic
 
-    with tempfile.TemporaryDirectory(dir=store.data_dir()) as tmp:
+    folder = store.data_dir()
+    # Named after this process, so the next import can sweep it if this one is killed.
+    sweep_stale_temp_files(folder)
+    with tempfile.TemporaryDirectory(prefix=synthetic_temp_prefix(), dir=folder) as tmp:
         files = synthetic.write_world(
             size, Path(tmp), random_state, progress=on_chunk, chunk_users=chunk_users or synthetic.CHUNK_USERS
         )

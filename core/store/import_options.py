@@ -13,6 +13,7 @@ class ImportOptions:
     drop_unknown_items: bool = False
     drop_duplicates: bool = False
     genre_separator: str = "|"
+    timestamp_unit: str | None = None  # "s", "ms", "us" or "ns"; None: detected from the values
 
 
 @dataclass
@@ -22,3 +23,5 @@ class ImportReport:
     n_events: int
     dropped_unknown_items: int = 0
     dropped_duplicates: int = 0
+    timestamps: str = ""  # how the timestamps were read, e.g. "unix milliseconds (detected …)"
+    timestamp_unit: str | None = None

@@ -14,12 +14,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from core.errors import DataError
+from core.errors import DataError, ShiftError
 from core.store.connection import SCHEMA
 from core.store.event_order import order_events
 from core.store.file_checks import check_file
 from core.store.import_options import ImportOptions, ImportReport, Progress
 from core.store.table_source import TableSource, first_line
+from core.store.temp_files import import_temp_path, sweep_stale_temp_files
+from core.store.timestamps import UNITS
 from core.store.validation import stage_events, stage_items
 
 __all__ = ["ImportOptions", "ImportReport", "Progress", "TableSource", "build_dataset"]
@@ -39,10 +41,12 @@ def build_dataset(
     """Validate ``events`` and ``items`` and write them to ``target`` atomically."""
     options = options or ImportOptions()
     progress = progress or (lambda _msg: None)
+    check_options(options, events, items)
     check_file(items)
     check_file(events)
     target = Path(target)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    sweep_stale_temp_files(target.parent)
+    tmp = import_temp_path(target)
     tmp.unlink(missing_ok=True)
     report = ImportReport(0, 0, 0)
     try:
@@ -82,6 +86,14 @@ def build_dataset(
             )
             con.execute("DROP TABLE IF EXISTS staged_events; DROP TABLE IF EXISTS staged_items")
             con.execute("CHECKPOINT")
+        except duckdb.InterruptException:
+            raise KeyboardInterrupt from None
+        except RuntimeError as err:
+            # DuckDB ends a running query on a signal with "Query interrupted"; the signal's
+            # own handler (KeyboardInterrupt, or the CLI's SIGTERM one) usually fires first.
+            if "interrupted" in str(err).lower():
+                raise KeyboardInterrupt from None
+            raise
         except duckdb.Error as err:
             raise DataError(f"import failed: {first_line(err)}", file=events.label) from None
         finally:
@@ -92,6 +104,17 @@ def build_dataset(
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
     return report
+
+
+def check_options(options: ImportOptions, *sources: TableSource) -> None:
+    """Refuse options that would silently give wrong data (an empty separator splits every character)."""
+    if not options.genre_separator:
+        raise ShiftError("the genre separator must not be empty (the default is '|')")
+    if options.timestamp_unit is not None and options.timestamp_unit not in UNITS:
+        raise ShiftError(f"unknown timestamp unit {options.timestamp_unit!r}: use one of {', '.join(UNITS)}")
+    for src in sources:
+        if not src.delimiter:
+            raise ShiftError(f"{src.label}: the delimiter must not be empty (the default is ',')")
 
 
 def _notes(report: ImportReport) -> str:

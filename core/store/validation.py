@@ -6,10 +6,19 @@ from 1 after the header, as a spreadsheet shows it).
 
 from __future__ import annotations
 
+import duckdb
+
 from core.errors import DataError
 from core.store.import_options import ImportOptions, ImportReport, Progress
-from core.store.table_source import TableSource, describe, quote, scan_sql
-from core.store.timestamps import text_is_numeric, ts_expr
+from core.store.table_source import TableSource, describe, quote, read_error, scan_sql
+from core.store.timestamps import (
+    EARLIEST,
+    latest_allowed,
+    out_of_range_timestamp,
+    read_timestamps,
+    ts_expr,
+    unreadable_timestamp,
+)
 
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "rating", "event_type")
 ITEM_COLUMNS = ("item_id", "title", "genres", "description")
@@ -65,19 +74,22 @@ def stage_items(con, src: TableSource, opts: ImportOptions) -> None:
         name = src.column(canonical)
         return f"CAST({quote(name)} AS VARCHAR)" if name in found else "NULL::VARCHAR"
 
-    con.execute(
-        f"""
-        CREATE TEMP TABLE staged_items AS
-        SELECT {_row_expr(src)} AS src_row,
-               trim(CAST({quote(src.column("item_id"))} AS VARCHAR)) AS item_id,
-               trim(CAST({quote(src.column("title"))} AS VARCHAR)) AS title,
-               {opt("genres")} AS genres,
-               {opt("description")} AS description,
-               {opt("text")} AS text
-        FROM {scan}
-        """,
-        params,
-    )
+    try:
+        con.execute(
+            f"""
+            CREATE TEMP TABLE staged_items AS
+            SELECT {_row_expr(src)} AS src_row,
+                   trim(CAST({quote(src.column("item_id"))} AS VARCHAR)) AS item_id,
+                   trim(CAST({quote(src.column("title"))} AS VARCHAR)) AS title,
+                   {opt("genres")} AS genres,
+                   {opt("description")} AS description,
+                   {opt("text")} AS text
+            FROM {scan}
+            """,
+            params,
+        )
+    except duckdb.Error as err:
+        raise read_error(src, err) from None
     n = con.execute("SELECT count(*) FROM staged_items").fetchall()[0][0]
     if n == 0:
         raise DataError("has a header but no rows", file=src.label)
@@ -133,36 +145,43 @@ def stage_events(
     rating = f"TRY_CAST({q['rating']} AS DOUBLE)" if has_rating else "NULL::DOUBLE"
     rating_bad = (
         f"({q['rating']} IS NOT NULL AND trim(CAST({q['rating']} AS VARCHAR)) <> '' "
-        f"AND TRY_CAST({q['rating']} AS DOUBLE) IS NULL)"
+        f"AND coalesce(NOT isfinite(TRY_CAST({q['rating']} AS DOUBLE)), true))"
         if has_rating
         else "false"
     )
     ts_type = found[src.column("timestamp")]
-    ts_numeric = ts_type == "VARCHAR" and text_is_numeric(con, src, src.column("timestamp"))
+    reading = read_timestamps(con, src, src.column("timestamp"), ts_type, opts.timestamp_unit)
+    report.timestamps = reading.describe()
+    report.timestamp_unit = reading.unit if reading.numeric or reading.text else None
     progress("reading events")
-    con.execute(
-        f"""
-        CREATE TEMP TABLE staged_events AS
-        SELECT {_row_expr(src)} AS src_row,
-               {_id_expr(q["user_id"], found[src.column("user_id")])} AS user_id,
-               {_id_expr(q["item_id"], found[src.column("item_id")])} AS item_id,
-               {ts_expr(q["timestamp"], ts_type, ts_numeric)} AS ts,
-               {rating} AS rating, {rating_bad} AS rating_bad,
-               {f"CAST({q['event_type']} AS VARCHAR)" if has_type else "NULL::VARCHAR"} AS event_type
-        FROM {scan}
-        """,
-        params,
-    )
+    try:
+        con.execute(
+            f"""
+            CREATE TEMP TABLE staged_events AS
+            SELECT {_row_expr(src)} AS src_row,
+                   {_id_expr(q["user_id"], found[src.column("user_id")])} AS user_id,
+                   {_id_expr(q["item_id"], found[src.column("item_id")])} AS item_id,
+                   {ts_expr(q["timestamp"], ts_type, reading)} AS ts,
+                   {rating} AS rating, {rating_bad} AS rating_bad,
+                   {f"CAST({q['event_type']} AS VARCHAR)" if has_type else "NULL::VARCHAR"} AS event_type
+            FROM {scan}
+            """,
+            params,
+        )
+    except duckdb.Error as err:
+        raise read_error(src, err) from None
     progress("validating events")
-    n, bad_user, bad_item, bad_ts, bad_rating = con.execute(
+    n, bad_user, bad_item, bad_ts, early_late, bad_rating = con.execute(
         """
         SELECT count(*),
                min(src_row) FILTER (WHERE user_id IS NULL OR user_id = ''),
                min(src_row) FILTER (WHERE item_id IS NULL OR item_id = ''),
-               min(src_row) FILTER (WHERE ts IS NULL),
+               min(src_row) FILTER (WHERE ts IS NULL OR NOT isfinite(ts)),
+               arg_min([src_row::VARCHAR, ts::VARCHAR], src_row) FILTER (WHERE isfinite(ts) AND (ts < $earliest OR ts >= $latest)),
                min(src_row) FILTER (WHERE rating_bad)
         FROM staged_events
-        """
+        """,
+        {"earliest": EARLIEST, "latest": latest_allowed()},
     ).fetchall()[0]
     if n == 0:
         raise DataError("has a header but no rows", file=src.label)
@@ -170,19 +189,24 @@ def stage_events(
         raise DataError("empty user id", file=src.label, column=src.column("user_id"), row=bad_user)
     if bad_item is not None:
         raise DataError("empty item id", file=src.label, column=src.column("item_id"), row=bad_item)
-    if bad_ts is not None:
+    # The first bad timestamp of either kind (unreadable, or outside 1970 … next year).
+    late_row = int(early_late[0]) if early_late else None
+    if bad_ts is not None and (late_row is None or bad_ts < late_row):
         raw = _raw_value(con, src, src.column("timestamp"), bad_ts)
-        what = (
-            "empty timestamp"
-            if raw in (None, "")
-            else (f"cannot parse {raw!r} as a timestamp (unix seconds or ISO 8601)")
-        )
+        what = unreadable_timestamp(raw, reading)
         raise DataError(what, file=src.label, column=src.column("timestamp"), row=bad_ts)
+    if late_row is not None:
+        raw = _raw_value(con, src, src.column("timestamp"), late_row)
+        what = out_of_range_timestamp(raw, early_late[1], reading)
+        raise DataError(what, file=src.label, column=src.column("timestamp"), row=late_row)
     if bad_rating is not None:
         raw = _raw_value(con, src, src.column("rating"), bad_rating)
-        raise DataError(
-            f"cannot parse {raw!r} as a number", file=src.label, column=src.column("rating"), row=bad_rating
+        what = (
+            f"rating {raw!r} is not a finite number"
+            if _is_number(raw)
+            else f"cannot parse {raw!r} as a number"
         )
+        raise DataError(what, file=src.label, column=src.column("rating"), row=bad_rating)
 
     unknown = con.execute(
         "SELECT count(*), min(src_row), arg_min(item_id, src_row) FROM staged_events e "
@@ -201,3 +225,11 @@ def stage_events(
             "DELETE FROM staged_events e WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.item_id = e.item_id)"
         )
         report.dropped_unknown_items = unknown[0]
+
+
+def _is_number(raw: str | None) -> bool:
+    try:
+        float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
