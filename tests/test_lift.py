@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_recommend import background_events, catalogue
 
 from bench.lift import quality_bar
 from core import store
@@ -68,7 +67,7 @@ def test_policy_profiles():
         policy_profile(case, "oracle", [], 10, 0.25)
 
 
-def _synthetic_cases():
+def _synthetic_cases(catalogue):
     """Horror -> Sci-Fi splices (20 + 25 events) and single-category Comedy controls."""
     items, vectors, category = catalogue()
     rng = np.random.default_rng(5)
@@ -81,8 +80,8 @@ def _synthetic_cases():
     return vectors, category, lift_cases(users, n_visible_after=10)
 
 
-def test_post_change_profiles_beat_the_whole_history_on_a_planted_shift():
-    vectors, category, cases = _synthetic_cases()
+def test_post_change_profiles_beat_the_whole_history_on_a_planted_shift(catalogue, background_events):
+    vectors, category, cases = _synthetic_cases(catalogue)
     item_idx, offsets = background_events(category)
     rec = Recommender().fit(vectors, item_idx, offsets)
     # A detector that finds the splice two events late on splices and a false alarm at 15 on controls.

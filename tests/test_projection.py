@@ -14,9 +14,9 @@ def _two_clusters(seed: int = 0) -> np.ndarray:
     return np.vstack([a, b]).astype(np.float32)
 
 
-def test_fit_is_deterministic_separates_clusters_and_round_trips(data_dir, monkeypatch):
+@pytest.mark.slow  # a real UMAP fit: about 36 s
+def test_fit_is_deterministic_separates_clusters_and_round_trips(data_dir):
     vectors = _two_clusters()
-    monkeypatch.setattr(projection.store, "cache_dir", lambda name: data_dir)
     first = projection.compute_projection("toy", item_vectors=vectors, random_state=7, n_neighbors=10)
     second = projection.ItemProjection(n_neighbors=10, random_state=7).fit(vectors).embedding_
     assert first.shape == (60, 2)

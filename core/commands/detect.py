@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from core.commands import arguments
 
 
 def register(subparsers) -> None:
@@ -23,14 +24,14 @@ def register(subparsers) -> None:
     p.add_argument("name", help="dataset name (see: python -m core datasets)")
     p.add_argument("--detector", default=None, help="detector name (default: the benchmark's default)")
     level = p.add_mutually_exclusive_group()
-    level.add_argument("--threshold", type=float, help="score threshold of the detector")
+    level.add_argument("--threshold", type=arguments.finite_float, help="score threshold of the detector")
     level.add_argument(
         "--false-alarms",
-        type=float,
+        type=arguments.positive_float,
         metavar="R",
         help="threshold giving R expected false alarms per 1,000 events (default 1)",
     )
-    p.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
+    p.add_argument("--out", type=arguments.output_file, help="CSV file to write (default: standard output)")
     p.set_defaults(func=run)
 
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from core.detectors import DEFAULT, make_detector
     from core.detectors.population import change_points, threshold_for_false_alarms
     from core.embeddings import item_matrix
+    from core.errors import ShiftError
     from core.fitted_detectors import fitted_population
 
     name = args.detector or DEFAULT
@@ -55,8 +57,11 @@ def run(args: argparse.Namespace) -> int:
     frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
     cols = ["user_id", "timestamp", "score", "event_index", "detector", "alert_index"]
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame[cols].to_csv(args.out, index=False)
+        try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            frame[cols].to_csv(args.out, index=False)
+        except OSError as err:  # checked at parse time, but the disk may fill or change since
+            raise ShiftError(f"cannot write {args.out}: {err.strerror or err}") from None
         dest = str(args.out)
     else:
         frame[cols].to_csv(sys.stdout, index=False)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from core.commands import arguments
 
 
 def register(subparsers) -> None:
@@ -23,13 +24,15 @@ def register(subparsers) -> None:
     p.add_argument("--detectors", help="comma-separated detector names (default: all)")
     p.add_argument(
         "--false-alarms",
-        type=float,
+        type=arguments.positive_float,
         default=1.0,
         metavar="R",
         help="calibration target: false alarms per 1,000 shuffled events (default 1)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random_state of the split and the splices")
-    p.add_argument("--out", type=Path, help="results folder (default: the dataset's cache folder)")
+    p.add_argument("--seed", type=arguments.seed, default=0, help="random_state of the split and the splices")
+    p.add_argument(
+        "--out", type=arguments.output_folder, help="results folder (default: the dataset's cache folder)"
+    )
     p.add_argument(
         "--lift",
         action="store_true",

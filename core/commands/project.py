@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from core.commands import arguments
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -14,9 +16,13 @@ def register(subparsers) -> None:
         "instant and identical across reruns. Encodes the items first if they are not cached.",
     )
     p.add_argument("name", help="dataset name (see: python -m core datasets)")
-    p.add_argument("--random-state", type=int, default=42, help="UMAP seed (default 42)")
-    p.add_argument("--n-neighbors", type=int, default=15, help="UMAP n_neighbors (default 15)")
-    p.add_argument("--min-dist", type=float, default=0.1, help="UMAP min_dist (default 0.1)")
+    p.add_argument("--random-state", type=arguments.seed, default=42, help="UMAP seed (default 42)")
+    p.add_argument(
+        "--n-neighbors", type=arguments.int_in_range(2), default=15, help="UMAP n_neighbors (default 15)"
+    )
+    p.add_argument(
+        "--min-dist", type=arguments.float_in_range(0.0, 1.0), default=0.1, help="UMAP min_dist (default 0.1)"
+    )
     p.add_argument(
         "--force", action="store_true", help="refit even if a map of the current item embeddings is stored"
     )

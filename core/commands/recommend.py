@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.commands import arguments
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,10 +19,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("name", help="dataset name (see: python -m core datasets)")
     p.add_argument("--user", required=True, help="user id")
+    # --k keeps type=int: run() checks its range with a message (and exit code) tests pin.
     p.add_argument("--k", type=int, default=10, help="list length (default 10)")
     p.add_argument(
         "--change-point",
-        type=int,
+        type=arguments.non_negative_int,
         metavar="IDX",
         help="index of the first event after the change (default: the detector's latest)",
     )

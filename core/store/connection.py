@@ -15,7 +15,9 @@ import duckdb
 
 from core.errors import DatasetNotFound, ShiftError
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# One line of letters, digits, '.', '_' and '-', starting with a letter or digit (so never a
+# hidden file nor an option), checked with fullmatch: "$" would let a trailing newline in.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Tables besides the three the importer creates with CREATE TABLE AS:
@@ -55,10 +57,10 @@ def data_dir() -> Path:
 
 def check_name(name: str) -> str:
     """Dataset names become file names, so only a safe alphabet is accepted."""
-    if not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ShiftError(
-            f"dataset name {name!r} is not allowed: use lower-case letters, digits, '.', '_' "
-            "or '-' (at most 64 characters, starting with a letter or digit)"
+            f"dataset name {name!r} is not allowed: use letters, digits, '.', '_' or '-' "
+            "(at most 64 characters, starting with a letter or digit)"
         )
     return name
 
@@ -91,4 +93,4 @@ def connect(name: str, read_only: bool = True) -> duckdb.DuckDBPyConnection:
 
 
 def list_dataset_names() -> list[str]:
-    return sorted(p.stem for p in data_dir().glob("*.duckdb") if _NAME.match(p.stem))
+    return sorted(p.stem for p in data_dir().glob("*.duckdb") if _NAME.fullmatch(p.stem))
