@@ -67,6 +67,7 @@ NOISE = 0.12
 RAMP_WIDTH = 10
 MARGIN = 10  # planted change points stay this many events away from either end
 CHUNK_USERS = 20_000
+MAX_USERS = 10_000_000  # ten times "huge": about 500M events, past what one machine imports in minutes
 START = np.datetime64("2024-01-01T00:00:00", "s")
 
 VOCABULARY_FILE = Path(__file__).with_name("synthetic_vocabulary.json")
@@ -103,6 +104,8 @@ def parse_size(size: str | int) -> tuple[int, int, int]:
         n = int(size)
         if n < 1:
             raise ShiftError("the synthetic world needs at least one user")
+        if n > MAX_USERS:
+            raise ShiftError(f"the synthetic world has at most {MAX_USERS:,} users (about 50 events each)")
         return n, 50, 120
     if size not in SIZES:
         raise ShiftError(f"unknown synthetic size {size!r}: use one of {', '.join(SIZES)} or a user count")

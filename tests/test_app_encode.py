@@ -1,5 +1,6 @@
 """AppTest: a dataset whose items are not encoded yet is encoded from a button, with the real model."""
 
+import pytest
 from dashboard_world import APP
 from streamlit.testing.v1 import AppTest
 
@@ -15,6 +16,7 @@ EVENTS = "user_id,item_id,timestamp,rating\n" + "".join(
 )
 
 
+@pytest.mark.slow  # the real encoder model
 def test_unencoded_dataset_offers_a_button_that_encodes_it(data_dir, write_file):
     ingest.ingest_files(
         "fresh", TableSource(write_file("e.csv", EVENTS)), TableSource(write_file("i.csv", ITEMS))

@@ -29,6 +29,12 @@ BAD_NUMBERS = [
     (["recommend", "d", "--user", "u", "--k", "nan"], "argument --k: invalid int value: 'nan'"),
     (["ingest", "d", "--synthetic", "tiny", "--seed", "1e3"], "argument --seed: '1e3' is not an integer"),
     (["ingest", "d", "--delimiter", ""], "argument --delimiter: must not be empty"),
+    (
+        ["ingest", "d", "--synthetic", "0"],
+        "argument --synthetic: the synthetic world needs at least one user",
+    ),
+    (["ingest", "d", "--synthetic", "99999999999"], "argument --synthetic: the synthetic world has at most"),
+    (["ingest", "d", "--synthetic", "-5"], "argument --synthetic: unknown synthetic size '-5'"),
     (["ingest", "abc\n", "--synthetic", "tiny"], "argument name: dataset name 'abc\\n' is not allowed"),
 ]
 

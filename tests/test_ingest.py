@@ -362,6 +362,24 @@ def test_stale_temp_files_of_dead_imports_are_swept_and_live_ones_kept(data_dir,
             path.write_bytes(b"x" * 100)
     unrelated = data_dir / "notes.tmp"
     unrelated.write_text("mine")
+    # Synthetic folders of the version before ids were in their names: removed once quiet
+    # for an hour, and only when they hold nothing but a world's files.
+    legacy_old, legacy_new, legacy_other = (
+        data_dir / n for n in ("tmpab12cd34", "tmpef56gh78", "tmpij90kl12")
+    )
+    for folder, files in (
+        (legacy_old, ["events.parquet"]),
+        (legacy_new, ["events.parquet"]),
+        (legacy_other, ["x.txt"]),
+    ):
+        folder.mkdir()
+        for f in files:
+            (folder / f).write_bytes(b"x")
+    hour_ago = time.time() - 3700
+    for path in (legacy_old / "events.parquet", legacy_old, legacy_other / "x.txt", legacy_other):
+        os.utime(path, (hour_ago, hour_ago))
+    stale.append(legacy_old)
+    live += [legacy_new, legacy_other]
     _import("keep", TableSource(write_file("e.csv", EVENTS)), TableSource(write_file("i.csv", ITEMS)))
     assert not any(p.exists() for p in stale)
     assert all(p.exists() for p in live) and unrelated.exists()
@@ -418,3 +436,25 @@ def test_cli_reports_the_timestamp_unit(data_dir, write_file):
     )
     assert done.returncode == 0, done.stderr
     assert "timestamps read as unix milliseconds (detected from their magnitude)" in done.stdout
+
+
+def test_a_killed_import_leaves_files_that_the_next_import_removes(data_dir, write_file):
+    items = write_file("items.csv", ITEMS)
+    _import("keep", TableSource(write_file("good.csv", EVENTS)), TableSource(items))
+    before = _digest(store.dataset_path("keep"))
+    events = _big_events(write_file, 400_000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "ingest", "keep", "--events", str(events), "--items", str(items)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not list(data_dir.glob(".keep.duckdb.*.tmp")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the import never started"
+        time.sleep(0.01)
+    proc.kill()  # kill -9: no clean-up runs
+    proc.wait(timeout=60)
+    assert list(data_dir.glob(".keep.duckdb.*.tmp*"))
+    assert _digest(store.dataset_path("keep")) == before
+    _import("other", TableSource(write_file("e2.csv", EVENTS)), TableSource(items))
+    assert sorted(p.name for p in data_dir.iterdir()) == ["keep.duckdb", "other.duckdb"]

@@ -83,6 +83,18 @@ def non_empty_text(text: str) -> str:
     return text
 
 
+def synthetic_size(text: str) -> str:
+    """A synthetic world size: a name (tiny … huge) or a user count in range."""
+    from core import synthetic
+    from core.errors import ShiftError
+
+    try:
+        synthetic.parse_size(text)
+    except ShiftError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def dataset_name(text: str) -> str:
     from core.errors import ShiftError
     from core.store import check_name

@@ -43,6 +43,7 @@ def register(subparsers) -> None:
     src.add_argument(
         "--synthetic",
         metavar="SIZE",
+        type=arguments.synthetic_size,
         help="generate the synthetic world: tiny, small, medium, large, huge or a user count",
     )
     p.add_argument("--items", type=Path, help="items file (CSV or Parquet), with --events")

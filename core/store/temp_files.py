@@ -11,10 +11,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 _IMPORT_TMP = re.compile(r"^\..+\.duckdb\.(\d+)\.tmp(\.wal)?$")
 _SYNTHETIC_TMP = re.compile(r"^\.synthetic\.(\d+)\..+$")
+# Before temporary folders carried the process id, synthetic worlds were generated into
+# tempfile's default names (data/tmpXXXXXXXX/). Those hold no id to check, so one is removed
+# only when it holds nothing but a world's files and none was written in the last hour.
+_LEGACY_SYNTHETIC_TMP = re.compile(r"^tmp[a-z0-9_]{8}$")
+_WORLD_FILES = {"items.parquet", "events.parquet", "truth.parquet", "labels.parquet"}
+_LEGACY_QUIET_S = 3600
 
 
 def import_temp_path(target: Path) -> Path:
@@ -48,7 +55,10 @@ def sweep_stale_temp_files(folder: Path) -> list[Path]:
         return removed
     for path in entries:
         match = _IMPORT_TMP.match(path.name) or _SYNTHETIC_TMP.match(path.name)
-        if match is None or process_alive(int(match.group(1))):
+        if match is None:
+            if not _abandoned_legacy_world(path):
+                continue
+        elif process_alive(int(match.group(1))):
             continue
         try:
             if path.is_dir() and not path.is_symlink():
@@ -59,3 +69,14 @@ def sweep_stale_temp_files(folder: Path) -> list[Path]:
             continue  # another import swept it first
         removed.append(path)
     return removed
+
+
+def _abandoned_legacy_world(path: Path) -> bool:
+    if not _LEGACY_SYNTHETIC_TMP.match(path.name) or path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        files = list(path.iterdir())
+        newest = max([path.stat().st_mtime, *(f.stat().st_mtime for f in files)])
+    except OSError:
+        return False
+    return {f.name for f in files} <= _WORLD_FILES and time.time() - newest > _LEGACY_QUIET_S

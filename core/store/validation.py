@@ -9,8 +9,9 @@ from __future__ import annotations
 import duckdb
 
 from core.errors import DataError
+from core.store.file_checks import read_error
 from core.store.import_options import ImportOptions, ImportReport, Progress
-from core.store.table_source import TableSource, describe, quote, read_error, scan_sql
+from core.store.table_source import TableSource, quote, scan_sql
 from core.store.timestamps import (
     EARLIEST,
     latest_allowed,
@@ -23,6 +24,16 @@ from core.store.timestamps import (
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "rating", "event_type")
 ITEM_COLUMNS = ("item_id", "title", "genres", "description")
 REQUIRED = {"events": ("user_id", "item_id", "timestamp"), "items": ("item_id", "title")}
+
+
+def describe(con: duckdb.DuckDBPyConnection, src: TableSource) -> dict[str, str]:
+    """The file's columns and their types, as the import will read them."""
+    scan, params = scan_sql(src)
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {scan}", params).fetchall()
+    except duckdb.Error as err:
+        raise read_error(src, err) from None
+    return {r[0]: r[1] for r in rows if r[0] != "file_row_number"}
 
 
 def _require_columns(src: TableSource, found: dict[str, str], table: str) -> None:
