@@ -26,9 +26,9 @@ def timings(name: str, detectors: list[str]) -> str:
     import numpy as np
 
     from core import store
+    from core.artefacts import item_features
     from core.calibration import Calibration
     from core.detectors import detector_names, make_detector
-    from core.detectors.features import item_features
     from core.detectors.population import PopulationFit, user_signal
 
     with store.connect(name) as con:

@@ -38,10 +38,10 @@ import numpy as np
 import pandas as pd
 
 from core import store
+from core.artefacts import item_features
 from core.calibration import calibrate
 from core.detectors import make_detector
 from core.detectors.base import ChangePoints
-from core.detectors.features import item_features
 from core.splice import SplicedUser, splice_benchmark, split_users, to_event_arrays
 
 MARGINS = (5, 10)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from core.errors import DataError
 from core.store.connection import EVENTS_VIEW, SCHEMA
+from core.store.content_version import stamp_content_version
 
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "rating", "event_type")
 ITEM_COLUMNS = ("item_id", "title", "genres", "description")
@@ -530,6 +531,7 @@ def build_dataset(
                 },
             )
             con.execute("DROP TABLE IF EXISTS staged_events; DROP TABLE IF EXISTS staged_items")
+            stamp_content_version(con)  # the dataset's version is its content (core.artefacts)
             con.execute("CHECKPOINT")
         except duckdb.Error as err:
             raise DataError(f"import failed: {_first_line(err)}", file=events.label) from None
