@@ -250,6 +250,9 @@ def test_set_up_steps_leave_no_pickle_in_the_data_folder(shifts, monkeypatch, tm
     from core.artefacts import maps
 
     monkeypatch.setattr(maps, "ItemProjection", PcaMap)
+    legacy = store.cache_dir(SHIFTS) / "fitted" / "two_window-0123.pkl"  # left by an earlier version
+    legacy.parent.mkdir()
+    legacy.write_bytes(b"old pickle")
     assert cli.main(["project", SHIFTS]) == 0
     for detector in ("two_window", "kernel_cpd", "page_hinkley", "genre_histogram"):
         assert cli.main(["detect", SHIFTS, "--detector", detector, "--out", str(tmp_path / "cp.csv")]) == 0

@@ -10,7 +10,7 @@ a cache file.
 Public functions (imported lazily, so ``import core.artefacts`` stays cheap):
 
 - :func:`dataset_version` (the dataset's content digest), :func:`events`, :func:`items`;
-- :func:`item_matrix` (encodes what is missing), :func:`cached_item_matrix` (never encodes),
+- :func:`item_matrix` and :func:`encode_items` (encode what is missing), :func:`cached_item_matrix` (never encodes),
   :func:`item_features` (what a detector reads);
 - :func:`fitted_detector` (fitted and calibrated, from disk or fitted now), :func:`fit_path`;
 - :func:`cached_projection`, :func:`build_projection`, :func:`stored_params`, :func:`projection_path`;
@@ -26,6 +26,7 @@ _PUBLIC = {
     "events": "datasets",
     "items": "datasets",
     "item_matrix": "items",
+    "encode_items": "items",
     "cached_item_matrix": "items",
     "item_features": "items",
     "fitted_detector": "fits",

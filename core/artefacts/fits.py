@@ -32,6 +32,9 @@ from core.detectors.base import ChangePoints, Detector, DetectorResult
 from core.detectors.population import CALIBRATION_SHUFFLES, PopulationFit, fit_population
 
 KIND = "detector-fit"
+# Folders of earlier versions of this cache (pickled fits, separate calibration files):
+# removed when a fit is stored, so an updated install keeps no pickles in its data folder.
+_LEGACY = (("fitted", "*.pkl"), ("calibration", "*.json"))
 _CANDIDATE_FIELDS = ("user", "event_index", "score", "alert_index")
 
 
@@ -91,6 +94,15 @@ def fitted_detector(
     )
 
 
+def _remove_legacy(name: str) -> None:
+    for folder, pattern in _LEGACY:
+        path = store.cache_dir(name) / folder
+        for f in path.glob(pattern):
+            f.unlink(missing_ok=True)
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
 def _write(path: Path, fit: PopulationFit, manifest: Manifest) -> None:
     r, cal = fit.result, fit.calibration
     arrays = {
@@ -103,6 +115,7 @@ def _write(path: Path, fit: PopulationFit, manifest: Manifest) -> None:
         **{f"state.{k}": v for k, v in fit.detector.export_state().items()},
     }
     save_npz(path, manifest, arrays)
+    _remove_legacy(fit.dataset)
 
 
 def _read(path: Path, name: str, detector: str, ev: store.EventArrays, features: np.ndarray):

@@ -17,6 +17,12 @@ def item_matrix(name: str, encoder: Encoder | None = None, progress: Progress | 
     return embeddings.item_matrix(name, encoder, progress)
 
 
+def encode_items(name: str, encoder: Encoder | None = None, progress: Progress | None = None):
+    """Encode the item texts the cache lacks; returns ``core.embeddings.ItemEncoding`` (counts
+    of cached and encoded texts, for the encode command)."""
+    return embeddings.encode_items(name, encoder, progress)
+
+
 def cached_item_matrix(name: str, model_id: str | None = None) -> np.ndarray | None:
     """The item matrix if every item text is cached, else None; never loads a model."""
     return embeddings.cached_item_matrix(name, model_id)
