@@ -59,7 +59,7 @@ def validate(args) -> None:
 
 
 def latency(args) -> None:
-    from core import store
+    from core import artefacts
     from core.artefacts import item_matrix, recommender
     from core.explain import ShiftExplainer
     from core.recommend import recommend_for_user
@@ -68,9 +68,7 @@ def latency(args) -> None:
     start = time.perf_counter()
     rec = recommender(args.dataset, vectors)
     fit_s = time.perf_counter() - start
-    with store.connect(args.dataset) as con:
-        items = store.load_items(con)
-        events = store.load_event_arrays(con)
+    items, events = artefacts.items(args.dataset), artefacts.events(args.dataset)
     start = time.perf_counter()
     explainer = ShiftExplainer().fit(items, vectors)
     explain_fit_s = time.perf_counter() - start
