@@ -135,6 +135,21 @@ def test_a_damaged_fit_is_rebuilt(shifts, monkeypatch, damage):
     files.load_npz(path)  # rewritten whole
 
 
+@pytest.mark.parametrize(("detector", "key"), [("kernel_cpd", "state.z"), ("page_hinkley", "state.distance")])
+def test_a_damaged_detector_state_is_rebuilt(shifts, monkeypatch, detector, key):
+    from core.detectors.population import change_points
+
+    first = artefacts.fitted_detector(SHIFTS, detector, shifts)
+    path = artefacts.fit_path(SHIFTS, detector, shifts)
+    manifest, arrays = files.load_npz(path)
+    arrays[key] = arrays[key][:5]
+    files.save_npz(path, files.Manifest(**json.loads(manifest)), arrays)
+    calls = _count_fits(monkeypatch)
+    again = artefacts.fitted_detector(SHIFTS, detector, shifts)
+    assert calls == [detector]
+    assert change_points(again, first.default_threshold).equals(change_points(first, first.default_threshold))
+
+
 def test_fits_are_stored_without_pickle(shifts):
     artefacts.fitted_detector(SHIFTS, "kernel_cpd", shifts)
     path = artefacts.fit_path(SHIFTS, "kernel_cpd", shifts)

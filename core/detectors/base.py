@@ -168,7 +168,11 @@ class Detector:
         return {}
 
     def restore(self, state: dict[str, np.ndarray], result: DetectorResult) -> Detector:
-        """Put back a stored fit (:meth:`export_state` and the population's result); returns self."""
+        """Put back a stored fit (:meth:`export_state` and the population's result); returns self.
+
+        The restored detector answers any threshold on that population; a peak-picking one
+        stores no learned state, so scoring *other* populations (``detect``) needs a fresh fit.
+        """
         self.offsets_ = np.asarray(result.offsets, np.int64)
         self.n_events_ = int(self.offsets_[-1])
         self._import_state(state)
@@ -176,7 +180,8 @@ class Detector:
         return self
 
     def _import_state(self, state: dict[str, np.ndarray]) -> None:
-        """Set the learned attributes :meth:`export_state` wrote; none by default."""
+        """Set the learned attributes :meth:`export_state` wrote (KeyError or ValueError when
+        they are missing or do not fit the population); none by default."""
 
     def _with_rerun(self, result: DetectorResult) -> DetectorResult:
         """The result a threshold reads: threshold-dependent detectors attach their rerun."""

@@ -165,6 +165,8 @@ class KernelCPD(Detector):
     def _import_state(self, state: dict[str, np.ndarray]) -> None:
         self.components_, self.mean_, self.scale_ = (state.get(k) for k in ("components", "mean", "scale"))
         self.z_ = state["z"]
+        if self.z_.ndim != 2 or len(self.z_) != self.n_events_ or not np.isfinite(self.z_).all():
+            raise ValueError(f"{self.name}: stored trajectories do not match the population")
 
     def detect(
         self, vectors: np.ndarray, offsets: np.ndarray, thresholds: Sequence[float]

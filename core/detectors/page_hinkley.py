@@ -145,6 +145,8 @@ class OnlinePageHinkley(Detector):
 
     def _import_state(self, state: dict[str, np.ndarray]) -> None:
         self.center_, self.distance_ = state["center"], state["distance"]
+        if self.distance_.shape != (self.n_events_,) or not np.isfinite(self.center_).all():
+            raise ValueError(f"{self.name}: stored state does not match the population")
 
     def detect(
         self, vectors: np.ndarray, offsets: np.ndarray, thresholds: Sequence[float]
