@@ -8,10 +8,11 @@ Caching at the edge, by kind:
 - ``st.cache_data`` (a copy per call): query results, one user's frames, projections.
 
 Every cached function takes the dataset's ``version`` (its content version, from
-``core.artefacts``), so a re-imported dataset is re-read instead of served stale. Pages never encode text or fit UMAP
-as a side effect of a request: both are set-up steps (``python -m core encode``/``project``);
-encoding also runs from an explicit button or right after an upload, with a progress bar. A
-page that lacks them says which command makes them.
+``core.artefacts``), so a re-imported dataset is re-read instead of served stale. Pages
+never encode text or fit UMAP as a side effect of a request: both are set-up steps
+(``python -m core encode``/``project``); encoding also runs from an explicit button or
+right after an upload, with a progress bar. A page that lacks them says which command
+makes them.
 """
 
 from __future__ import annotations
