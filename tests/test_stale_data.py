@@ -6,6 +6,7 @@ open; before store.connect attached files itself, a reader opened after a re-imp
 handed the replaced file, and `detect` printed the old data's change points.
 """
 
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -94,3 +95,25 @@ def test_pages_show_the_new_data_after_a_re_import(old_then_held, expected_new):
     eps = at.sidebar.slider(key=f"_widget_eps:{NAME}:two_window").value
     shifted = change_points(artefacts.fitted_detector(NAME), eps).user_id.nunique()
     assert at.subheader[0].value.startswith(f"{shifted} of {info['n_users']} users shifted")
+
+
+class _Upload(io.BytesIO):
+    """What st.file_uploader hands the page: bytes with the user's file name."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        super().__init__(data)
+        self.name = name
+
+
+def test_an_upload_under_the_name_on_screen_is_shown(old_then_held):
+    import ui
+
+    _overview()  # the dashboard now holds a connection to the old file
+    events = _Upload(
+        "e.csv", b"user_id,item_id,timestamp\na,i1,1700000000\na,i2,1700000100\nb,i1,1700000200\n"
+    )
+    items = _Upload("i.csv", b"item_id,title,genres\ni1,Alien,Sci-Fi\ni2,Heat,Crime\n")
+    report = ui.import_uploads(NAME, events, items)  # what the Overview page's upload form calls
+    assert (report.n_users, report.n_events) == (2, 3)
+    metrics = {m.label: m.value for m in _overview().metric}
+    assert (metrics["Users"], metrics["Items"], metrics["Events"]) == ("2", "2", "3")
