@@ -274,3 +274,32 @@ def test_set_up_steps_leave_no_pickle_in_the_data_folder(shifts, monkeypatch, tm
     written = [p for p in store.data_dir().rglob("*") if p.is_file()]
     assert any(p.suffix == ".npz" for p in written)
     assert not [p for p in written if p.suffix in (".pkl", ".pickle", ".tmp")]
+
+
+# --------------------------------------------------------------------------- dataset version
+
+
+def test_dataset_version_is_the_content(data_dir, write_file):
+    from core.ingest import ingest_files
+    from core.store import TableSource
+    from core.store.content_version import compute_content_version
+
+    events = write_file("e.csv", "user_id,item_id,timestamp\nu1,a,1\nu1,b,2\n")
+    items = write_file("i.csv", "item_id,title\na,Alien\nb,Heat\n")
+    ingest_files("v", TableSource(events), TableSource(items))
+    first = artefacts.dataset_version("v")
+    ingest_files("v", TableSource(events), TableSource(items))  # same rows, new file and time
+    assert artefacts.dataset_version("v") == first
+    other = write_file("e2.csv", "user_id,item_id,timestamp\nu1,a,1\nu1,a,2\n")
+    ingest_files("v", TableSource(other), TableSource(items))
+    second = artefacts.dataset_version("v")
+    assert second != first
+    # A file imported before the column existed gets the same version, computed on read.
+    import duckdb
+
+    with duckdb.connect(str(store.dataset_path("v"))) as con:
+        assert con.execute("SELECT content_version FROM datasets").fetchone()[0] == second
+        con.execute("ALTER TABLE datasets DROP COLUMN content_version")
+        assert compute_content_version(con) == second
+    with store.connect("v") as con:
+        assert store.content_version(con) == second
