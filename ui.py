@@ -7,11 +7,12 @@ Caching at the edge, by kind:
   trajectory arrays (tens of MB: ``st.cache_data`` would copy them on every rerun);
 - ``st.cache_data`` (a copy per call): query results, one user's frames, projections.
 
-Every cached function takes the dataset's ``version`` (the database file's mtime), so a
-re-imported dataset is re-read instead of served stale. Pages never encode text or fit UMAP
-as a side effect of a request: both are set-up steps (``python -m core encode``/``project``);
-encoding also runs from an explicit button or right after an upload, with a progress bar. A
-page that lacks them says which command makes them.
+Every cached function takes the dataset's ``version`` (its content version, from
+``core.artefacts``), so a re-imported dataset is re-read instead of served stale. Pages
+never encode text or fit UMAP as a side effect of a request: both are set-up steps
+(``python -m core encode``/``project``); encoding also runs from an explicit button or
+right after an upload, with a progress bar. A page that lacks them says which command
+makes them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pandas as pd
 import streamlit as st
 
 from core import store
-from core.errors import DatasetNotFound, ShiftError
+from core.errors import ShiftError
 
 DEFAULT_DATASET = "movielens-100k"
 
@@ -35,12 +36,11 @@ DEFAULT_DATASET = "movielens-100k"
 
 
 def version(name: str) -> str:
-    """Changes whenever the dataset's database file is replaced (a re-import) or moved."""
-    path = store.dataset_path(name)
-    try:
-        return f"{path}:{path.stat().st_mtime_ns}"
-    except FileNotFoundError:
-        raise DatasetNotFound(f"no dataset named {name!r} under {store.data_dir()}") from None
+    """The dataset's content version: a re-import of other data changes it (and so every
+    cache key below), a re-import of the same data does not."""
+    from core import artefacts
+
+    return artefacts.dataset_version(name)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -51,7 +51,7 @@ def _database(name: str, version: str) -> duckdb.DuckDBPyConnection:
 def _cursor(name: str) -> duckdb.DuckDBPyConnection:
     # A DuckDB connection is not safe across threads (one per browser session); a cursor
     # is a cheap, separate connection to the same read-only database.
-    return _database(name, version(name)).cursor()
+    return store.cursor(_database(name, version(name)))
 
 
 @st.cache_data(show_spinner=False, ttl=10)
@@ -284,7 +284,7 @@ class _NotEmbedded(Exception):
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _item_matrix(name: str, version: str) -> np.ndarray:
-    from core.embeddings import cached_item_matrix
+    from core.artefacts import cached_item_matrix
 
     matrix = cached_item_matrix(name)
     if matrix is None:
@@ -313,7 +313,7 @@ def encode_items(name: str) -> None:
 
     Only ever run on an explicit click: page requests themselves never encode.
     """
-    from core.embeddings import item_matrix as encode_item_matrix
+    from core.artefacts import item_matrix as encode_item_matrix
 
     bar = st.progress(0.0, text="Encoding item texts…")
 
@@ -356,9 +356,9 @@ def require_item_matrix(name: str) -> np.ndarray:
 
 @st.cache_resource(show_spinner="Fitting the recommender…", max_entries=4)
 def _recommender(name: str, version: str):
-    from core.recommend import fit_recommender
+    from core import artefacts
 
-    return fit_recommender(name, item_vectors=_item_matrix(name, version))
+    return artefacts.recommender(name, _item_matrix(name, version))
 
 
 @st.cache_resource(show_spinner="Fitting the explainer…", max_entries=4)
@@ -420,9 +420,9 @@ def md_escape(text: str) -> str:
 def _fitted(name: str, version: str, detector: str):
     """core.detectors.population.PopulationFit, from the disk cache or fitted now (shared;
     never mutated). The slider only calls its cheap predict."""
-    from core.fitted_detectors import fitted_population
+    from core import artefacts
 
-    return fitted_population(name, detector, _item_matrix(name, version))
+    return artefacts.fitted_detector(name, detector, _item_matrix(name, version))
 
 
 def detector_names() -> list[str]:
@@ -441,7 +441,7 @@ def default_detector() -> str:
 def _user_ranking(name: str, version: str, detector: str) -> pd.DataFrame:
     """Users by their strongest candidate change (threshold-free, so it survives slider moves)."""
     fit = _fitted(name, version, detector)
-    cand = fit.detector.candidates_
+    cand = fit.result.candidates
     if len(cand) == 0:
         return pd.DataFrame({"user_id": pd.Series(dtype=str), "max_score": pd.Series(dtype=float)})
     best = pd.DataFrame({"user": cand.user, "score": cand.score}).groupby("user")["score"].max()
@@ -456,20 +456,10 @@ def _population_change_points(name: str, version: str, detector: str, threshold:
     return change_points(_fitted(name, version, detector), threshold)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _user_positions(name: str, version: str) -> dict[str, int]:
-    return {u: k for k, u in enumerate(_event_arrays(name, version).user_ids)}
-
-
 def user_signal(name: str, detector: str, user_id: str) -> np.ndarray:
     """The fitted detector's per-event score for one user (NaN where undefined). Read-only view."""
-    from core.errors import UnknownUser
-
     fit = _fitted(name, version(name), detector)
-    k = _user_positions(name, version(name)).get(str(user_id))
-    if k is None:
-        raise UnknownUser(f"user {user_id!r} is not in dataset {name!r}")
-    return fit.detector.scores_[fit.events.user_slice(k)]
+    return fit.result.scores[fit.events.user_slice(fit.user_position(user_id))]
 
 
 def user_change_points(name: str, detector: str, threshold: float, user_id: str) -> pd.DataFrame:
@@ -486,7 +476,7 @@ def user_change_points(name: str, detector: str, threshold: float, user_id: str)
 
 def _slider_range(name: str, version: str, detector: str) -> tuple[float, float, float]:
     fit = _fitted(name, version, detector)
-    cand = fit.detector.candidates_
+    cand = fit.result.candidates
     finite = fit.calibration.thresholds[np.isfinite(fit.calibration.thresholds)]
     top = float(max(np.nanmax(cand.score) if len(cand) else 0.0, finite.max() if len(finite) else 0.0, 1e-6))
     step = float(10 ** np.floor(np.log10(top / 200)))
@@ -621,14 +611,14 @@ def change_point_choices(name: str, user_id: str, detection: Detection | None) -
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _projection(name: str, version: str, mtime: float) -> np.ndarray | None:
-    from core.projection import cached_projection
+    from core.artefacts import cached_projection
 
     return cached_projection(name, _item_matrix(name, version))
 
 
 def projection(name: str) -> np.ndarray | None:
     """The stored UMAP map of the items (None until ``python -m core project NAME`` ran)."""
-    from core.projection import projection_path
+    from core.artefacts import projection_path
 
     path = projection_path(name)
     if not path.exists() or item_matrix(name) is None:
@@ -647,9 +637,8 @@ def _shift_endpoints(name: str, version: str, detector: str, threshold: float, l
     matrix = _item_matrix(name, version)
     coords = _projection(name, version, _projection_mtime(name))
     ev = _event_arrays(name, version)
-    pos = _user_positions(name, version)
     means = [
-        segment_means(matrix, ev.item_idx[ev.user_slice(pos[r.user_id])], r.event_index)
+        segment_means(matrix, ev.item_idx[ev.user_slice(ev.users.position(r.user_id))], r.event_index)
         for r in strongest.itertuples()
     ]
     if not means:
@@ -660,7 +649,7 @@ def _shift_endpoints(name: str, version: str, detector: str, threshold: float, l
 
 
 def _projection_mtime(name: str) -> float:
-    from core.projection import projection_path
+    from core.artefacts import projection_path
 
     return projection_path(name).stat().st_mtime
 
@@ -679,7 +668,7 @@ def shift_endpoints(detection: Detection, limit: int = 300):
 def _candidates_frame(name: str, version: str, detector: str) -> pd.DataFrame:
     """Every candidate change point (a threshold only filters these), with user ids."""
     fit = _fitted(name, version, detector)
-    cand = fit.detector.candidates_
+    cand = fit.result.candidates
     return pd.DataFrame(
         {
             "user_id": fit.events.user_ids[cand.user],

@@ -30,14 +30,13 @@ def timings(name: str, detectors: list[str]) -> str:
     at one threshold, and to get one user's signal and change points (the slider's cost)."""
     import numpy as np
 
-    from core import store
+    from core import artefacts
+    from core.artefacts import item_features
     from core.calibration import Calibration
     from core.detectors import detector_names, make_detector
-    from core.detectors.features import item_features
     from core.detectors.population import PopulationFit, user_signal
 
-    with store.connect(name) as con:
-        events = store.load_event_arrays(con)
+    events = artefacts.events(name)
     lines = [
         "| detector | fit (s) | predict all users (s) | one user's signal + change points (ms) |",
         "|---|---|---|---|",
@@ -52,7 +51,7 @@ def timings(name: str, detectors: list[str]) -> str:
         det.predict(float(grid[len(grid) // 2]))
         t2 = time.perf_counter()
         fake = Calibration(det_name, np.array([float(grid[len(grid) // 2])]), np.array([0.0]), 1)
-        fit = PopulationFit(name, det, events, items, fake)
+        fit = PopulationFit(name, det, events, items, fake, det.result_)
         user = events.user_ids[int(np.argmax(np.diff(events.offsets)))]  # the longest history
         t3 = time.perf_counter()
         user_signal(fit, user)

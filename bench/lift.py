@@ -84,18 +84,16 @@ def validate(args) -> None:
 
 
 def latency(args) -> None:
-    from core import store
-    from core.embeddings import item_matrix
+    from core import artefacts
+    from core.artefacts import item_matrix, recommender
     from core.explain import ShiftExplainer
-    from core.recommend import fit_recommender, recommend_for_user
+    from core.recommend import recommend_for_user
 
     vectors = item_matrix(args.dataset)
     start = time.perf_counter()
-    rec = fit_recommender(args.dataset, vectors)
+    rec = recommender(args.dataset, vectors)
     fit_s = time.perf_counter() - start
-    with store.connect(args.dataset) as con:
-        items = store.load_items(con)
-        events = store.load_event_arrays(con)
+    items, events = artefacts.items(args.dataset), artefacts.events(args.dataset)
     start = time.perf_counter()
     explainer = ShiftExplainer().fit(items, vectors)
     explain_fit_s = time.perf_counter() - start

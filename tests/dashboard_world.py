@@ -117,14 +117,14 @@ def build_shifts(folder: Path) -> None:
 def write_stub_projection(name: str, matrix: np.ndarray) -> np.ndarray:
     """A stored map for the Projection page test: the first two principal axes, not UMAP
     (fitting UMAP is tested in test_projection.py; its numba start-up costs ~30 s)."""
-    from core.projection import ItemProjection, fingerprint, projection_path
+    from core.artefacts import store_projection
+    from core.projection import ItemProjection
 
     centred = matrix - matrix.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     proj = ItemProjection()
     proj.embedding_ = (centred @ vt[:2].T).astype(np.float32)
-    proj.fingerprint_ = fingerprint(matrix)
-    proj.save(projection_path(name))
+    store_projection(name, proj, matrix)
     return proj.embedding_
 
 

@@ -26,7 +26,7 @@ def _traces(at: AppTest, key: str) -> dict[str, dict]:
 
 @pytest.mark.usefixtures("world")
 def test_without_a_stored_map_the_page_says_how_to_make_it():
-    from core.projection import projection_path
+    from core.artefacts import projection_path
 
     projection_path(NAME).unlink(missing_ok=True)
     at = _projection()

@@ -145,13 +145,12 @@ def test_date_axis_renders(x_axis):
 def test_online_detector_draws_its_alert_points():
     from dashboard_world import stub_item_matrix
 
-    from core import store
+    from core import artefacts, store
     from core.detectors.population import user_signal
-    from core.fitted_detectors import fitted_population
 
     with store.connect(NAME) as con:
         matrix = stub_item_matrix(store.load_items(con))
-    fit = fitted_population(NAME, "page_hinkley", matrix)
+    fit = artefacts.fitted_detector(NAME, "page_hinkley", matrix)
     expected = user_signal(fit, USER, fit.default_threshold).change_points
     assert len(expected) >= 1
     at = _timeline()

@@ -291,7 +291,7 @@ def prepare_lift(
     if n_visible_after is None:
         n_visible_after = int(make_detector(DEFAULT).h)
     if item_vectors is None:
-        from core.embeddings import item_matrix
+        from core.artefacts import item_matrix
 
         say("loading item embeddings")
         item_vectors = item_matrix(name)
@@ -317,7 +317,7 @@ def prepare_lift(
     training = training_events(events, train_ids)
     detector_settings = {"detector": "given"}
     if detect is None:
-        from core.detectors.features import item_features
+        from core.artefacts import item_features
 
         say("fitting and calibrating the default detector on the training users")
         kind = make_detector(DEFAULT).features

@@ -36,17 +36,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core import artefacts
     from core.detectors import DEFAULT, make_detector
     from core.detectors.population import change_points, threshold_for_false_alarms
-    from core.embeddings import item_matrix
     from core.errors import ShiftError
-    from core.fitted_detectors import fitted_population
 
     name = args.detector or DEFAULT
     make_detector(name)  # unknown names fail before any data is loaded
     # The same on-disk fit the dashboard reads: a rerun (or the dashboard after it) skips
     # fitting and calibrating.
-    fit = fitted_population(args.name, name, item_matrix(args.name))
+    fit = artefacts.fitted_detector(args.name, name)
     if args.threshold is not None:
         threshold = args.threshold
     elif args.false_alarms is not None:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from core import store
-    from core.embeddings import encode_items
+    from core.artefacts import encode_items
     from core.encoder import Encoder
     from core.errors import ShiftError
 

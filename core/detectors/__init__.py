@@ -35,7 +35,6 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
     "page_hinkley": lambda: OnlinePageHinkley(memory=20),
     "genre_histogram": lambda: GenreHistogram(h=20, metric="l2", standardize=True),
 }
-BASELINES = ("genre_histogram",)  # uses no language model
 # The highest F1@10 at its calibrated default on splices drawn from the *calibration* users of
 # MovieLens-100K (0.677; next kernel_cpd 0.552): bench/RESULTS.md, section Detectors.
 DEFAULT = "two_window"
@@ -56,7 +55,6 @@ def make_detector(name: str) -> Detector:
 
 
 __all__ = [
-    "BASELINES",
     "DEFAULT",
     "DETECTORS",
     "ChangePoints",

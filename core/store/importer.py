@@ -23,6 +23,7 @@ from core.store.table_source import TableSource, first_line
 from core.store.temp_files import import_temp_path, sweep_stale_temp_files
 from core.store.timestamps import UNITS
 from core.store.validation import stage_events, stage_items
+from core.store.content_version import stamp_content_version
 
 __all__ = ["ImportOptions", "ImportReport", "Progress", "TableSource", "build_dataset"]
 
@@ -85,6 +86,7 @@ def build_dataset(
                 },
             )
             con.execute("DROP TABLE IF EXISTS staged_events; DROP TABLE IF EXISTS staged_items")
+            stamp_content_version(con)  # the dataset's version is its content (core.artefacts)
             con.execute("CHECKPOINT")
         except duckdb.InterruptException:
             raise KeyboardInterrupt from None
