@@ -29,7 +29,7 @@ from core.artefacts.items import item_features
 from core.calibration import Calibration
 from core.detectors import DEFAULT, make_detector
 from core.detectors.base import ChangePoints, Detector, DetectorResult
-from core.detectors.population import CALIBRATION_SHUFFLES, PopulationFit, fit_population
+from core.detectors.population import CALIBRATION_SHUFFLES, PopulationFit, Scorer, fit_population
 
 KIND = "detector-fit"
 # Folders of earlier versions of this cache (pickled fits, separate calibration files):
@@ -77,11 +77,13 @@ def fit_manifest(name: str, det: Detector, features: np.ndarray) -> Manifest:
 
 
 def fitted_detector(
-    name: str, detector: str = DEFAULT, item_vectors: np.ndarray | None = None
+    name: str, detector: str = DEFAULT, item_vectors: np.ndarray | None = None, scorer: Scorer | None = None
 ) -> PopulationFit:
     """``detector`` fitted on every user of dataset ``name`` and calibrated: from disk, or fitted
     now and stored. ``item_vectors`` is the item matrix when the caller holds it (otherwise it
-    is read from the embeddings cache, encoding what is missing)."""
+    is read from the embeddings cache, encoding what is missing). ``scorer`` scores the users
+    when a fit is built (an engine of :mod:`core.runner`); the stored file is the same whichever
+    engine built it, so it is not part of the manifest."""
     det = make_detector(detector)
     features = item_features(name, det.features, item_vectors)
     ev = events(name)
@@ -89,7 +91,7 @@ def fitted_detector(
         fit_path(name, detector, features),
         fit_manifest(name, det, features),
         read=lambda path: _read(path, name, detector, ev, features),
-        build=lambda: fit_population(ev, features, det, dataset=name),
+        build=lambda: fit_population(ev, features, det, dataset=name, scorer=scorer),
         write=_write,
     )
 

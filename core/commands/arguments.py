@@ -136,3 +136,28 @@ def _existing_ancestor(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def add_engine_options(p: argparse.ArgumentParser, workers: bool = False) -> None:
+    """``--engine local|ray`` and ``--address`` (and ``--workers`` for the local engine)."""
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this machine (default); ray: a Ray cluster, a local one started here unless "
+        "--address or RAY_ADDRESS names one",
+    )
+    p.add_argument(
+        "--address",
+        type=non_empty_text,
+        metavar="ADDR",
+        help="Ray cluster address (ray://head:10001, or head:6379 on a cluster node; default RAY_ADDRESS)",
+    )
+    if workers:
+        p.add_argument(
+            "--workers",
+            type=int_in_range(1, 256),
+            default=1,
+            metavar="N",
+            help="local engine: score users on N processes (default 1)",
+        )

@@ -32,20 +32,29 @@ def register(subparsers) -> None:
         help="threshold giving R expected false alarms per 1,000 events (default 1)",
     )
     p.add_argument("--out", type=arguments.output_file, help="CSV file to write (default: standard output)")
+    arguments.add_engine_options(p, workers=True)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from core import artefacts
+    from core import artefacts, runner
     from core.detectors import DEFAULT, make_detector
     from core.detectors.population import change_points, threshold_for_false_alarms
     from core.errors import ShiftError
+    from core.runner.ray_session import shutdown_ray
 
     name = args.detector or DEFAULT
     make_detector(name)  # unknown names fail before any data is loaded
+    if args.engine == "ray" and args.workers > 1:
+        raise ShiftError("--workers is for the local engine; Ray uses every CPU of its cluster")
     # The same on-disk fit the dashboard reads: a rerun (or the dashboard after it) skips
-    # fitting and calibrating.
-    fit = artefacts.fitted_detector(args.name, name)
+    # fitting and calibrating, whichever engine built it.
+    try:
+        fit = artefacts.fitted_detector(
+            args.name, name, scorer=runner.scorer(args.engine, args.workers, args.address)
+        )
+    finally:
+        shutdown_ray()
     if args.threshold is not None:
         threshold = args.threshold
     elif args.false_alarms is not None:

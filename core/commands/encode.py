@@ -48,6 +48,7 @@ def register(subparsers) -> None:
         metavar="N",
         help="texts per batch (default 128)",
     )
+    arguments.add_engine_options(p)
     p.set_defaults(func=run)
 
 
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from core.artefacts import encode_items
     from core.encoder import Encoder
     from core.errors import ShiftError
+    from core.runner.ray_session import shutdown_ray
 
     if args.batch_size < 1:
         raise ShiftError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -66,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
         # Fail before loading the model: the message is the same, the wait is not.
         store.connect(args.name).close()
     encoder = Encoder(args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    if args.engine == "ray":
+        from core.runner.ray_encode import RayEncoder
+
+        # The cache logic stays here; only the texts it lacks are encoded on the cluster.
+        encoder = RayEncoder(encoder, address=args.address)
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+        shutdown_ray()
     print(f"model {result.model_id}")
     print(
         f"{result.n_items:,} items, {result.n_unique_texts:,} distinct texts: "

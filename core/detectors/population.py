@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,26 +70,48 @@ def _sample_users(events: store.EventArrays, max_events: int, random_state: int 
     return rows, offsets
 
 
-def _score_in_chunks(det: Detector, events: store.EventArrays, items: np.ndarray) -> DetectorResult:
-    """The fitted detector's result over every user, scored one chunk of users at a time."""
+def score_users(
+    det: Detector,
+    offsets: np.ndarray,
+    item_idx: np.ndarray,
+    items: np.ndarray,
+    max_events: int = MAX_EVENTS_IN_MEMORY,
+) -> DetectorResult:
+    """The fitted detector's result over a CSR population (``offsets``, one ``item_idx`` per
+    event), scored one chunk of at most ``max_events`` events at a time.
+
+    Every engine (this process, a process pool, Ray workers) scores users through this one
+    function, so they agree up to the floating-point order of each chunk's sums.
+    """
     from core.trajectory import chunk_ranges
 
+    offsets = np.asarray(offsets, np.int64)
     parts = []
-    for lo, hi in chunk_ranges(np.diff(events.offsets), MAX_EVENTS_IN_MEMORY):
-        a, b = int(events.offsets[lo]), int(events.offsets[hi])
-        offsets = events.offsets[lo : hi + 1] - a
-        parts.append(det.score(items[events.item_idx[a:b]].astype(np.float64), offsets))
+    for lo, hi in chunk_ranges(np.diff(offsets), max_events):
+        a, b = int(offsets[lo]), int(offsets[hi])
+        parts.append(det.score(items[item_idx[a:b]].astype(np.float64), offsets[lo : hi + 1] - a))
     return DetectorResult.concat(parts)
 
 
+# Scores every user of a population with a fitted detector: (detector, events, item features,
+# dataset name) -> result. The engines of core.runner provide them (a process pool, Ray).
+Scorer = Callable[[Detector, store.EventArrays, np.ndarray, str], DetectorResult]
+
+
 def fit_population(
-    events: store.EventArrays, items: np.ndarray, detector: str | Detector = DEFAULT, dataset: str = ""
+    events: store.EventArrays,
+    items: np.ndarray,
+    detector: str | Detector = DEFAULT,
+    dataset: str = "",
+    scorer: Scorer | None = None,
 ) -> PopulationFit:
     """Fit ``detector`` on every user of ``events`` (item features ``items``) and calibrate it.
 
     Logs over ``MAX_EVENTS_IN_MEMORY`` events are handled in user chunks (peak-picking
     detectors only; the segmentation and online detectors keep per-event state of the whole
     log and refuse with a clear error there). ``dataset`` names the data in messages.
+    ``scorer`` (peak-picking detectors only) scores every user after fitting and calibrating
+    here, e.g. on a process pool or a Ray cluster; the fit and calibration stay the same.
     """
     det = make_detector(detector) if isinstance(detector, str) else detector
     big = int(events.offsets[-1]) > MAX_EVENTS_IN_MEMORY
@@ -103,9 +126,19 @@ def fit_population(
         vectors, ratings = items[events.item_idx[rows]], events.rating[rows]
     else:
         vectors, offsets, ratings = items[events.item_idx], events.offsets, events.rating
+    if scorer is not None and not det.peak_based:
+        raise ShiftError(
+            f"detector {det.name!r} keeps per-event state of the whole log, so its users cannot be "
+            "scored apart; run it with the local engine"
+        )
     det.fit(vectors, offsets, ratings)
     cal = calibrate(det, vectors, offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0)
-    result = _score_in_chunks(det, events, items) if big else det.result_
+    if scorer is not None:
+        result = scorer(det, events, items, dataset)
+    elif big:
+        result = score_users(det, events.offsets, events.item_idx, items)
+    else:
+        result = det.result_
     return PopulationFit(dataset, det, events, items, cal, result)
 
 

@@ -12,6 +12,7 @@ from core.store.connection import (
 )
 from core.store.content_version import content_version
 from core.store.importer import ImportOptions, ImportReport, TableSource, build_dataset
+from core.store.partitions import export_partitions
 from core.store.queries import (
     EventArrays,
     category_counts,
@@ -42,6 +43,7 @@ __all__ = [
     "dataset_exists",
     "dataset_info",
     "dataset_path",
+    "export_partitions",
     "list_dataset_names",
     "load_event_arrays",
     "load_ground_truth",
