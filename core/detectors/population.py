@@ -34,6 +34,12 @@ CALIBRATION_SHUFFLES = 2
 # memory: population state and calibration come from a seeded sample of whole users, and
 # scores are computed user chunk by user chunk (exact: every score depends on one user only).
 MAX_EVENTS_IN_MEMORY = 300_000
+# Events scored at once. Small chunks are faster, not only lighter: a chunk's float64
+# features and window arrays (~15 KB per event at 384 dimensions) then stay in cache and
+# reuse freed memory instead of faulting in fresh pages. Scoring 1M events of the synthetic
+# world on the 2-core box: 38.5 s in chunks of 300,000 events, 21.5 s at 50,000, 15.7 s at
+# 20,000. Results do not depend on it (every score depends on one user only).
+SCORE_CHUNK_EVENTS = 20_000
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ def score_users(
     offsets: np.ndarray,
     item_idx: np.ndarray,
     items: np.ndarray,
-    max_events: int = MAX_EVENTS_IN_MEMORY,
+    max_events: int = SCORE_CHUNK_EVENTS,
 ) -> DetectorResult:
     """The fitted detector's result over a CSR population (``offsets``, one ``item_idx`` per
     event), scored one chunk of at most ``max_events`` events at a time.

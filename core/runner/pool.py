@@ -22,9 +22,6 @@ from core.trajectory import chunk_ranges
 # Events per task: large enough that scheduling costs nothing next to scoring, small enough
 # that chunks balance across workers.
 TASK_EVENTS = 2_000_000
-# Events scored at once inside a worker: a chunk's float64 features and window sums take
-# ~15 KB per event at 384 dimensions, so two workers at 100,000 stay near 3 GB together.
-WORKER_CHUNK_EVENTS = 100_000
 
 # What the forked workers read (set in the parent just before the pool starts).
 _shared: dict = {}
@@ -33,7 +30,7 @@ _shared: dict = {}
 def _score_range(lo: int, hi: int) -> DetectorResult:
     det, offsets, item_idx, items = (_shared[k] for k in ("det", "offsets", "item_idx", "items"))
     a, b = int(offsets[lo]), int(offsets[hi])
-    return score_users(det, offsets[lo : hi + 1] - a, item_idx[a:b], items, WORKER_CHUNK_EVENTS)
+    return score_users(det, offsets[lo : hi + 1] - a, item_idx[a:b], items)
 
 
 class PoolScorer:

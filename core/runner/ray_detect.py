@@ -32,7 +32,6 @@ from core import store
 from core.detectors.base import ChangePoints, Detector, DetectorResult
 from core.detectors.population import score_users
 from core.errors import ShiftError
-from core.runner.pool import WORKER_CHUNK_EVENTS
 from core.runner.ray_session import init_ray
 
 # Events per partition at least this many parts: one task per partition, and a partition's
@@ -88,7 +87,7 @@ def score_partition(
     user, item_idx = user[order], table.column("item_idx").to_numpy()[order]
     users, starts, counts = np.unique(user, return_index=True, return_counts=True)
     offsets = np.append(starts, len(user)).astype(np.int64)
-    result = score_users(det, offsets, item_idx, items, WORKER_CHUNK_EVENTS)
+    result = score_users(det, offsets, item_idx, items)
     event_index = np.arange(len(user), dtype=np.int64) - np.repeat(starts, counts)
     pq.write_table(
         pa.table({"user_idx": user, "event_index": event_index, "score": result.scores}),
