@@ -14,7 +14,10 @@ Public functions (imported lazily, so ``import core.artefacts`` stays cheap):
   :func:`item_features` (what a detector reads);
 - :func:`fitted_detector` (fitted and calibrated, from disk or fitted now), :func:`fit_path`;
 - :func:`cached_projection`, :func:`build_projection`, :func:`stored_params`, :func:`projection_path`;
-- :func:`recommender`, :func:`trajectories`, :func:`iter_trajectories`, :func:`user_trajectory`.
+- :func:`recommender`, :func:`trajectories`, :func:`iter_trajectories`, :func:`user_trajectory`;
+- detection results stored for readers that fit nothing (big datasets): :func:`ensure_results`
+  (written by ``detect``), :func:`needs_precomputed`, :func:`population_summary`,
+  :func:`user_table`, :func:`stored_user_signal`, :class:`NotPrecomputed`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ _PUBLIC = {
     "store_projection": "maps",
     "stored_params": "maps",
     "projection_path": "maps",
+    "store_results": "results",
+    "ensure_results": "results",
+    "needs_precomputed": "results",
+    "population_summary": "results",
+    "stored_user_signal": "results",
+    "user_table": "results",
+    "NotPrecomputed": "results",
     "recommender": "inputs",
     "trajectories": "inputs",
     "iter_trajectories": "inputs",

@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         shutdown_ray()
+    # Per-user scores, change points and population summaries for the dashboard, which reads
+    # them instead of fitting on big datasets (core.artefacts.results).
+    artefacts.ensure_results(fit)
     if args.threshold is not None:
         threshold = args.threshold
     elif args.false_alarms is not None:

@@ -1,0 +1,276 @@
+"""Detection results stored with a dataset, for readers that must not fit anything.
+
+A fit of a big dataset takes minutes and gigabytes (50M events: every event's score, the
+item features, the calibration); the dashboard opens in seconds only if it reads what
+``python -m core detect`` (any engine) already computed. :func:`store_results` writes,
+beside the fit, under ``<dataset>.cache/results/<detector>-<features>/``:
+
+- ``scores.parquet``: ``user_idx, event_index, score`` of every event, sorted by user, in
+  row groups of ``ROW_GROUP`` events: one user's signal is one row group read (Parquet's
+  min/max statistics skip the others);
+- ``change_points.parquet``: every candidate peak (``user_idx, user_id, event_index,
+  timestamp, score, alert_index``); the change points at a threshold are those scoring at
+  least that much (peak-picking detectors, the only ones run on big datasets);
+- ``users.parquet``: one row per user (events, highest score, change points at the default
+  threshold, the first of them);
+- ``summary.json``: population summaries (sizes, default threshold, the calibration curve,
+  users with a change point, change points per week, a histogram of candidate scores).
+
+Each file carries the fit's manifest (dataset content version, detector settings, item
+features, code version); readers serve a file only when it matches, so a re-import or a
+changed detector never shows old results. ``summary.json`` is written last.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core import store
+from core.artefacts.files import UNREADABLE, Manifest, atomic_write
+from core.detectors import DEFAULT
+from core.detectors.population import PopulationFit, UserSignal
+from core.errors import ShiftError
+
+KIND = "detection-results"
+ROW_GROUP = 1_000_000
+# Datasets with more events than this are read from stored results only (the dashboard
+# fits nothing for them): the limit above which a fit samples users and scores in chunks.
+PRECOMPUTED_ABOVE_EVENTS = 300_000
+_META = b"manifest"
+_HISTOGRAM_BINS = 50
+_CURVE_POINTS = 200
+
+
+class NotPrecomputed(ShiftError):
+    """A big dataset whose detection results are missing or stale."""
+
+
+@dataclass(frozen=True)
+class PopulationSummary:
+    """What ``summary.json`` holds (see the module docstring)."""
+
+    detector: str
+    n_users: int
+    n_events: int
+    default_threshold: float
+    thresholds: np.ndarray  # calibration curve, subsampled
+    false_alarms: np.ndarray  # per 1,000 events at each threshold
+    users_with_change_points: int  # at the default threshold
+    n_change_points: int  # at the default threshold
+    change_points_per_week: pd.Series  # week start -> count, at the default threshold
+    score_histogram: tuple[np.ndarray, np.ndarray]  # (counts, bin edges) of candidate scores
+
+
+def results_dir(name: str, detector: str, features: np.ndarray) -> Path:
+    from core.artefacts.fits import fit_path
+
+    return store.cache_dir(name) / "results" / fit_path(name, detector, features).stem
+
+
+def _manifest(name: str, detector: str, features: np.ndarray) -> Manifest:
+    from core.artefacts.fits import fit_manifest
+    from core.detectors import make_detector
+
+    fit = fit_manifest(name, make_detector(detector), features)
+    return Manifest(KIND, fit.dataset_version, fit.params, fit.code_version)
+
+
+def _write_parquet(path: Path, table: pa.Table, manifest: Manifest) -> None:
+    table = table.replace_schema_metadata({_META: manifest.to_json().encode()})
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, row_group_size=ROW_GROUP))
+
+
+def store_results(fit: PopulationFit, manifest: Manifest | None = None) -> Path:
+    """Write ``fit``'s results for readers that do not fit (see the module docstring)."""
+    name, det = fit.dataset, fit.detector
+    manifest = manifest or _manifest(name, det.name, fit.items)
+    folder = results_dir(name, det.name, fit.items)
+    ev, result = fit.events, fit.result
+    users = ev.users
+    _write_parquet(
+        folder / "scores.parquet",
+        pa.table(
+            {
+                "user_idx": users.event_user.astype(np.int64),
+                "event_index": users.index_in_user.astype(np.int32),
+                "score": np.asarray(result.scores, np.float64),
+            }
+        ),
+        manifest,
+    )
+    cand = result.candidates
+    rows = ev.offsets[cand.user] + cand.event_index
+    _write_parquet(
+        folder / "change_points.parquet",
+        pa.table(
+            {
+                "user_idx": cand.user.astype(np.int64),
+                "user_id": ev.user_ids[cand.user].astype(str),
+                "event_index": cand.event_index.astype(np.int64),
+                "timestamp": ev.ts[rows].astype("datetime64[us]"),
+                "score": cand.score.astype(np.float64),
+                "alert_index": cand.alert_index.astype(np.int64),
+            }
+        ),
+        manifest,
+    )
+    thr = fit.default_threshold
+    fired = cand.where(cand.score >= thr)
+    n_users = ev.n_users
+    per_user = np.bincount(fired.user, minlength=n_users)
+    first = np.full(n_users, -1, np.int64)
+    first[fired.user[::-1]] = fired.event_index[::-1]  # sorted by (user, index): the first wins
+    max_score = np.full(n_users, np.nan)
+    finite = np.isfinite(result.scores)
+    np.fmax.at(max_score, users.event_user[finite], result.scores[finite])
+    _write_parquet(
+        folder / "users.parquet",
+        pa.table(
+            {
+                "user_idx": np.arange(n_users, dtype=np.int64),
+                "user_id": ev.user_ids.astype(str),
+                "n_events": users.counts.astype(np.int64),
+                "max_score": max_score,
+                "n_change_points": per_user.astype(np.int64),
+                "first_change_index": first,
+            }
+        ),
+        manifest,
+    )
+    fired_ts = pd.to_datetime(ev.ts[ev.offsets[fired.user] + fired.event_index])
+    weeks = pd.Series(1, index=fired_ts).resample("W-MON", label="left", closed="left").sum()
+    cal = fit.calibration
+    keep = np.unique(np.linspace(0, len(cal.thresholds) - 1, _CURVE_POINTS).astype(int))
+    finite_scores = cand.score[np.isfinite(cand.score)]
+    counts, edges = np.histogram(finite_scores, bins=_HISTOGRAM_BINS) if len(finite_scores) else ([], [])
+    summary = {
+        "manifest": json.loads(manifest.to_json()),
+        "detector": det.name,
+        "n_users": int(n_users),
+        "n_events": int(ev.offsets[-1]),
+        "default_threshold": float(thr),
+        "thresholds": [float(x) for x in cal.thresholds[keep]],
+        "false_alarms": [float(x) for x in cal.false_alarms[keep]],
+        "users_with_change_points": int((per_user > 0).sum()),
+        "n_change_points": int(len(fired)),
+        "change_points_per_week": {k.strftime("%Y-%m-%d"): int(v) for k, v in weeks.items()},
+        "score_histogram": {"counts": [int(c) for c in counts], "edges": [float(e) for e in edges]},
+    }
+    text = json.dumps(summary)
+    atomic_write(folder / "summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return folder
+
+
+def ensure_results(fit: PopulationFit) -> Path:
+    """The stored results of ``fit``: written unless files of this very fit are there."""
+    manifest = _manifest(fit.dataset, fit.detector.name, fit.items)
+    folder = results_dir(fit.dataset, fit.detector.name, fit.items)
+    try:
+        stored = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        if manifest.matches(json.dumps(stored.get("manifest"))):
+            return folder
+    except (*UNREADABLE, FileNotFoundError):
+        pass
+    return store_results(fit, manifest)
+
+
+def needs_precomputed(name: str) -> bool:
+    """Whether readers of ``name`` must use stored results instead of fitting (a big dataset)."""
+    with store.connect(name) as con:
+        n_events = int(store.dataset_info(con).get("n_events") or 0)
+    return n_events > PRECOMPUTED_ABOVE_EVENTS
+
+
+def _features(name: str, detector: str) -> np.ndarray:
+    """The detector's item features without encoding anything (NotPrecomputed when missing)."""
+    from core.artefacts.items import cached_item_matrix, item_features
+    from core.detectors import make_detector
+
+    kind = make_detector(detector).features
+    vectors = cached_item_matrix(name) if kind == "embedding" else None
+    if kind == "embedding" and vectors is None:
+        raise NotPrecomputed(f"{name!r} has no encoded items; run: python -m core encode {name}")
+    return item_features(name, kind, vectors)
+
+
+def _checked(name: str, detector: str) -> tuple[Path, Manifest]:
+    features = _features(name, detector)
+    folder, manifest = results_dir(name, detector, features), _manifest(name, detector, features)
+    hint = f"run: python -m core detect {name} --detector {detector}"
+    try:
+        stored = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (*UNREADABLE, FileNotFoundError):
+        raise NotPrecomputed(f"no stored detection results for {name!r} ({detector}); {hint}") from None
+    if not manifest.matches(json.dumps(stored.get("manifest"))):
+        raise NotPrecomputed(f"the stored results of {name!r} ({detector}) are out of date; {hint}")
+    return folder, manifest
+
+
+def population_summary(name: str, detector: str = DEFAULT) -> PopulationSummary:
+    """The stored population summaries (never fits; NotPrecomputed when missing or stale)."""
+    folder, _ = _checked(name, detector)
+    s = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    weeks = pd.Series(s["change_points_per_week"], dtype=np.int64)
+    weeks.index = pd.to_datetime(weeks.index)
+    return PopulationSummary(
+        detector=s["detector"],
+        n_users=s["n_users"],
+        n_events=s["n_events"],
+        default_threshold=s["default_threshold"],
+        thresholds=np.asarray(s["thresholds"], float),
+        false_alarms=np.asarray(s["false_alarms"], float),
+        users_with_change_points=s["users_with_change_points"],
+        n_change_points=s["n_change_points"],
+        change_points_per_week=weeks,
+        score_histogram=(
+            np.asarray(s["score_histogram"]["counts"]),
+            np.asarray(s["score_histogram"]["edges"]),
+        ),
+    )
+
+
+def _read(path: Path, manifest: Manifest, filters=None, columns=None) -> pd.DataFrame:
+    meta = pq.read_schema(path).metadata or {}
+    if not manifest.matches(meta.get(_META)):
+        raise NotPrecomputed(f"{path} is out of date; run: python -m core detect again")
+    return pq.read_table(path, filters=filters, columns=columns).to_pandas()
+
+
+def user_table(name: str, detector: str = DEFAULT) -> pd.DataFrame:
+    """One row per user (``users.parquet``): events, highest score, change points at the
+    default threshold and the first of them (-1: none)."""
+    folder, manifest = _checked(name, detector)
+    return _read(folder / "users.parquet", manifest)
+
+
+def stored_user_signal(
+    name: str, user_id: str, detector: str = DEFAULT, threshold: float | None = None
+) -> UserSignal:
+    """One user's score signal and change points read from the stored results: only that
+    user's row group is read, whatever the size of the dataset."""
+    folder, manifest = _checked(name, detector)
+    with store.connect(name) as con:
+        k = store.user_index(con, user_id)
+    key = [("user_idx", "=", k)]
+    scores = _read(folder / "scores.parquet", manifest, key).sort_values("event_index")
+    thr = population_summary(name, detector).default_threshold if threshold is None else float(threshold)
+    cp = _read(folder / "change_points.parquet", manifest, key)
+    cp = cp[cp.score >= thr].sort_values("event_index").reset_index(drop=True)
+    frame = pd.DataFrame(
+        {
+            "user_id": cp.user_id.astype(str),
+            "event_index": cp.event_index.astype(np.int64),
+            "timestamp": pd.to_datetime(cp.timestamp),
+            "score": cp.score.astype(np.float64),
+            "detector": detector,
+            "alert_index": cp.alert_index.astype(np.int64),
+        }
+    )
+    return UserSignal(str(user_id), thr, scores.score.to_numpy(np.float64), frame)
