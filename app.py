@@ -1,15 +1,11 @@
-"""Entry point of the dashboard: page config and the router, nothing else."""
+"""Entry point of the dashboard: page config, the shared sidebar once, and the router."""
 
 import streamlit as st
 
+from dashboard import navigation, sidebar
+
 st.set_page_config(page_title="Interest-shift dashboard", page_icon=":material/timeline:", layout="wide")
 
-st.navigation(
-    [
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page("pages/timeline.py", title="User timeline", icon=":material/timeline:"),
-        st.Page("pages/projection.py", title="Projection", icon=":material/scatter_plot:"),
-        st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:"),
-        st.Page("pages/evaluation.py", title="Evaluation", icon=":material/fact_check:"),
-    ]
-).run()
+page = navigation.register()
+sidebar.share(sidebar.build(with_user=navigation.shows_one_user(page)))
+page.run()

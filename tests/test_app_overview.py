@@ -3,14 +3,15 @@
 import io
 
 import pytest
-from dashboard_world import APP, NAME, SHIFTS, world, world_dir  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
 from core.errors import DataError
 
+NAME, SHIFTS = "synthetic", "shifts"  # the datasets of the dashboard world (conftest.py)
 
-def _overview(dataset: str = NAME) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+
+def _overview(app: str, dataset: str = NAME) -> AppTest:
+    at = AppTest.from_file(app, default_timeout=120)
     at.session_state["dataset"] = dataset
     at.run()
     assert not at.exception, at.exception
@@ -21,25 +22,22 @@ def _metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def _population_change_points(dataset: str, eps: float):
-    from dashboard_world import stub_item_matrix
-
+def _population_change_points(stub_matrix, dataset: str, eps: float):
     from core import store
     from core.detectors import DEFAULT, make_detector
 
     with store.connect(dataset) as con:
         items, ev = store.load_items(con), store.load_event_arrays(con)
-    det = make_detector(DEFAULT).fit(stub_item_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
+    det = make_detector(DEFAULT).fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
     return det.predict(eps)
 
 
-@pytest.mark.usefixtures("world")
-def test_headline_counts_and_shifted_users_follow_eps():
-    at = _overview()
+def test_headline_counts_and_shifted_users_follow_eps(world, stub_matrix):
+    at = _overview(world.app)
     assert _metrics(at) == {"Users": "40", "Items": "288", "Events": "1,589", "Ground truth": "yes"}
     slider = at.sidebar.slider(key=f"_widget_eps:{NAME}:two_window")
     eps = slider.value
-    expected = _population_change_points(NAME, eps)
+    expected = _population_change_points(stub_matrix, NAME, eps)
     n_users = len(set(expected.user.tolist()))
     assert at.subheader[0].value == f"{n_users} of 40 users shifted at ε = {eps:.3g}"
     assert n_users > 0
@@ -51,7 +49,7 @@ def test_headline_counts_and_shifted_users_follow_eps():
     assert top["timeline"].tolist() == [f"/timeline?dataset={NAME}&user={u}" for u in top["user_id"]]
 
     slider.set_value(0.0).run()
-    n_all = len(set(_population_change_points(NAME, 0.0).user.tolist()))
+    n_all = len(set(_population_change_points(stub_matrix, NAME, 0.0).user.tolist()))
     assert at.subheader[0].value == f"{n_all} of 40 users shifted at ε = 0"
     assert n_all > n_users
 
@@ -60,9 +58,8 @@ def test_headline_counts_and_shifted_users_follow_eps():
     assert any("No change point" in i.value for i in at.info)
 
 
-@pytest.mark.usefixtures("world")
-def test_switching_dataset_changes_every_count():
-    at = _overview()
+def test_switching_dataset_changes_every_count(world):
+    at = _overview(world.app)
     at.sidebar.selectbox(key="_widget_dataset").set_value(SHIFTS).run()
     assert not at.exception, at.exception
     assert _metrics(at)["Users"] == "3"
@@ -79,20 +76,20 @@ class _Upload(io.BytesIO):
 
 
 def test_upload_goes_through_the_validated_importer(data_dir):
-    import ui
     from core import store
+    from dashboard import actions
 
     events = _Upload(
         "my events.csv", b"user_id,item_id,timestamp,rating\na,i1,1700000000,4\na,i2,1700000100,5\n"
     )
     items = _Upload("my items.csv", b"item_id,title,genres\ni1,Alien,Sci-Fi\ni2,Heat,Crime\n")
-    report = ui.import_uploads("uploaded", events, items)
+    report = actions.import_uploads("uploaded", events, items)
     assert (report.n_users, report.n_items, report.n_events) == (1, 2, 2)
     assert "uploaded" in store.list_dataset_names()
 
     bad = _Upload("broken.csv", b"user,item,time\na,i1,1\n")
     with pytest.raises(DataError, match=r"broken\.csv, column 'user_id': missing; found: user, item, time"):
-        ui.import_uploads("uploaded", bad, items)
+        actions.import_uploads("uploaded", bad, items)
     # The failed import left the earlier dataset as it was.
     with store.connect("uploaded") as con:
         assert store.dataset_info(con)["n_events"] == 2

@@ -2,20 +2,21 @@
 
 import numpy as np
 import pytest
-from dashboard_world import SHIFTS, world_dir, write_stub_embeddings  # noqa: F401
 
 from core.detectors.base import Detector
 from core.fitted_detectors import fit_path, fitted_population
 
+SHIFTS = "shifts"  # the hand-made log of the dashboard world (conftest.py)
+
 
 @pytest.fixture
-def shifts(world_dir, tmp_path, monkeypatch):  # noqa: F811
+def shifts(world_dir, tmp_path, monkeypatch, stub_embeddings):
     """A private copy of the hand-made log, so cache files written here touch no other test."""
     import shutil
 
     shutil.copy(world_dir / f"{SHIFTS}.duckdb", tmp_path / f"{SHIFTS}.duckdb")
     monkeypatch.setenv("SHIFT_DATA_DIR", str(tmp_path))
-    return write_stub_embeddings(SHIFTS)
+    return stub_embeddings(SHIFTS)
 
 
 def test_second_call_loads_the_fit_from_disk(shifts, monkeypatch):

@@ -1,0 +1,103 @@
+"""What a page does on an explicit request: import uploaded files, encode a dataset's items.
+
+Both run only on a click (a form submit, a button); a page request itself never imports
+or encodes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+import streamlit as st
+
+from core.store import ImportReport
+from dashboard import data, text
+from dashboard.sidebar import Selection
+
+# Session-state key for the encoder the buttons use instead of the shared language model:
+# tests put a small stub there, a deployment could put a remote encoder.
+ENCODER_KEY = "encoder"
+
+
+class Upload(Protocol):
+    """What st.file_uploader hands a page: the user's file name and the bytes."""
+
+    name: str
+
+    def getvalue(self) -> bytes: ...
+
+
+def import_uploads(name: str, events: Upload, items: Upload, delimiter: str = ",") -> ImportReport:
+    """Run uploaded files through the same validated, atomic importer as the CLI."""
+    data.check_dataset_name(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = []
+        for upload in (events, items):
+            # The upload's own name is only a label in messages; the file on disk gets a
+            # fixed name with the upload's suffix so that Parquet and CSV are told apart.
+            suffix = ".parquet" if upload.name.lower().endswith((".parquet", ".pq")) else ".csv"
+            path = Path(tmp) / f"{len(saved)}{suffix}"
+            path.write_bytes(upload.getvalue())
+            saved.append((path, upload.name))
+        return data.ingest_uploaded(name, saved[0], saved[1], delimiter)
+
+
+def encoder():
+    """The encoder buttons use: an injected one (``st.session_state[ENCODER_KEY]``) or the
+    shared language model."""
+    return st.session_state.get(ENCODER_KEY) or data.shared_encoder()
+
+
+def encode_items(name: str) -> None:
+    """Encode a dataset's items, driving an ``st.progress`` bar. Only ever run on a click."""
+    bar = st.progress(0.0, text="Encoding item texts…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Encoding item texts… {done:,} of {total:,}")
+
+    data.encode_dataset(name, encoder(), progress)
+    bar.empty()
+
+
+def require_dataset(selection: Selection) -> str:
+    """The selected dataset, or stop the page with the commands that make one."""
+    if selection.dataset is None:
+        warn_no_dataset()
+        st.stop()
+    return selection.dataset
+
+
+def warn_no_dataset() -> None:
+    st.warning(
+        f"No datasets under {text.md_code(data.data_folder())}. Create the default one with "
+        "`python -m core ingest movielens-100k`, or upload files on the Overview page."
+    )
+
+
+def require_encoded(selection: Selection) -> None:
+    """Continue only if the dataset's items are encoded; else offer a button that encodes
+    them (and the command that does), and stop the page."""
+    if selection.encoded:
+        return
+    name = selection.dataset
+    st.info(
+        f"The items of {text.md_code(name)} have not been encoded yet. Encode them here, or run "
+        f"{text.md_code(f'python -m core encode {name}')} once; vectors are cached, so this happens once.",
+        icon=":material/info:",
+    )
+    # The click is kept in session state (a callback), not in the button's return value,
+    # which the rerun of a page run without app.py (sidebar._route_through_app) would drop.
+    flag = f"encode_requested:{name}"
+    st.button(
+        "Encode items now",
+        key=f"encode:{name}",
+        type="primary",
+        on_click=st.session_state.__setitem__,
+        args=(flag, True),
+    )
+    if st.session_state.pop(flag, False):
+        encode_items(name)
+        st.rerun()
+    st.stop()
