@@ -50,7 +50,7 @@ def encoder():
     return st.session_state.get(ENCODER_KEY) or data.shared_encoder()
 
 
-def encode_items(name: str) -> None:
+def encode_with_progress(name: str) -> None:
     """Encode a dataset's items, driving an ``st.progress`` bar. Only ever run on a click."""
     bar = st.progress(0.0, text="Encoding item texts…")
 
@@ -98,6 +98,6 @@ def require_encoded(selection: Selection) -> None:
         args=(flag, True),
     )
     if st.session_state.pop(flag, False):
-        encode_items(name)
+        encode_with_progress(name)
         st.rerun()
     st.stop()

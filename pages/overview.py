@@ -42,7 +42,7 @@ with st.expander("Import your own log (events + items, CSV or Parquet)", expande
                     f"Imported {report.n_events:,} events of {report.n_users:,} users over "
                     f"{report.n_items:,} items as {text.md_code(new_name)}."
                 )
-                actions.encode_items(new_name)
+                actions.encode_with_progress(new_name)
                 st.session_state["dataset"] = new_name
 
 if name is None:
