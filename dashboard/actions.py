@@ -12,6 +12,7 @@ from typing import Protocol
 
 import streamlit as st
 
+from core.errors import ShiftError
 from core.store import ImportReport
 from dashboard import data, text
 from dashboard.sidebar import Selection
@@ -29,9 +30,20 @@ class Upload(Protocol):
     def getvalue(self) -> bytes: ...
 
 
-def import_uploads(name: str, events: Upload, items: Upload, delimiter: str = ",") -> ImportReport:
-    """Run uploaded files through the same validated, atomic importer as the CLI."""
+def import_uploads(
+    name: str, events: Upload, items: Upload, delimiter: str = ",", replace: bool = False
+) -> ImportReport:
+    """Run uploaded files through the same validated, atomic importer as the CLI.
+
+    An existing dataset of that name is replaced only with ``replace``; messages name the
+    uploads by their own names, never by where the server keeps them.
+    """
     data.check_dataset_name(name)
+    if not replace and name in data.dataset_names(fresh=True):
+        raise ShiftError(
+            f"a dataset named {name!r} exists already: choose another name, or confirm that "
+            "the upload replaces it"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         saved = []
         for upload in (events, items):
@@ -41,7 +53,21 @@ def import_uploads(name: str, events: Upload, items: Upload, delimiter: str = ",
             path = Path(tmp) / f"{len(saved)}{suffix}"
             path.write_bytes(upload.getvalue())
             saved.append((path, upload.name))
-        return data.ingest_uploaded(name, saved[0], saved[1], delimiter)
+        try:
+            return data.ingest_uploaded(name, saved[0], saved[1], delimiter)
+        except ShiftError as err:
+            message = str(err)
+            if tmp not in message:
+                raise
+            # Some messages quote the database engine, which names the file it read.
+            for path, label in saved:
+                message = message.replace(str(path), label)
+            raise type(err)(message.replace(tmp, "upload")) from None
+
+
+def fresh_name(taken: list[str], stem: str = "upload") -> str:
+    """The first of ``upload-1``, ``upload-2``, … that names no dataset yet."""
+    return next(f"{stem}-{i}" for i in range(1, len(taken) + 2) if f"{stem}-{i}" not in taken)
 
 
 def encoder():

@@ -99,8 +99,11 @@ def _dataset_names(folder: str) -> list[str]:
     return store.list_dataset_names()
 
 
-def dataset_names() -> list[str]:
-    """Datasets in the data folder (re-listed every 10 s, and at once after an import)."""
+def dataset_names(fresh: bool = False) -> list[str]:
+    """Datasets in the data folder (re-listed every 10 s, at once after an import, and
+    when ``fresh``)."""
+    if fresh:
+        _dataset_names.clear()
     return _dataset_names(str(store.data_dir()))
 
 

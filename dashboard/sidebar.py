@@ -1,20 +1,20 @@
 """The shared selection: dataset, detector, ε and user, chosen in the sidebar.
 
-``app.py`` builds it once per run, before the page runs, which is Streamlit's way to share
-widgets across pages with ``st.navigation`` (widgets of the entrypoint file belong to no
-page). The page reads it with :func:`current` as a frozen :class:`Selection`.
+The router (``app.py``, :func:`dashboard.navigation.route`) builds it once per run, before
+the page runs, which is Streamlit's way to share widgets across pages with ``st.navigation``
+(widgets drawn by the entrypoint belong to no page). The page reads it as a frozen
+:class:`Selection` (:func:`dashboard.navigation.selection`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NoReturn
 
 import streamlit as st
 
 from core.errors import ShiftError
-from dashboard import data, navigation, text
+from dashboard import data, text
 
 _SHARED = "_selection"  # session-state key: the selection of the current run, read once
 
@@ -34,30 +34,13 @@ class Selection:
 
 
 def share(selection: Selection) -> None:
-    """Hand ``selection`` to the page that runs next in this run (``app.py`` only)."""
+    """Hand ``selection`` to the page that runs next in this run (the router only)."""
     st.session_state[_SHARED] = selection
 
 
-def current() -> Selection:
-    """The selection ``app.py`` built for this run (call once, first thing in a page)."""
-    selection = st.session_state.pop(_SHARED, None)
-    if selection is None:
-        _route_through_app()
-    return selection
-
-
-def _route_through_app() -> NoReturn:
-    # Streamlit runs a page script without app.py in one case only: its legacy "pages/
-    # folder" mode. A server starts in that mode when a folder named pages/ sits next to
-    # the entrypoint (ours does: the product's layout names it), and leaves it for every
-    # session as soon as any session calls st.navigation (documented on st.navigation).
-    # Until then the first request for a deep link (/timeline) runs pages/timeline.py
-    # alone, with the folder's page list and no sidebar. Registering the app's pages ends
-    # that mode through the public API; the rerun then goes through app.py, on the same
-    # page and with the same query string. AppTest starts every run in that mode, so every
-    # AppTest of a page other than Overview passes through here.
-    navigation.register()
-    st.rerun()
+def take() -> Selection | None:
+    """The selection shared in this run, once (None if the router did not run)."""
+    return st.session_state.pop(_SHARED, None)
 
 
 def _remember(key: str) -> None:

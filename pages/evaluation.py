@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import actions, charts, data, sidebar, text
+from dashboard import actions, charts, data, navigation, text
 
-selection = sidebar.current()
+selection = navigation.selection()
 st.title("Evaluation against ground truth")
 name = actions.require_dataset(selection)
 actions.require_encoded(selection)

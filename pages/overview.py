@@ -7,9 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import ShiftError
-from dashboard import actions, charts, data, sidebar, text
+from dashboard import actions, charts, data, navigation, sidebar, text
 
-selection = sidebar.current()
+selection = navigation.selection()
 st.title("Who shifted, when, and to what")
 name = selection.dataset
 if name is None:
@@ -23,7 +23,15 @@ with st.expander("Import your own log (events + items, CSV or Parquet)", expande
             "`genres` (`|`-separated) and `description`. Files are checked before anything is "
             "replaced: a bad file leaves every dataset as it was."
         )
-        new_name = st.text_input("Dataset name", placeholder="my-shop")
+        new_name = st.text_input(
+            "Dataset name",
+            value=actions.fresh_name(data.dataset_names()),
+            help="Letters, digits, '.', '_' and '-'. A new name by default: an upload never "
+            "replaces a dataset unless you tick the box below.",
+        )
+        replace = st.checkbox(
+            "Replace the dataset of that name if there is one", value=False, key="upload_replace"
+        )
         delimiter = st.selectbox("CSV delimiter", [",", ";", "\t", "|"], format_func=repr)
         events_file = st.file_uploader("Events file", type=["csv", "parquet", "tsv", "txt"])
         items_file = st.file_uploader("Items file", type=["csv", "parquet", "tsv", "txt"])
@@ -34,7 +42,7 @@ with st.expander("Import your own log (events + items, CSV or Parquet)", expande
         else:
             try:
                 with st.spinner("Validating and importing…"):
-                    report = actions.import_uploads(new_name, events_file, items_file, delimiter)
+                    report = actions.import_uploads(new_name, events_file, items_file, delimiter, replace)
             except ShiftError as err:
                 st.error(text.md_escape(err), icon=":material/error:")
             else:

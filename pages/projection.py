@@ -3,9 +3,9 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import actions, charts, data, sidebar, text
+from dashboard import actions, charts, data, navigation, text
 
-selection = sidebar.current()
+selection = navigation.selection()
 st.title("Projection of item embeddings")
 name = actions.require_dataset(selection)
 actions.require_encoded(selection)

@@ -3,9 +3,9 @@
 import streamlit as st
 
 from core.errors import ShiftError
-from dashboard import actions, data, sidebar, text
+from dashboard import actions, data, navigation, text
 
-selection = sidebar.current()
+selection = navigation.selection()
 st.title("Recommendations before and after a shift")
 name = actions.require_dataset(selection)
 actions.require_encoded(selection)

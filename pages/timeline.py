@@ -4,9 +4,9 @@ import numpy as np
 import streamlit as st
 
 from core.errors import ShiftError
-from dashboard import actions, charts, data, sidebar, text
+from dashboard import actions, charts, data, navigation, text
 
-selection = sidebar.current()
+selection = navigation.selection()
 st.title("User timeline")
 name = actions.require_dataset(selection)
 actions.require_encoded(selection)
