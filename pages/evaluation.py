@@ -84,8 +84,8 @@ shown_folder = (
 )
 st.caption(f"From {text.md_code(shown_folder)}. {len(table)} rows.")
 st.caption(
-    f"Test benchmark users: {', '.join(f'{k} {v}' for k, v in meta.get('test_benchmark', {}).items())}; "
-    f"defaults calibrated to {meta.get('target_false_alarms_per_1000', '?')} false alarms per 1,000 events on "
+    f"Test benchmark users: {text.md_escape(', '.join(f'{k} {v}' for k, v in meta.get('test_benchmark', {}).items()))}; "
+    f"defaults calibrated to {text.md_escape(meta.get('target_false_alarms_per_1000', '?'))} false alarms per 1,000 events on "
     "calibration users; 'oracle' rows use the best threshold on the test users and are for reference only."
 )
 shown = [
