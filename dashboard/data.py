@@ -351,12 +351,12 @@ class UserDetection:
     change_points: pd.DataFrame  # event_index, score, alert_index, timestamp, …
 
 
-@by_version(max_entries=256)
 def user_detection(name: str, detector: str, threshold: float | None, user_id: str) -> UserDetection:
     """One user's scores and change points (``threshold`` None: the calibrated default).
 
     Only this user's candidates are filtered (or, for detectors whose change points depend
-    on the threshold beyond a filter, only this user is re-run), so a slider move is cheap.
+    on the threshold beyond a filter, only this user is re-run), so a slider move is cheap:
+    cheaper than storing each threshold's result in a cache, so it is not cached.
     """
     from core.detectors.population import user_signal
 
