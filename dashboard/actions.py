@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import streamlit as st
 
 from core.errors import ShiftError
-from core.store import ImportReport
 from dashboard import data, text
 from dashboard.sidebar import Selection
+
+if TYPE_CHECKING:
+    from core.store import ImportReport
 
 # Session-state key for the encoder the buttons use instead of the shared language model:
 # tests put a small stub there, a deployment could put a remote encoder.
