@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 
 from core import store
+from core.artefacts import item_features
 from core.benchmark.planted import planted_users
 from core.benchmark.splices import BINS, SplicedUser, splice_benchmark, split_users, to_event_arrays
 from core.benchmark.training import change_points_by_user, fit_and_calibrate, training_events
 from core.detectors.base import ChangePoints
-from core.artefacts import item_features
 from core.metrics import MatchCounts, false_alarms_per_1000, median
 
 MARGINS = (5, 10)

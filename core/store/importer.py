@@ -16,6 +16,7 @@ import pandas as pd
 
 from core.errors import DataError, ShiftError
 from core.store.connection import SCHEMA
+from core.store.content_version import stamp_content_version
 from core.store.event_order import order_events
 from core.store.file_checks import check_file
 from core.store.import_options import ImportOptions, ImportReport, Progress
@@ -23,7 +24,6 @@ from core.store.table_source import TableSource, first_line
 from core.store.temp_files import import_temp_path, sweep_stale_temp_files
 from core.store.timestamps import UNITS
 from core.store.validation import stage_events, stage_items
-from core.store.content_version import stamp_content_version
 
 __all__ = ["ImportOptions", "ImportReport", "Progress", "TableSource", "build_dataset"]
 
