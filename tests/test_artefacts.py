@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dashboard_world import SHIFTS, world_dir, write_stub_embeddings  # noqa: F401
 
 from core import artefacts, cli, embeddings, encoder, store
 from core.artefacts import files
@@ -15,13 +14,15 @@ from core.detectors import DETECTORS
 from core.detectors.base import Detector
 from core.detectors.two_window import TwoWindow
 
+SHIFTS = "shifts"  # the hand-made log of the dashboard world (conftest.py)
+
 
 @pytest.fixture
-def shifts(world_dir, tmp_path, monkeypatch):  # noqa: F811
+def shifts(world_dir, tmp_path, monkeypatch, stub_embeddings):
     """A private copy of the hand-made log, so cache files written here touch no other test."""
     shutil.copy(world_dir / f"{SHIFTS}.duckdb", tmp_path / f"{SHIFTS}.duckdb")
     monkeypatch.setenv("SHIFT_DATA_DIR", str(tmp_path))
-    return write_stub_embeddings(SHIFTS)
+    return stub_embeddings(SHIFTS)
 
 
 def _no_refit(monkeypatch):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dashboard_world import world_dir  # noqa: F401
 
 from core.errors import ShiftError
 from core.recommend import (
@@ -153,15 +152,13 @@ def test_co_occurrence_keeps_the_strongest_neighbours_of_each_item():
 
 
 @pytest.fixture
-def shifts_world(world_dir, monkeypatch):  # noqa: F811 (the imported fixture)
+def shifts_world(world_dir, monkeypatch, stub_matrix):
     """The hand-made ``shifts`` log with the stub item matrix standing in for the encoder."""
-    from dashboard_world import stub_item_matrix
-
     from core import embeddings, store
 
     monkeypatch.setenv("SHIFT_DATA_DIR", str(world_dir))
     with store.connect("shifts") as con:
-        matrix = stub_item_matrix(store.load_items(con))
+        matrix = stub_matrix(store.load_items(con))
     monkeypatch.setattr(embeddings, "item_matrix", lambda name, encoder=None, progress=None: matrix.copy())
     return world_dir
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dashboard_world import APP, write_stub_embeddings
 from streamlit.testing.v1 import AppTest
 
 from core import artefacts, cli, store
@@ -21,9 +20,15 @@ from core.ingest import ingest_synthetic
 NAME = "reimported"
 
 
-def _import(seed: int) -> None:
-    ingest_synthetic(NAME, "tiny", random_state=seed)
-    write_stub_embeddings(NAME)
+@pytest.fixture
+def reimport(stub_embeddings):
+    """Import the tiny synthetic world under NAME with this seed, stub-encoded."""
+
+    def run(seed: int) -> None:
+        ingest_synthetic(NAME, "tiny", random_state=seed)
+        stub_embeddings(NAME)
+
+    return run
 
 
 def _detect_csv(path: Path) -> pd.DataFrame:
@@ -32,19 +37,19 @@ def _detect_csv(path: Path) -> pd.DataFrame:
 
 
 @pytest.fixture
-def expected_new(tmp_path, monkeypatch) -> pd.DataFrame:
+def expected_new(tmp_path, monkeypatch, reimport) -> pd.DataFrame:
     """What `detect` prints for the new data in a folder that never held the old data."""
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     monkeypatch.setenv("SHIFT_DATA_DIR", str(fresh))
-    _import(seed=1)
+    reimport(seed=1)
     return _detect_csv(tmp_path / "fresh.csv")
 
 
 @pytest.fixture
-def old_then_held(expected_new, data_dir, tmp_path):
+def old_then_held(expected_new, data_dir, tmp_path, reimport):
     """The old data imported, encoded and fitted, with a reader connection held open."""
-    _import(seed=0)
+    reimport(seed=0)
     old_csv = _detect_csv(tmp_path / "old.csv")
     old_fit = artefacts.fitted_detector(NAME)
     held = store.connect(NAME)
@@ -53,10 +58,12 @@ def old_then_held(expected_new, data_dir, tmp_path):
     held.close()
 
 
-def test_cli_and_api_see_the_new_data_while_a_reader_holds_the_old(old_then_held, expected_new, tmp_path):
+def test_cli_and_api_see_the_new_data_while_a_reader_holds_the_old(
+    old_then_held, expected_new, tmp_path, reimport
+):
     old_csv, old_fit, held, old_events = old_then_held
     old_version = artefacts.dataset_version(NAME)
-    _import(seed=1)  # the importer renames a new file over the held one
+    reimport(seed=1)  # the importer renames a new file over the held one
     assert artefacts.dataset_version(NAME) != old_version
     new_csv = _detect_csv(tmp_path / "new.csv")
     assert not new_csv.equals(old_csv)  # the two datasets really differ
@@ -73,20 +80,20 @@ def test_cli_and_api_see_the_new_data_while_a_reader_holds_the_old(old_then_held
     assert store.dataset_info(held)["n_events"] == old_events
 
 
-def _overview() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+def _overview(app: str) -> AppTest:
+    at = AppTest.from_file(app, default_timeout=120)
     at.session_state["dataset"] = NAME
     at.run()
     assert not at.exception, at.exception
     return at
 
 
-def test_pages_show_the_new_data_after_a_re_import(old_then_held, expected_new):
+def test_pages_show_the_new_data_after_a_re_import(old_then_held, expected_new, reimport, dashboard_app):
     _, _, _, old_events = old_then_held
-    before = {m.label: m.value for m in _overview().metric}
+    before = {m.label: m.value for m in _overview(dashboard_app).metric}
     assert before["Events"] == f"{old_events:,}"
-    _import(seed=1)  # the dashboard's cached connections and fits are of the old data
-    at = _overview()
+    reimport(seed=1)  # the dashboard's cached connections and fits are of the old data
+    at = _overview(dashboard_app)
     with store.connect(NAME) as con:
         info = store.dataset_info(con)
     metrics = {m.label: m.value for m in at.metric}
@@ -105,15 +112,17 @@ class _Upload(io.BytesIO):
         self.name = name
 
 
-def test_an_upload_under_the_name_on_screen_is_shown(old_then_held):
-    import ui
+def test_an_upload_under_the_name_on_screen_is_shown(old_then_held, dashboard_app):
+    from dashboard import actions
 
-    _overview()  # the dashboard now holds a connection to the old file
+    _overview(dashboard_app)  # the dashboard now holds a connection to the old file
     events = _Upload(
         "e.csv", b"user_id,item_id,timestamp\na,i1,1700000000\na,i2,1700000100\nb,i1,1700000200\n"
     )
     items = _Upload("i.csv", b"item_id,title,genres\ni1,Alien,Sci-Fi\ni2,Heat,Crime\n")
-    report = ui.import_uploads(NAME, events, items)  # what the Overview page's upload form calls
+    report = actions.import_uploads(
+        NAME, events, items, replace=True
+    )  # what the Overview page's upload form calls
     assert (report.n_users, report.n_events) == (2, 3)
-    metrics = {m.label: m.value for m in _overview().metric}
+    metrics = {m.label: m.value for m in _overview(dashboard_app).metric}
     assert (metrics["Users"], metrics["Items"], metrics["Events"]) == ("2", "2", "3")

@@ -1,4 +1,4 @@
-"""The source method: a linear interest model r ≈ wᵀf + b fitted on ratings across the
+"""A linear interest model r ≈ wᵀf + b fitted on ratings across the
 population, and a shift wherever the window change of the features moves the predicted
 interest: score |wᵀ(f_after − f_before)| (the document's |r_u − r_{u_h}| > ε).
 
