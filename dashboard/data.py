@@ -273,10 +273,37 @@ def _fitted(name: str, detector: str):
     never mutated). A slider move only calls its cheap predict."""
     from core.artefacts import fitted_detector
 
+    if precomputed(name):
+        raise ShiftError(
+            f"{name!r} is too big to fit a detector in the dashboard; this view needs one. The "
+            f"timeline and overview read what `python -m core detect {name}` stored."
+        )
+
     matrix = stored_item_matrix(name)
     if matrix is None:
         raise ShiftError(f"the items of {name!r} are not encoded: run `python -m core encode {name}`")
     return fitted_detector(name, detector, matrix)
+
+
+@by_version(max_entries=16)
+def precomputed(name: str) -> bool:
+    """Big datasets (core.artefacts.results): detection results are read from what `python -m
+    core detect` stored, one user at a time; nothing is fitted or held for the population."""
+    from core.artefacts import needs_precomputed
+
+    return needs_precomputed(name)
+
+
+@by_version(max_entries=16)
+def _summary(name: str, detector: str):
+    """The stored population summary (raises NotPrecomputed with the command to run)."""
+    from core.artefacts import population_summary
+
+    return population_summary(name, detector)
+
+
+def _calibration(name: str, detector: str):
+    return _summary(name, detector).calibration if precomputed(name) else _fitted(name, detector).calibration
 
 
 @dataclass(frozen=True)
@@ -291,14 +318,22 @@ class ThresholdScale:
 
 @by_version(max_entries=16)
 def threshold_scale(name: str, detector: str) -> ThresholdScale:
-    fit = _fitted(name, detector)
-    cand = fit.result.candidates
-    finite = fit.calibration.thresholds[np.isfinite(fit.calibration.thresholds)]
-    top = float(max(np.nanmax(cand.score) if len(cand) else 0.0, finite.max() if len(finite) else 0.0, 1e-6))
+    from core.detectors.population import DEFAULT_FALSE_ALARMS
+
+    if precomputed(name):
+        summary = _summary(name, detector)
+        edges = summary.score_histogram[1]
+        calibration, top_score = summary.calibration, float(edges.max()) if len(edges) else 0.0
+    else:
+        fit = _fitted(name, detector)
+        cand = fit.result.candidates
+        calibration, top_score = fit.calibration, float(np.nanmax(cand.score)) if len(cand) else 0.0
+    finite = calibration.thresholds[np.isfinite(calibration.thresholds)]
+    top = float(max(top_score, finite.max() if len(finite) else 0.0, 1e-6))
     step = float(10 ** np.floor(np.log10(top / 200)))
     high = float(np.ceil(top / step) * step)
     try:
-        default = min(fit.default_threshold, high)
+        default = min(calibration.threshold_for(DEFAULT_FALSE_ALARMS), high)
     except ShiftError:
         default = high
     if not np.isfinite(default):
@@ -309,16 +344,20 @@ def threshold_scale(name: str, detector: str) -> ThresholdScale:
 
 def false_alarms_at(name: str, detector: str, threshold: float) -> float:
     """Expected false alarms per 1,000 events at ``threshold`` (measured on shuffled histories)."""
-    return _fitted(name, detector).calibration.false_alarms_at(float(threshold))
+    return _calibration(name, detector).false_alarms_at(float(threshold))
 
 
 def threshold_for_rate(name: str, detector: str, false_alarms_per_1000: float) -> float:
     """The threshold expected to give this many false alarms (raises ShiftError if none does)."""
-    return _fitted(name, detector).calibration.threshold_for(float(false_alarms_per_1000))
+    return _calibration(name, detector).threshold_for(float(false_alarms_per_1000))
 
 
 def is_online(name: str, detector: str) -> bool:
     """Online detectors raise an alarm after the change: their alert index is drawn too."""
+    if precomputed(name):
+        from core.detectors import make_detector
+
+        return bool(make_detector(detector).online)
     return bool(getattr(_fitted(name, detector).detector, "online", False))
 
 
@@ -326,6 +365,12 @@ def is_online(name: str, detector: str) -> bool:
 def user_ranking(name: str, detector: str) -> pd.DataFrame:
     """user_id, max_score: users by their strongest candidate change (threshold-free, so it
     survives slider moves)."""
+    if precomputed(name):
+        from core.artefacts import user_table
+
+        best = user_table(name, detector).dropna(subset=["max_score"])
+        best = best.sort_values("max_score", ascending=False, kind="stable")
+        return best[["user_id", "max_score"]].reset_index(drop=True)
     fit = _fitted(name, detector)
     cand = fit.result.candidates
     if len(cand) == 0:
@@ -341,6 +386,10 @@ def change_points(name: str, detector: str, threshold: float) -> pd.DataFrame:
     detector, alert_index."""
     from core.detectors.population import change_points as population_change_points
 
+    if precomputed(name):
+        from core.artefacts import stored_change_points
+
+        return stored_change_points(name, detector, float(threshold))
     return population_change_points(_fitted(name, detector), float(threshold))
 
 
@@ -361,7 +410,12 @@ def user_detection(name: str, detector: str, threshold: float | None, user_id: s
     """
     from core.detectors.population import user_signal
 
-    signal = user_signal(_fitted(name, detector), str(user_id), threshold)
+    if precomputed(name):  # one user's row group of the stored scores, nothing fitted
+        from core.artefacts import stored_user_signal
+
+        signal = stored_user_signal(name, str(user_id), detector, threshold)
+    else:
+        signal = user_signal(_fitted(name, detector), str(user_id), threshold)
     return UserDetection(np.asarray(signal.score, dtype=np.float64), signal.change_points)
 
 
@@ -374,6 +428,11 @@ def user_scores(name: str, detector: str, user_id: str) -> np.ndarray:
 def candidates(name: str, detector: str) -> pd.DataFrame:
     """Every candidate change point (a threshold only filters these): user_id, event_index,
     alert_index, score."""
+    if precomputed(name):
+        from core.artefacts import stored_change_points
+
+        stored = stored_change_points(name, detector, -math.inf)
+        return stored[["user_id", "event_index", "alert_index", "score"]]
     fit = _fitted(name, detector)
     cand = fit.result.candidates
     return pd.DataFrame(

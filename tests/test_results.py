@@ -6,19 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from dashboard_world import NAME, world, world_dir  # noqa: F401
 
 from core import artefacts
 from core.artefacts import results
 from core.cli import main
 from core.detectors.population import change_points, user_signal
+from core.errors import ShiftError
+
+NAME = "synthetic"  # the dashboard world of conftest: user "30" shifts at event 28 of 55
 
 
 @pytest.fixture
-def detected(world, capsys):  # noqa: F811
-    from dashboard_world import write_stub_embeddings
-
-    write_stub_embeddings(NAME)
+def detected(world_copy):
     assert main(["detect", NAME, "--out", "/dev/null"]) == 0
     return artefacts.fitted_detector(NAME)
 
@@ -32,7 +31,13 @@ def test_detect_stores_what_the_fit_says(detected):
         assert stored.threshold == live.threshold
     at = artefacts.stored_user_signal(NAME, "30", threshold=0.5).change_points
     pd.testing.assert_frame_equal(at, user_signal(fit, "30", 0.5).change_points, check_dtype=False)
+    for thr in (None, 0.5):
+        pd.testing.assert_frame_equal(
+            artefacts.stored_change_points(NAME, threshold=thr), change_points(fit, thr), check_dtype=False
+        )
+    assert len(artefacts.stored_change_points(NAME, threshold=-np.inf)) == len(fit.result.candidates)
     summary = artefacts.population_summary(NAME)
+    assert summary.calibration.threshold_for(1.0) == fit.default_threshold == summary.default_threshold
     cps = change_points(fit)
     assert summary.n_change_points == len(cps) > 0
     assert summary.users_with_change_points == cps.user_id.nunique()
@@ -54,7 +59,49 @@ def test_stale_or_missing_results_are_refused_with_the_command_to_run(detected, 
         artefacts.stored_user_signal(NAME, "30")
 
 
-def test_big_datasets_are_read_from_stored_results(world, monkeypatch):  # noqa: F811
+def test_big_datasets_are_read_from_stored_results(world, monkeypatch):
     assert not artefacts.needs_precomputed(NAME)
     monkeypatch.setattr(results, "PRECOMPUTED_ABOVE_EVENTS", 10)
     assert artefacts.needs_precomputed(NAME)
+
+
+def test_the_dashboard_reads_stored_results_of_big_datasets_and_fits_nothing(detected, monkeypatch):
+    import streamlit as st
+
+    from dashboard import data
+
+    detector = data.default_detector()
+    user = "30"
+
+    def views():
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        scale = data.threshold_scale(NAME, detector)
+        d = data.user_detection(NAME, detector, None, user)
+        return (
+            scale,
+            d,
+            data.change_points(NAME, detector, scale.default),
+            data.user_ranking(NAME, detector),
+            data.candidates(NAME, detector),
+            data.false_alarms_at(NAME, detector, scale.default),
+        )
+
+    fitted = views()
+    monkeypatch.setattr(results, "PRECOMPUTED_ABOVE_EVENTS", 10)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the dashboard fitted a detector on a big dataset")
+
+    monkeypatch.setattr("core.artefacts.fitted_detector", no_fit)
+    stored = views()
+    assert data.precomputed(NAME)
+    assert stored[0] == fitted[0]  # the same slider range and calibrated default
+    np.testing.assert_allclose(stored[1].scores, fitted[1].scores, equal_nan=True)
+    pd.testing.assert_frame_equal(stored[1].change_points, fitted[1].change_points, check_dtype=False)
+    pd.testing.assert_frame_equal(stored[2], fitted[2], check_dtype=False)
+    pd.testing.assert_frame_equal(stored[3], fitted[3], check_dtype=False)
+    pd.testing.assert_frame_equal(stored[4], fitted[4], check_dtype=False)
+    assert stored[5] == fitted[5]
+    with pytest.raises(ShiftError, match="too big to fit"):  # views that need a fit say so
+        data._fitted(NAME, detector)

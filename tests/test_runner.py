@@ -13,12 +13,23 @@ import pytest
 from core import artefacts, store
 from core.detectors import population
 from core.detectors.population import change_points, fit_population
-from tests.dashboard_world import write_stub_embeddings
 
 ray = pytest.importorskip("ray")
 
 NAME = "runner-world"
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _write_embeddings(name: str, dim: int = 16) -> None:
+    """Seeded unit vectors per item text in the embedding cache (no language model)."""
+    from core.embeddings import text_hash, write_cache
+    from core.encoder import model_id_for
+
+    with store.connect(name) as con:
+        texts = store.load_items(con)["text"].astype(str)
+    hashes = np.unique([text_hash(t) for t in texts])
+    vectors = np.random.default_rng(0).normal(size=(len(hashes), dim)).astype(np.float32)
+    write_cache(name, model_id_for(None), hashes, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +40,7 @@ def data_dir(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SHIFT_DATA_DIR", str(folder))
         ingest_synthetic(NAME, "120", random_state=0)  # 120 users x ~50 events
-        write_stub_embeddings(NAME)
+        _write_embeddings(NAME)
     return folder
 
 

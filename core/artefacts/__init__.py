@@ -17,7 +17,8 @@ Public functions (imported lazily, so ``import core.artefacts`` stays cheap):
 - :func:`recommender`, :func:`trajectories`, :func:`iter_trajectories`, :func:`user_trajectory`;
 - detection results stored for readers that fit nothing (big datasets): :func:`ensure_results`
   (written by ``detect``), :func:`needs_precomputed`, :func:`population_summary`,
-  :func:`user_table`, :func:`stored_user_signal`, :class:`NotPrecomputed`.
+  :func:`user_table`, :func:`stored_change_points`, :func:`stored_user_signal`,
+  :class:`NotPrecomputed`.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ _PUBLIC = {
     "needs_precomputed": "results",
     "population_summary": "results",
     "stored_user_signal": "results",
+    "stored_change_points": "results",
     "user_table": "results",
     "NotPrecomputed": "results",
     "recommender": "inputs",

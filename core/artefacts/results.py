@@ -13,7 +13,7 @@ beside the fit, under ``<dataset>.cache/results/<detector>-<features>/``:
   least that much (peak-picking detectors, the only ones run on big datasets);
 - ``users.parquet``: one row per user (events, highest score, change points at the default
   threshold, the first of them);
-- ``summary.json``: population summaries (sizes, default threshold, the calibration curve,
+- ``summary.json``: population summaries (sizes, default threshold, the whole calibration curve,
   users with a change point, change points per week, a histogram of candidate scores).
 
 Each file carries the fit's manifest (dataset content version, detector settings, item
@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from core import store
 from core.artefacts.files import UNREADABLE, Manifest, atomic_write
+from core.calibration import Calibration
 from core.detectors import DEFAULT
 from core.detectors.population import PopulationFit, UserSignal
 from core.errors import ShiftError
@@ -45,7 +46,6 @@ ROW_GROUP = 1_000_000
 PRECOMPUTED_ABOVE_EVENTS = 300_000
 _META = b"manifest"
 _HISTOGRAM_BINS = 50
-_CURVE_POINTS = 200
 
 
 class NotPrecomputed(ShiftError):
@@ -60,8 +60,7 @@ class PopulationSummary:
     n_users: int
     n_events: int
     default_threshold: float
-    thresholds: np.ndarray  # calibration curve, subsampled
-    false_alarms: np.ndarray  # per 1,000 events at each threshold
+    calibration: Calibration  # the fit's whole curve: threshold <-> false alarms per 1,000 events
     users_with_change_points: int  # at the default threshold
     n_change_points: int  # at the default threshold
     change_points_per_week: pd.Series  # week start -> count, at the default threshold
@@ -147,7 +146,6 @@ def store_results(fit: PopulationFit, manifest: Manifest | None = None) -> Path:
     fired_ts = pd.to_datetime(ev.ts[ev.offsets[fired.user] + fired.event_index])
     weeks = pd.Series(1, index=fired_ts).resample("W-MON", label="left", closed="left").sum()
     cal = fit.calibration
-    keep = np.unique(np.linspace(0, len(cal.thresholds) - 1, _CURVE_POINTS).astype(int))
     finite_scores = cand.score[np.isfinite(cand.score)]
     counts, edges = np.histogram(finite_scores, bins=_HISTOGRAM_BINS) if len(finite_scores) else ([], [])
     summary = {
@@ -156,8 +154,7 @@ def store_results(fit: PopulationFit, manifest: Manifest | None = None) -> Path:
         "n_users": int(n_users),
         "n_events": int(ev.offsets[-1]),
         "default_threshold": float(thr),
-        "thresholds": [float(x) for x in cal.thresholds[keep]],
-        "false_alarms": [float(x) for x in cal.false_alarms[keep]],
+        "calibration": cal.to_dict(),
         "users_with_change_points": int((per_user > 0).sum()),
         "n_change_points": int(len(fired)),
         "change_points_per_week": {k.strftime("%Y-%m-%d"): int(v) for k, v in weeks.items()},
@@ -224,8 +221,7 @@ def population_summary(name: str, detector: str = DEFAULT) -> PopulationSummary:
         n_users=s["n_users"],
         n_events=s["n_events"],
         default_threshold=s["default_threshold"],
-        thresholds=np.asarray(s["thresholds"], float),
-        false_alarms=np.asarray(s["false_alarms"], float),
+        calibration=Calibration.from_dict(s["calibration"]),
         users_with_change_points=s["users_with_change_points"],
         n_change_points=s["n_change_points"],
         change_points_per_week=weeks,
@@ -250,6 +246,31 @@ def user_table(name: str, detector: str = DEFAULT) -> pd.DataFrame:
     return _read(folder / "users.parquet", manifest)
 
 
+def stored_change_points(name: str, detector: str = DEFAULT, threshold: float | None = None) -> pd.DataFrame:
+    """Every user's change points at ``threshold`` (None: the calibrated default; -inf: every
+    candidate), in the columns of :func:`core.detectors.population.change_points`."""
+    folder, manifest = _checked(name, detector)
+    thr = population_summary(name, detector).default_threshold if threshold is None else float(threshold)
+    cp = _read(
+        folder / "change_points.parquet", manifest, [("score", ">=", thr)] if np.isfinite(thr) else None
+    )
+    return _frame(cp, detector)
+
+
+def _frame(cp: pd.DataFrame, detector: str) -> pd.DataFrame:
+    cp = cp.sort_values(["user_idx", "event_index"], kind="stable").reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "user_id": cp.user_id.astype(str),
+            "event_index": cp.event_index.astype(np.int64),
+            "timestamp": pd.to_datetime(cp.timestamp),
+            "score": cp.score.astype(np.float64),
+            "detector": detector,
+            "alert_index": cp.alert_index.astype(np.int64),
+        }
+    )
+
+
 def stored_user_signal(
     name: str, user_id: str, detector: str = DEFAULT, threshold: float | None = None
 ) -> UserSignal:
@@ -262,15 +283,5 @@ def stored_user_signal(
     scores = _read(folder / "scores.parquet", manifest, key).sort_values("event_index")
     thr = population_summary(name, detector).default_threshold if threshold is None else float(threshold)
     cp = _read(folder / "change_points.parquet", manifest, key)
-    cp = cp[cp.score >= thr].sort_values("event_index").reset_index(drop=True)
-    frame = pd.DataFrame(
-        {
-            "user_id": cp.user_id.astype(str),
-            "event_index": cp.event_index.astype(np.int64),
-            "timestamp": pd.to_datetime(cp.timestamp),
-            "score": cp.score.astype(np.float64),
-            "detector": detector,
-            "alert_index": cp.alert_index.astype(np.int64),
-        }
-    )
+    frame = _frame(cp[cp.score >= thr], detector)
     return UserSignal(str(user_id), thr, scores.score.to_numpy(np.float64), frame)
