@@ -70,12 +70,12 @@ def _inputs():
 
 def _assert_same(local: population.PopulationFit, other: population.PopulationFit) -> None:
     np.testing.assert_array_equal(other.result.offsets, local.result.offsets)
-    np.testing.assert_allclose(other.result.scores, local.result.scores, rtol=1e-9, atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(other.result.scores, local.result.scores, rtol=1e-6, atol=1e-9, equal_nan=True)
     a, b = change_points(local), change_points(other)
     pd.testing.assert_frame_equal(
         a.drop(columns="score"), b.drop(columns="score"), check_dtype=True
     )  # change points identical
-    np.testing.assert_allclose(b.score, a.score, rtol=1e-9)
+    np.testing.assert_allclose(b.score, a.score, rtol=1e-6)
     assert other.default_threshold == local.default_threshold  # the same fit and calibration
     assert len(a) > 0
 
@@ -128,7 +128,7 @@ def test_detect_cli_with_ray_writes_the_local_csv(world, local_ray, tmp_path):
     assert main(["detect", NAME, "--engine", "ray", "--out", str(tmp_path / "ray.csv")]) == 0
     local, on_ray = pd.read_csv(tmp_path / "local.csv"), pd.read_csv(tmp_path / "ray.csv")
     pd.testing.assert_frame_equal(local.drop(columns="score"), on_ray.drop(columns="score"))
-    np.testing.assert_allclose(on_ray.score, local.score, rtol=1e-9)
+    np.testing.assert_allclose(on_ray.score, local.score, rtol=1e-6)
     assert ray.is_initialized()  # the command leaves a Ray it did not start running
 
 

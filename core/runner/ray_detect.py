@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 import uuid
 
 import numpy as np
@@ -134,6 +135,7 @@ class RayScorer:
     ``address``: a cluster to connect to (default ``RAY_ADDRESS``, else a local Ray);
     ``scratch``: a URI every worker reads and writes (default: the dataset's cache folder,
     which a local Ray and a cluster with a shared mount see); ``num_cpus``: CPUs of a local Ray.
+    After a call, ``timings_`` holds the seconds of each stage (for bench/ray_scaling.py).
     """
 
     def __init__(self, address: str | None = None, scratch: str | None = None, num_cpus: int | None = None):
@@ -144,9 +146,12 @@ class RayScorer:
     def __call__(
         self, det: Detector, events: store.EventArrays, items: np.ndarray, dataset: str
     ) -> DetectorResult:
+        clock = time.perf_counter()
         ray = init_ray(self.address, self.num_cpus)
         n_parts = partition_count(int(events.offsets[-1]), int(ray.cluster_resources().get("CPU", 1)))
         fs, folder = export_once(dataset, n_parts, self.scratch)
+        self.timings_ = {"connect + export": time.perf_counter() - clock}
+        clock = time.perf_counter()
         results = f"{folder}/results-{uuid.uuid4().hex[:12]}"
         try:
             for kind in ("scores", "candidates"):
@@ -164,11 +169,15 @@ class RayScorer:
                 for p in parts
             ]
             n_scored, n_events = sum(ray.get(refs)), int(events.offsets[-1])
+            self.timings_["tasks"] = time.perf_counter() - clock
+            clock = time.perf_counter()
             if n_scored != n_events:
                 raise ShiftError(
                     f"{dataset}: the Ray workers scored {n_scored:,} events but the dataset has "
                     f"{n_events:,}; the partition export under {folder} is damaged: delete it and rerun"
                 )
-            return gather(fs, results, events.offsets)
+            gathered = gather(fs, results, events.offsets)
+            self.timings_["gather"] = time.perf_counter() - clock
+            return gathered
         finally:
             fs.delete_dir(results)
