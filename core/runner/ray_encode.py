@@ -10,6 +10,7 @@ carry their position, so the vectors come back in the order of the texts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -80,6 +81,9 @@ class RayEncoder:
         if not texts:
             return out
         actors = min(self.n_actors_, -(-len(texts) // BATCH_TEXTS))
+        # Ray Data reports its progress as INFO log lines; the caller's progress() is the report.
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         ds = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)])
         ds = ds.map_batches(
             _EncodeBatch,
