@@ -167,3 +167,18 @@ def test_ray_encodes_every_text_in_order(local_ray):
     finally:
         monkey.undo()
     np.testing.assert_array_equal(got, StubEncoder().encode(texts))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["detect", NAME, "--address", "head:6379"], "add --engine ray"),
+        (["encode", NAME, "--address", "head:6379"], "add --engine ray"),
+        (["detect", NAME, "--engine", "ray", "--workers", "2"], "--workers is for the local engine"),
+    ],
+)
+def test_engine_options_that_do_not_go_together_are_refused(world, capsys, argv, message):
+    from core.cli import main
+
+    assert main(argv) != 0
+    assert message in capsys.readouterr().err

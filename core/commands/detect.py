@@ -47,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     make_detector(name)  # unknown names fail before any data is loaded
     if args.engine == "ray" and args.workers > 1:
         raise ShiftError("--workers is for the local engine; Ray uses every CPU of its cluster")
+    if args.address and args.engine != "ray":
+        raise ShiftError("--address names a Ray cluster: add --engine ray")
     # The same on-disk fit the dashboard reads: a rerun (or the dashboard after it) skips
     # fitting and calibrating, whichever engine built it.
     try:

@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     from core.errors import ShiftError
     from core.runner.ray_session import shutdown_ray
 
+    if args.address and args.engine != "ray":
+        raise ShiftError("--address names a Ray cluster: add --engine ray")
     if args.batch_size < 1:
         raise ShiftError(f"--batch-size must be at least 1, got {args.batch_size}")
     store.check_name(args.name)
