@@ -151,7 +151,7 @@ def fair(args) -> None:
     say(f"validation: {len(validation.cases)} cases, test: {len(test.cases)} cases")
     rec = test.recommender()
     choice, grid = tune_on_validation(validation, rec)
-    rec.past_weight, rec.half_life = choice["past_weight"], choice["half_life"]
+    rec.past_weight, rec.half_life = choice["past_weight"], choice["now_half_life"]
     best = choice["best_static"]
     print(f"\n### {args.dataset}: fair lift protocol (seed {args.seed})\n")
     print(f"setup: {test.params}")

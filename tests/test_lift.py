@@ -158,10 +158,11 @@ def test_tuning_uses_validation_users_and_after_lists_follow_the_shift(catalogue
     choice, grid = tune_on_validation(
         validation, rec, last_ns=(5, 10), half_lives=(2, 50), past_weights=(0.0, 1.0)
     )
-    assert set(grid["policy"]) == {"recent", "decay", "now"} and len(grid) == 6
+    assert set(grid["policy"]) == {"recent", "decay", "now"} and len(grid) == 2 + 2 + 2 * 2
     # On Horror -> Sci-Fi splices the past only hurts: the shortest memory wins everywhere.
-    assert (choice["half_life"], choice["past_weight"]) == (2.0, 0.0)
-    assert choice["best_static"] in ("recent", "decay") and rec.past_weight == 0.25  # left as it was
+    assert (choice["half_life"], choice["past_weight"], choice["now_half_life"]) == (2.0, 0.0, 2.0)
+    assert choice["best_static"] in ("recent", "decay")
+    assert (rec.past_weight, rec.half_life) == (0.25, None)  # left as they were
     assert ("splice", "now", "decay") in fair_comparisons("decay")
     assert ("control", "true", "decay") not in fair_comparisons("decay")
     items, _, _ = catalogue()

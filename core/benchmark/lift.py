@@ -147,22 +147,25 @@ def score_cases(
 ) -> pd.DataFrame:
     """One row per (case, policy): recall@k, ndcg@k, and the change point acted on.
 
-    ``half_life`` is the decay policy's and, inside the "now" profile, the recommender's
-    recency half-life (None: the recommender's own); ``static`` is what "now" does without
-    a detection (see :func:`policy_profile`)."""
-    now_half_life = recommender.half_life if half_life is None else half_life
+    ``half_life`` is the decay policy's; inside the "now" profile recency uses the
+    recommender's ``half_life`` (when it has none, ``half_life``); ``static`` is what "now"
+    does without a detection (see :func:`policy_profile`), with ``last_n`` or ``half_life``."""
+    now_half_life = half_life if recommender.half_life is None else recommender.half_life
     rows = []
     for case, found in zip(cases, detected, strict=True):
         for policy in policies:
-            w = policy_profile(
-                case,
-                policy,
-                found,
-                last_n,
-                recommender.past_weight,
-                now_half_life if policy == "now" else half_life,
-                static,
-            )
+            if policy == "now" and not found and static is not None:
+                w = policy_profile(case, static, [], last_n, recommender.past_weight, half_life)
+            else:
+                w = policy_profile(
+                    case,
+                    policy,
+                    found,
+                    last_n,
+                    recommender.past_weight,
+                    now_half_life if policy == "now" else half_life,
+                    static,
+                )
             if w is None:
                 continue
             top = recommender.recommend(case.visible, w, k=k)
@@ -531,8 +534,8 @@ def tune_on_validation(
     past_weights: Sequence[float] = (0.0, 0.1, 0.25, 0.5),
     k: int = 10,
 ) -> tuple[dict, pd.DataFrame]:
-    """Choose last-N, the decay half-life and the "now" policy's past weight by mean NDCG@k
-    on the validation users (splices and controls together: a setting must not buy splice
+    """Choose last-N, the decay half-life and the "now" policy's past weight and recency
+    half-life by mean NDCG@k on the validation users (splices and controls together: a setting must not buy splice
     gains with control losses). Returns the choice and the grid with its means."""
     rows = []
 
@@ -555,24 +558,29 @@ def tune_on_validation(
     best = grid.loc[grid.groupby("policy")["ndcg"].idxmax()].set_index("policy")["value"]
     half_life = float(best["decay"])
     best_static = str(grid.loc[grid["ndcg"].idxmax(), "policy"])
-    original = recommender.past_weight
+    original = recommender.past_weight, recommender.half_life
     for w in past_weights:
         recommender.past_weight = w
-        rows.append(
-            {
-                "policy": "now",
-                "setting": "past_weight",
-                "value": w,
-                "ndcg": mean_ndcg("now", half_life=half_life, last_n=int(best["recent"]), static=best_static),
-            }
-        )
-    recommender.past_weight = original
+        for h in half_lives:
+            recommender.half_life = h
+            ndcg = mean_ndcg("now", half_life=half_life, last_n=int(best["recent"]), static=best_static)
+            rows.append(
+                {
+                    "policy": "now",
+                    "setting": f"past_weight {w:g}, half_life",
+                    "value": h,
+                    "ndcg": ndcg,
+                    "past_weight": w,
+                }
+            )
+    recommender.past_weight, recommender.half_life = original
     grid = pd.DataFrame(rows)
-    now_grid = grid[grid["policy"] == "now"]
+    now_best = grid[grid["policy"] == "now"].sort_values("ndcg", ascending=False, kind="stable").iloc[0]
     choice = {
         "last_n": int(best["recent"]),
         "half_life": half_life,
-        "past_weight": float(now_grid.loc[now_grid["ndcg"].idxmax(), "value"]),
+        "past_weight": float(now_best["past_weight"]),
+        "now_half_life": float(now_best["value"]),
     }
     choice["best_static"] = best_static
     return choice, grid
