@@ -149,17 +149,19 @@ def fair(args) -> None:
         progress=say,
     )
     say(f"validation: {len(validation.cases)} cases, test: {len(test.cases)} cases")
-    rec = test.recommender()
-    choice, grid = tune_on_validation(validation, rec)
+    choice, grid = tune_on_validation(
+        validation, test.recommender(), collaborative_weights=(0.25, 1.0, 4.0, 1000.0)
+    )
+    rec = test.recommender(collaborative_weight=choice["collaborative_weight"])
     rec.past_weight, rec.half_life = choice["past_weight"], choice["now_half_life"]
     best = choice["best_static"]
     print(f"\n### {args.dataset}: fair lift protocol (seed {args.seed})\n")
     print(f"setup: {test.params}")
     print(f"validation users: {len(validation.cases)} cases; test users: {len(test.cases)} cases")
     print("\nChosen on validation users (mean NDCG@10 of splices and controls, equally weighted):\n")
-    print("| policy | setting | value | validation NDCG@10 |\n|---|---|---|---|")
+    print("| collaborative weight | policy | setting | value | validation NDCG@10 |\n|---|---|---|---|---|")
     for r in grid.itertuples():
-        print(f"| {r.policy} | {r.setting} | {r.value:g} | {r.ndcg:.4f} |")
+        print(f"| {r.collaborative_weight:g} | {r.policy} | {r.setting} | {r.value:g} | {r.ndcg:.4f} |")
     print(f"\nchoice: {choice}")
 
     # Reference recommenders, their one setting chosen on the validation users too.
@@ -287,7 +289,11 @@ def latency(args) -> None:
     explainer = ShiftExplainer().fit(items, vectors)
     explain_fit_s = time.perf_counter() - start
     times, cpu = [], []
-    for k in range(events.n_users):
+    # A seeded sample of users on big logs (every user by default).
+    users = np.arange(events.n_users)
+    if args.latency_users and args.latency_users < events.n_users:
+        users = np.sort(np.random.default_rng(0).choice(events.n_users, args.latency_users, replace=False))
+    for k in users:
         history = events.item_idx[events.user_slice(k)].astype(np.int64)
         cp = len(history) // 2
         start, start_cpu = time.perf_counter(), time.process_time()
@@ -299,7 +305,7 @@ def latency(args) -> None:
     print(
         f"\nlatency on {args.dataset}: Recommender.fit {fit_s:.2f} s (co-occurrence nnz "
         f"{rec.cooccurrence_.nnz:,}), ShiftExplainer.fit {explain_fit_s:.2f} s; one user's "
-        f"before/after/now top-10 tables + explanation, all {len(ms)} users (change point at "
+        f"before/after/now top-10 tables + explanation, {len(ms)} users (change point at "
         f"the middle): median {np.median(ms):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms, "
         f"max {ms.max():.1f} ms wall; CPU time of this process (leaves out waiting for a core on "
         f"a busy machine): median {np.median(cpu_ms):.1f} ms, p95 {np.percentile(cpu_ms, 95):.1f} ms, "
@@ -318,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fair", action="store_true", help="the fair protocol (validation-tuned baselines)")
     parser.add_argument("--validation-splices", type=int, default=200)
     parser.add_argument("--validation-controls", type=int, default=100)
+    parser.add_argument("--latency-users", type=int, default=0, help="sample this many users (0: all)")
     parser.add_argument("--skip-shifted", action="store_true", help="--fair without the most shifted users")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--latency-only", action="store_true")

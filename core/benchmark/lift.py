@@ -532,57 +532,76 @@ def tune_on_validation(
     last_ns: Sequence[int] = (5, 10, 20, 40),
     half_lives: Sequence[float] = (2, 5, 10, 20, 40),
     past_weights: Sequence[float] = (0.0, 0.1, 0.25, 0.5),
+    collaborative_weights: Sequence[float] = (),
     k: int = 10,
 ) -> tuple[dict, pd.DataFrame]:
-    """Choose last-N, the decay half-life and the "now" policy's past weight and recency
-    half-life by mean NDCG@k on the validation users (splices and controls together: a setting must not buy splice
-    gains with control losses). Returns the choice and the grid with its means."""
+    """Choose the settings by mean NDCG@k on the validation users only (splices and controls
+    weigh the same: a setting must not buy splice gains with control losses).
+
+    First the recommender's collaborative weight (when ``collaborative_weights`` are given:
+    the one whose best static policy scores best; it then serves every policy) with last-N
+    and the decay half-life, then the "now" policy's past weight and recency half-life.
+    Returns the choice and the grid with its means; ``recommender`` is left as it was.
+    """
     rows = []
 
-    def mean_ndcg(policy: str, **kwargs) -> float:
-        scores = score_cases(
-            recommender, validation.cases, validation.detected, k=k, policies=(policy,), **kwargs
-        )
-        by_kind = scores.groupby("kind")["ndcg"].mean()
-        return float(by_kind.mean())  # splices and controls weigh the same
+    def mean_ndcg(rec: Recommender, policy: str, **kwargs) -> float:
+        scores = score_cases(rec, validation.cases, validation.detected, k=k, policies=(policy,), **kwargs)
+        return float(scores.groupby("kind")["ndcg"].mean().mean())
 
-    for n in last_ns:
-        rows.append(
-            {"policy": "recent", "setting": "last_n", "value": n, "ndcg": mean_ndcg("recent", last_n=n)}
-        )
-    for h in half_lives:
-        rows.append(
-            {"policy": "decay", "setting": "half_life", "value": h, "ndcg": mean_ndcg("decay", half_life=h)}
-        )
+    candidates = {recommender.collaborative_weight: recommender}
+    for weight in collaborative_weights:
+        if weight not in candidates:
+            candidates[weight] = validation.recommender(
+                collaborative_weight=weight, n_neighbours=recommender.n_neighbours
+            )
+    for weight, rec in candidates.items():
+        for setting, policy, values in (("last_n", "recent", last_ns), ("half_life", "decay", half_lives)):
+            for value in values:
+                ndcg = mean_ndcg(rec, policy, **{setting: value})
+                rows.append(
+                    {
+                        "policy": policy,
+                        "setting": setting,
+                        "value": value,
+                        "ndcg": ndcg,
+                        "collaborative_weight": weight,
+                    }
+                )
     grid = pd.DataFrame(rows)
-    best = grid.loc[grid.groupby("policy")["ndcg"].idxmax()].set_index("policy")["value"]
+    best_row = grid.loc[grid["ndcg"].idxmax()]
+    weight, best_static = float(best_row["collaborative_weight"]), str(best_row["policy"])
+    at_weight = grid[grid["collaborative_weight"] == weight]
+    best = at_weight.loc[at_weight.groupby("policy")["ndcg"].idxmax()].set_index("policy")["value"]
     half_life = float(best["decay"])
-    best_static = str(grid.loc[grid["ndcg"].idxmax(), "policy"])
-    original = recommender.past_weight, recommender.half_life
+    rec = candidates[weight]
+    original = rec.past_weight, rec.half_life
     for w in past_weights:
-        recommender.past_weight = w
+        rec.past_weight = w
         for h in half_lives:
-            recommender.half_life = h
-            ndcg = mean_ndcg("now", half_life=half_life, last_n=int(best["recent"]), static=best_static)
+            rec.half_life = h
+            ndcg = mean_ndcg(rec, "now", half_life=half_life, last_n=int(best["recent"]), static=best_static)
             rows.append(
                 {
                     "policy": "now",
                     "setting": f"past_weight {w:g}, half_life",
                     "value": h,
                     "ndcg": ndcg,
+                    "collaborative_weight": weight,
                     "past_weight": w,
                 }
             )
-    recommender.past_weight, recommender.half_life = original
+    rec.past_weight, rec.half_life = original
     grid = pd.DataFrame(rows)
     now_best = grid[grid["policy"] == "now"].sort_values("ndcg", ascending=False, kind="stable").iloc[0]
     choice = {
+        "collaborative_weight": weight,
         "last_n": int(best["recent"]),
         "half_life": half_life,
         "past_weight": float(now_best["past_weight"]),
         "now_half_life": float(now_best["value"]),
+        "best_static": best_static,
     }
-    choice["best_static"] = best_static
     return choice, grid
 
 
