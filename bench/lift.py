@@ -249,7 +249,11 @@ def most_shifted(args, rec, explainer, items) -> None:
     say("fitting the population detector for the most shifted users")
     fit = fit_population(args.dataset)
     full = fit_recommender(args.dataset, item_matrix(args.dataset))
-    full.past_weight, full.half_life = rec.past_weight, rec.half_life
+    full.collaborative_weight, full.past_weight, full.half_life = (
+        rec.collaborative_weight,
+        rec.past_weight,
+        rec.half_life,
+    )
     cps = change_points(fit)
     top = cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id").head(25)
     ev = fit.events
