@@ -11,6 +11,7 @@ history alone (ALS solves that user's factors on the spot; item-kNN sums neighbo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -57,7 +58,11 @@ def fit_reference(
     else:
         limit.restore_original_limits()
         raise ShiftError(f"unknown reference recommender {kind!r}; use 'als' or 'itemknn'")
-    model.fit(x, show_progress=False)
+    with warnings.catch_warnings():
+        # item-kNN transposes our CSR input itself and then warns that it got COO; the
+        # conversion is implicit's own and costs milliseconds.
+        warnings.filterwarnings("ignore", message="Method expects CSR input")
+        model.fit(x, show_progress=False)
     limit.restore_original_limits()
 
     def recommend(visible: np.ndarray, k: int) -> np.ndarray:
