@@ -135,12 +135,27 @@ def _sample_users(offsets: np.ndarray, users: np.ndarray, vectors: np.ndarray):
     return vectors[np.asarray(rows, np.int64)], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
-def _curve(detector: Detector, vectors: np.ndarray, offsets: np.ndarray, thresholds=None):
-    if not is_exact(detector):
+def _fitted_candidates(detector: Detector, users: np.ndarray) -> tuple[ChangePoints, np.ndarray]:
+    """The fitted population's candidates of ``users`` (renumbered 0..), and their offsets:
+    calibrating on the users the detector was fitted on costs no second pass."""
+    cand = detector.candidates_
+    keep = np.isin(cand.user, users)
+    renumber = np.full(len(detector.offsets_) - 1, -1, np.int64)
+    renumber[users] = np.arange(len(users))
+    cp = ChangePoints(
+        renumber[cand.user[keep]], cand.event_index[keep], cand.score[keep], cand.alert_index[keep]
+    )
+    counts = np.diff(detector.offsets_)[users]
+    return cp, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def _curve(detector: Detector, vectors, offsets: np.ndarray, thresholds=None, cp: ChangePoints | None = None):
+    if cp is None and not is_exact(detector):
         if thresholds is None:
             thresholds = np.sort(np.asarray(detector.threshold_grid(), float))
         return (thresholds, *_grid_rates(detector, vectors, offsets, thresholds))
-    cp = detector.detect(vectors, offsets, [-np.inf])[0]
+    if cp is None:
+        cp = detector.detect(vectors, offsets, [-np.inf])[0]
     if thresholds is None:
         s = np.unique(cp.score[np.isfinite(cp.score)])
         thresholds = np.append(s, np.nextafter(s[-1], np.inf)) if len(s) else np.array([0.0])
@@ -150,8 +165,8 @@ def _curve(detector: Detector, vectors: np.ndarray, offsets: np.ndarray, thresho
 
 def calibrate_real(
     detector: Detector,
-    vectors: np.ndarray,
-    offsets: np.ndarray,
+    vectors: np.ndarray | None = None,
+    offsets: np.ndarray | None = None,
     users: Sequence[int] | None = None,
     check_fraction: float = 0.5,
     random_state: int = 0,
@@ -160,7 +175,13 @@ def calibrate_real(
 
     ``users`` (positions) are the held-aside real users (default: all); a seeded
     ``check_fraction`` of them is kept apart to check the stated rate (0: no check).
+    Without ``vectors``, the users are those of the fitted population and an exact
+    detector's fitted candidates are reused (no second pass over the data).
     """
+    if vectors is None:
+        if not (is_exact(detector) and hasattr(detector, "candidates_")):
+            raise ShiftError(f"{detector.name}: pass the population to calibrate on (vectors, offsets)")
+        return _calibrate_fitted(detector, users, check_fraction, random_state)
     vectors, offsets = check_population(vectors, offsets)
     pool = np.arange(len(offsets) - 1) if users is None else np.asarray(users, np.int64)
     if not 0 <= check_fraction < 1:
@@ -176,5 +197,24 @@ def calibrate_real(
     if len(checking):
         cv, co = _sample_users(offsets, checking, vectors)
         _, cper, cshare = _curve(detector, cv, co, thresholds)
+        check = {"per_1000": cper, "users_flagged": cshare, "n_events": int(co[-1]), "n_users": len(checking)}
+    return RealCalibration(detector.name, thresholds, per, share, int(o[-1]), len(setting), check)
+
+
+def _calibrate_fitted(detector: Detector, users, check_fraction: float, random_state: int) -> RealCalibration:
+    if not 0 <= check_fraction < 1:
+        raise ShiftError(f"check_fraction must be in [0, 1), got {check_fraction}")
+    pool = np.arange(len(detector.offsets_) - 1) if users is None else np.asarray(users, np.int64)
+    order = np.random.default_rng(random_state).permutation(pool)
+    n_check = int(round(len(order) * check_fraction))
+    setting, checking = np.sort(order[n_check:]), np.sort(order[:n_check])
+    cp, o = _fitted_candidates(detector, setting)
+    if int(o[-1]) == 0:
+        raise ShiftError(f"{detector.name}: cannot calibrate on an empty sample of users")
+    thresholds, per, share = _curve(detector, None, o, cp=cp)
+    check = {}
+    if len(checking):
+        ccp, co = _fitted_candidates(detector, checking)
+        _, cper, cshare = _curve(detector, None, co, thresholds, cp=ccp)
         check = {"per_1000": cper, "users_flagged": cshare, "n_events": int(co[-1]), "n_users": len(checking)}
     return RealCalibration(detector.name, thresholds, per, share, int(o[-1]), len(setting), check)

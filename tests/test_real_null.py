@@ -82,3 +82,13 @@ def test_alarm_rates_counts_users_once():
     per, share = alarm_rates(cp, n_users=4, n_events=1000, thresholds=np.array([0.5, 1.5, 2.5, 3.5]))
     assert per.tolist() == [3.0, 2.0, 1.0, 0.0]
     assert share.tolist() == [0.5, 0.5, 0.25, 0.0]
+
+
+def test_calibrating_the_fitted_population_reuses_its_candidates():
+    v, o = drifting_population(300, seed=4)
+    det = BestSplit(min_size=8).fit(v, o)
+    again = calibrate_real(det, v, o, random_state=3)
+    reused = calibrate_real(det, random_state=3)
+    np.testing.assert_allclose(reused.thresholds, again.thresholds)
+    np.testing.assert_allclose(reused.per_1000, again.per_1000)
+    np.testing.assert_allclose(reused.check["users_flagged"], again.check["users_flagged"])

@@ -53,24 +53,31 @@ def f_scan(z: np.ndarray, min_size: int) -> np.ndarray:
     return bss / (wss / (n - 2))
 
 
-def split_tree(z: np.ndarray, min_size: int, null=None) -> list[tuple[int, float, float, int]]:
-    """Binary-segmentation tree of one user: (split index, score, effective score, segment
-    length) per node; the score is max F, or its significance under ``null`` when given."""
-    nodes: list[tuple[int, float, float, int]] = []
-    stack = [(0, len(z), np.inf)]
+def split_tree(z: np.ndarray, min_size: int) -> list[tuple[int, float, int, int]]:
+    """Binary-segmentation tree of one user: (split index, max F, segment length, parent
+    node or -1) per node, every parent listed before its children."""
+    nodes: list[tuple[int, float, int, int]] = []
+    stack = [(0, len(z), -1)]
     while stack:
         a, b, parent = stack.pop()
         if b - a < 2 * min_size or b - a < 3:
             continue
         f = f_scan(z[a:b], min_size)
         j = int(np.argmax(f))
-        tau, score = a + min_size + j, float(f[j])
-        if null is not None:
-            score = float(null.significance(np.array([score]), b - a)[0])
-        eff = min(score, parent)
-        nodes.append((tau, score, eff, b - a))
-        stack += [(a, tau, eff), (tau, b, eff)]
+        tau = a + min_size + j
+        nodes.append((tau, float(f[j]), b - a, parent))
+        me = len(nodes) - 1
+        stack += [(a, tau, me), (tau, b, me)]
     return nodes
+
+
+def effective_scores(score: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """min(score along the path from the root): parents come before their children."""
+    eff = score.copy()
+    for i, p in enumerate(parent.tolist()):
+        if p >= 0 and eff[p] < eff[i]:
+            eff[i] = eff[p]
+    return eff
 
 
 class LengthNull:
@@ -173,17 +180,14 @@ class BestSplit(Detector):
         self._fit_population(vectors, offsets, ratings)
         self.offsets_, self.n_events_ = offsets, int(offsets[-1])
         z = self.features_.transform(vectors, offsets)
-        self.null_ = None
-        if self.length_null:
-            raw = self._nodes(z, offsets)
-            if len(raw):
-                self.null_ = LengthNull(raw[:, 2], raw[:, 4])
+        nodes = self._nodes(z, offsets)
+        self.null_ = LengthNull(nodes["f"], nodes["length"]) if self.length_null and len(nodes["f"]) else None
         self.scores_ = self._root_scan(z, offsets)
-        self.candidates_ = self._tree(z, offsets)
+        self.candidates_ = self._candidates_of(nodes)
         return self
 
     def _root_scan(self, z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """Per-event signal for timelines: F of a single split of the whole history there."""
+        """Per-event signal for timelines: the score of a single split of the whole history there."""
         out = np.full(len(z), np.nan)
         m = self.min_size
         for k in range(len(offsets) - 1):
@@ -193,26 +197,32 @@ class BestSplit(Detector):
                 out[lo + m : hi - m + 1] = f if self.null_ is None else self.null_.significance(f, hi - lo)
         return out
 
-    def _nodes(self, z: np.ndarray, offsets: np.ndarray, null=None) -> np.ndarray:
-        """Rows (user, split, score, effective score, segment length, last event)."""
-        rows = []
+    def _nodes(self, z: np.ndarray, offsets: np.ndarray) -> dict[str, np.ndarray]:
+        """Every user's tree, concatenated; ``parent`` indexes the concatenation."""
+        cols: dict[str, list] = {"user": [], "split": [], "f": [], "length": [], "parent": [], "last": []}
         for k in range(len(offsets) - 1):
             lo, hi = int(offsets[k]), int(offsets[k + 1])
-            rows += [
-                (k, tau, f, eff, n, hi - lo - 1)
-                for tau, f, eff, n in split_tree(z[lo:hi], self.min_size, null)
-            ]
-        return np.array(sorted(rows), dtype=np.float64).reshape(-1, 6)
+            base = len(cols["f"])
+            for tau, f, n, parent in split_tree(z[lo:hi], self.min_size):
+                cols["user"].append(k)
+                cols["split"].append(tau)
+                cols["f"].append(f)
+                cols["length"].append(n)
+                cols["parent"].append(parent + base if parent >= 0 else -1)
+                cols["last"].append(hi - lo - 1)
+        return {c: np.asarray(v, np.float64 if c == "f" else np.int64) for c, v in cols.items()}
+
+    def _candidates_of(self, nodes: dict[str, np.ndarray]) -> ChangePoints:
+        if not len(nodes["f"]):
+            return ChangePoints.empty()
+        score = nodes["f"] if self.null_ is None else self.null_.significance(nodes["f"], nodes["length"])
+        eff = effective_scores(score, nodes["parent"])
+        order = np.lexsort((nodes["split"], nodes["user"]))
+        # Offline: a split is known once the whole history is seen (alert = last event).
+        return ChangePoints(nodes["user"][order], nodes["split"][order], eff[order], nodes["last"][order])
 
     def _tree(self, z: np.ndarray, offsets: np.ndarray) -> ChangePoints:
-        nodes = self._nodes(z, offsets, self.null_)
-        if not len(nodes):
-            return ChangePoints.empty()
-        # Offline: a split is known once the whole history is seen (alert = last event).
-        arr = nodes[:, [0, 1, 3, 5]]
-        return ChangePoints(
-            arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3].astype(np.int64)
-        )
+        return self._candidates_of(self._nodes(z, offsets))
 
     def detect(
         self, vectors: np.ndarray, offsets: np.ndarray, thresholds: Sequence[float]
