@@ -553,17 +553,34 @@ def table(rows: list[dict], cols: list[str]) -> str:
 def markdown(results: list[dict]) -> str:
     out = ["# Detection study (bench/detection_study.py)", ""]
     for r in results:
-        bins = sorted({k[6:] for row in r["rows"] for k in row if k.startswith("F1@10 ") and k[6:] not in ("all splices", "multi", "gradual", "other")})
+        bins = sorted(
+            {
+                k[6:]
+                for row in r["rows"]
+                for k in row
+                if k.startswith("F1@10 ") and k[6:] not in ("all splices", "multi", "gradual", "other")
+            }
+        )
         cols = ["detector", "setting", "threshold", "stated FA/1000", "check FA/1000", "F1@10 all splices"]
-        cols += [f"F1@10 {b}" for b in bins] + ["F1@10 multi", "F1@10 gradual", "FA/1000 control", "users flagged control"]
+        cols += [f"F1@10 {b}" for b in bins] + [
+            "F1@10 multi",
+            "F1@10 gradual",
+            "FA/1000 control",
+            "users flagged control",
+        ]
         cols += ["test real FA/1000", "test real users flagged", "FA/1000 shuffled"]
         out += [f"## {r['dataset']}", ""]
         out += [
             f"{r['n_calibration_users']} calibration users, {r['n_test_users']} test users; "
             f"default parameters chosen on calibration splices: `{r['chosen']}`; KernelCPD penalty "
             f"chosen on calibration splices: {r['kernel_cpd_penalty_chosen_on_calibration']}; "
-            f"splices per bin: " + ", ".join(f"{b} {r['rows'][0].get('n ' + b, 0)}" for b in bins)
-            + (f"; clear = LM-profile cosine <= {r['clear_cut_lm_cosine']:.3f}" if r["clear_cut_lm_cosine"] else "")
+            f"splices per bin: "
+            + ", ".join(f"{b} {r['rows'][0].get('n ' + b, 0)}" for b in bins)
+            + (
+                f"; clear = LM-profile cosine <= {r['clear_cut_lm_cosine']:.3f}"
+                if r["clear_cut_lm_cosine"]
+                else ""
+            )
             + f"; {r['seconds']:.0f} s.",
             "",
             table(r["rows"], cols),
@@ -580,7 +597,20 @@ def markdown(results: list[dict]) -> str:
         if r["time_detrend_on_calibration_splices"]:
             rows = [{"detrending": k} | v for k, v in r["time_detrend_on_calibration_splices"].items()]
             out += ["Time-based detrending (calibration splices):", ""]
-            out += [table(rows, ["detrending", "threshold", "check FA/1000", "F1@10 all splices", *[c for c in cols if c.startswith("F1@10 clear")], "FA/1000 control"]), ""]
+            out += [
+                table(
+                    rows,
+                    [
+                        "detrending",
+                        "threshold",
+                        "check FA/1000",
+                        "F1@10 all splices",
+                        *[c for c in cols if c.startswith("F1@10 clear")],
+                        "FA/1000 control",
+                    ],
+                ),
+                "",
+            ]
     return "\n".join(out)
 
 
