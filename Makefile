@@ -5,13 +5,17 @@ PY := $(VENV)/bin/python
 DATASET ?= movielens-100k
 PORT ?= 8501
 
-.PHONY: demo test setup setup-dev browser data lint bench
+.PHONY: demo test test-fast setup setup-dev browser data lint bench
 
 demo: setup data
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 test: setup-dev browser
 	$(PY) -m pytest
+
+# The inner loop: everything but the real-model, real-dataset, UMAP and browser tests.
+test-fast: setup-dev
+	$(PY) -m pytest -m "not slow and not browser"
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -1,10 +1,14 @@
 """Detector benchmark: ``python -m bench.detectors [NAME ...]`` (default: movielens-100k).
 
-Runs ``core.evaluation.run_evaluation`` (splices of real users, calibration on a separate
-part of the users, every detector at its calibrated default and at the oracle threshold,
-next to never-fire, fire-every-k and the genre-histogram baseline) and writes
-``bench/results/detectors-<NAME>.{md,json}`` and ``pr_curves-<NAME>.csv``. The table goes
-into the "Detectors" section of bench/RESULTS.md by hand, with the machine notes.
+Runs :func:`core.benchmark.detection.run_evaluation` (splices of real users, calibration on
+a separate part of the users, every detector at its calibrated default and at the oracle
+threshold, next to never-fire, fire-every-k and the genre-histogram baseline) and writes
+``bench/results/<NAME>/results.md``, ``results.json`` and ``pr_curves.csv`` (the Evaluation
+page shows them for a dataset that has no evaluation of its own). The table goes into the
+"Detectors" section of bench/RESULTS.md by hand, with the machine notes.
+
+``--timing`` instead times each detector's fit on every user, one prediction of the whole
+population, and one user's signal (the slider's cost); it writes nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.evaluation import run_evaluation, write_evaluation
+from core.benchmark.detection import run_evaluation
+from core.benchmark.report import evaluation_markdown, write_evaluation
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -25,14 +30,13 @@ def timings(name: str, detectors: list[str]) -> str:
     at one threshold, and to get one user's signal and change points (the slider's cost)."""
     import numpy as np
 
-    from core import store
+    from core import artefacts
+    from core.artefacts import item_features
     from core.calibration import Calibration
     from core.detectors import detector_names, make_detector
-    from core.detectors.features import item_features
     from core.detectors.population import PopulationFit, user_signal
 
-    with store.connect(name) as con:
-        events = store.load_event_arrays(con)
+    events = artefacts.events(name)
     lines = [
         "| detector | fit (s) | predict all users (s) | one user's signal + change points (ms) |",
         "|---|---|---|---|",
@@ -47,7 +51,7 @@ def timings(name: str, detectors: list[str]) -> str:
         det.predict(float(grid[len(grid) // 2]))
         t2 = time.perf_counter()
         fake = Calibration(det_name, np.array([float(grid[len(grid) // 2])]), np.array([0.0]), 1)
-        fit = PopulationFit(name, det, events, items, fake)
+        fit = PopulationFit(name, det, events, items, fake, det.result_)
         user = events.user_ids[int(np.argmax(np.diff(events.offsets)))]  # the longest history
         t3 = time.perf_counter()
         user_signal(fit, user)
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         folder = OUT / name
         write_evaluation(result, folder)
-        print(f"## {name}  ({seconds:.0f} s)\n\n{result.markdown()}\n\nmeta: {result.meta}\n")
+        print(f"## {name}  ({seconds:.0f} s)\n\n{evaluation_markdown(result)}\n\nmeta: {result.meta}\n")
     return 0
 
 

@@ -1,10 +1,11 @@
 """Recommendation lift on a real dataset: does acting on a detected shift predict the future?
 
-Runs core.lift (spliced real users, events after the first few of the new interest held out;
+Runs core.benchmark.lift (spliced real users, events after the first few of the new interest held out;
 whole-history, last-N, post-change at the detected and at the true change point, and the
 "now" policy; Recall@10 / NDCG@10 with paired bootstrap CIs; cost on unspliced controls),
-then the sensitivity rows (last-N = 20, content only, more visible events), then the latency
-of one user's lists and explanation with the item matrix cached.
+checks the result against the quality bar below, then the sensitivity rows (last-N = 20,
+content only, more visible events), then the latency of one user's lists and explanation
+with the item matrix cached.
 
 ``--validate`` instead sweeps the recommender's collaborative weight and neighbour count on a
 validation benchmark drawn with another seed (means only): how the defaults were chosen.
@@ -21,6 +22,30 @@ import sys
 import time
 
 import numpy as np
+
+# The bar re-recommendation must clear, as (label, (users, policy, baseline), lowest relative
+# NDCG@k difference): on splices, acting on the detection must beat the whole history clearly
+# and never lose to the last-N profile; on unspliced controls, acting on false alarms must
+# cost next to nothing.
+QUALITY_BAR = (
+    ("splice: detected beats whole on NDCG@k by >= 30% (relative)", ("splice", "detected", "whole"), 0.30),
+    ("splice: detected is not worse than recent on NDCG@k", ("splice", "detected", "recent"), 0.0),
+    ("control: acting on detections costs <= 2% NDCG@k", ("control", "detected", "whole"), -0.02),
+)
+
+
+def quality_bar(report) -> dict[str, bool]:
+    """Each line of the quality bar and whether ``report`` (a LiftReport) clears it; a
+    comparison the report could not make (too few users) fails."""
+    relative = report.comparisons.set_index(["kind", "policy", "baseline"])["relative"]
+    return {label: bool(relative.get(key, np.nan) >= lowest) for label, key, lowest in QUALITY_BAR}
+
+
+def quality_bar_markdown(report) -> str:
+    return "\n".join(
+        ["Quality bar:"]
+        + [f"- {label}: {'PASS' if ok else 'FAIL'}" for label, ok in quality_bar(report).items()]
+    )
 
 
 def say(msg: str) -> None:
@@ -41,7 +66,7 @@ _POLICIES = {
 
 
 def validate(args) -> None:
-    from core.lift import prepare_lift
+    from core.benchmark.lift import prepare_lift
 
     setup = prepare_lift(
         args.dataset, n_splices=args.splices, n_controls=args.controls, random_state=args.seed, progress=say
@@ -59,18 +84,16 @@ def validate(args) -> None:
 
 
 def latency(args) -> None:
-    from core import store
-    from core.embeddings import item_matrix
+    from core import artefacts
+    from core.artefacts import item_matrix, recommender
     from core.explain import ShiftExplainer
-    from core.recommend import fit_recommender, recommend_for_user
+    from core.recommend import recommend_for_user
 
     vectors = item_matrix(args.dataset)
     start = time.perf_counter()
-    rec = fit_recommender(args.dataset, vectors)
+    rec = recommender(args.dataset, vectors)
     fit_s = time.perf_counter() - start
-    with store.connect(args.dataset) as con:
-        items = store.load_items(con)
-        events = store.load_event_arrays(con)
+    items, events = artefacts.items(args.dataset), artefacts.events(args.dataset)
     start = time.perf_counter()
     explainer = ShiftExplainer().fit(items, vectors)
     explain_fit_s = time.perf_counter() - start
@@ -116,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         latency(args)
         return 0
 
-    from core.lift import prepare_lift
+    from core.benchmark.lift import prepare_lift
+    from core.benchmark.report import lift_markdown
 
     started = time.perf_counter()
     setup = prepare_lift(
@@ -124,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     main_report = setup.evaluate(n_resamples=args.resamples, random_state=args.seed)
     print(f"\n### Main: {main_report.params}\n")
-    print(main_report.markdown())
+    print(f"{lift_markdown(main_report)}\n\n{quality_bar_markdown(main_report)}")
     print("\n### Sensitivity (NDCG@10 means)\n")
     head = " | ".join(f"{k} {p}" for k in ("splice", "control") for p in _POLICIES[k])
     print(f"| variant | {head} |")

@@ -44,16 +44,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from core import store
-    from core.embeddings import cached_item_matrix
+    from core.artefacts import cached_item_matrix, iter_trajectories, user_trajectory
+    from core.artefacts import trajectories as load_trajectories
     from core.errors import ShiftError
     from core.trajectory import (
         ewma,
-        iter_trajectories,
-        load_trajectories,
         rating_weights,
         recent_mean,
         two_window_delta,
-        user_trajectory,
     )
 
     items = cached_item_matrix(args.dataset)

@@ -73,9 +73,10 @@ class Calibration:
         )
 
     def save(self, path: Path) -> None:
-        tmp = Path(path).with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict()), encoding="utf-8")
-        tmp.replace(path)  # atomic: a reader never sees half a file
+        from core.artefacts.files import atomic_write
+
+        payload = json.dumps(self.to_dict())
+        atomic_write(Path(path), lambda tmp: tmp.write_text(payload, encoding="utf-8"))
 
     @classmethod
     def load(cls, path: Path) -> Calibration:

@@ -8,12 +8,18 @@ imports (torch, sklearn) happen inside the commands, so ``--help`` stays instant
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import pkgutil
+import signal
 import sys
+import tempfile
+import threading
+import traceback
 
 import core.commands
-from core.errors import ShiftError
+from core.errors import ShiftError, Terminated
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,18 +31,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in sorted(m.name for m in pkgutil.iter_modules(core.commands.__path__)):
-        importlib.import_module(f"core.commands.{module}").register(subparsers)
+        command = importlib.import_module(f"core.commands.{module}")
+        if hasattr(command, "register"):  # helpers (arguments.py) sit beside the commands
+            command.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with _sigterm_raises_terminated():
+        try:
+            return int(args.func(args) or 0)
+        except ShiftError as err:
+            # Expected failures (bad files, unknown names) get a message, not a traceback.
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except Terminated:
+            print("terminated", file=sys.stderr)
+            return 143
+        except Exception as err:  # noqa: BLE001 - the last resort: one line, the trace in a file
+            trace = _write_trace(err)
+            print(
+                f"error: unexpected {type(err).__name__}: {_one_line(err)} (full trace in {trace})",
+                file=sys.stderr,
+            )
+            return 1
+
+
+@contextlib.contextmanager
+def _sigterm_raises_terminated():
+    """While a command runs, SIGTERM raises ``Terminated`` so clean-up runs and the exit is 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        return int(args.func(args) or 0)
-    except ShiftError as err:
-        # Expected failures (bad files, unknown names) get a message, not a traceback.
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else "(no message)"
+
+
+def _write_trace(err: BaseException) -> str:
+    fd, path = tempfile.mkstemp(prefix="interest-shift-error-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"python -m core {' '.join(sys.argv[1:])}\n\n")
+        fh.write("".join(traceback.format_exception(err)))
+    return path

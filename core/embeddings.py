@@ -9,13 +9,16 @@ hash of the item text, so
 
 The cache lives in the dataset's cache folder rather than in its ``.duckdb`` file because
 the dashboard holds that database open read-only while the CLI may be writing vectors.
-Every write goes to a temporary file that replaces the old one with ``os.replace``.
+Writes are atomic (``core.artefacts.files.atomic_write``). A file that does not load
+(truncated, foreign, vectors of the wrong width or with NaN) counts as empty, so the next
+encode rebuilds it; a file holding another model's vectors is refused with a message.
+It is keyed by item text, not by the dataset's version, on purpose: a re-import re-encodes
+only texts it has not seen.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import store
+from core.artefacts.files import UNREADABLE, atomic_write, check_matrix
 from core.encoder import Encoder, Progress, model_id_for
 from core.errors import ShiftError
 
@@ -65,35 +69,39 @@ def cache_path(name: str, model_id: str) -> Path:
 
 
 def read_cache(name: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """(hashes (n,) str, vectors (n, d) float32) cached for this model; empty when none."""
+    """(hashes (n,) str, vectors (n, d) float32) cached for this model; empty when none or
+    when the file does not load (it is then rewritten by the next encode)."""
     path = cache_path(name, model_id)
+    empty = read_cache_empty()
     if not path.exists():
-        return np.empty(0, dtype=object), np.empty((0, 0), dtype=np.float32)
-    table = pq.read_table(path)
-    stored = (table.schema.metadata or {}).get(_META_MODEL, b"").decode()
+        return empty
+    try:
+        table = pq.read_table(path)
+        stored = (table.schema.metadata or {}).get(_META_MODEL, b"").decode()
+        column = table.column("vector").combine_chunks()
+        dim = column.type.list_size
+        vectors = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        hashes = table.column("text_hash").to_numpy(zero_copy_only=False)
+        vectors = vectors.reshape(len(hashes), dim)
+        check_matrix(vectors, str(path))
+    except (*UNREADABLE, AttributeError):  # AttributeError: a "vector" column of another type
+        return empty
     if stored != model_id:
         raise ShiftError(f"{path} holds vectors of model {stored!r}, not {model_id!r}; delete the file")
-    column = table.column("vector").combine_chunks()
-    dim = column.type.list_size
-    vectors = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    hashes = table.column("text_hash").to_numpy(zero_copy_only=False)
-    return hashes, vectors.reshape(len(hashes), dim)
+    return hashes, vectors
 
 
 def write_cache(name: str, model_id: str, hashes: np.ndarray, vectors: np.ndarray) -> Path:
     """Replace this model's cache file atomically with the given rows."""
-    path = cache_path(name, model_id)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
     table = pa.table({"text_hash": pa.array(hashes, type=pa.string()), "vector": column})
     table = table.replace_schema_metadata({_META_MODEL: model_id.encode()})
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write(cache_path(name, model_id), lambda tmp: pq.write_table(table, tmp))
+
+
+def read_cache_empty() -> tuple[np.ndarray, np.ndarray]:
+    return np.empty(0, dtype=object), np.empty((0, 0), dtype=np.float32)
 
 
 def _item_texts(name: str) -> list[str]:

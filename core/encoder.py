@@ -16,15 +16,18 @@ reads the model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from core.artefacts.files import atomic_write
 from core.errors import ShiftError
 
 Progress = Callable[[int, int], None]
@@ -62,6 +65,9 @@ def model_id_for(model_path: str | Path | None = None) -> str:
     return f"{name}@{digest}"
 
 
+_HEX12 = re.compile(r"^[0-9a-f]{12}$")
+
+
 def _digest_memo_path() -> Path:
     from core.store import data_dir
 
@@ -77,11 +83,8 @@ def _folder_digest(path: str, weights: str, stamp: str) -> str:
     mtime) makes that a file read.
     """
     memo_path = _digest_memo_path()
-    try:
-        memo = json.loads(memo_path.read_text())
-    except (OSError, ValueError):
-        memo = {}
-    if isinstance(memo, dict) and isinstance(memo.get(stamp), str):
+    memo = _read_memo(memo_path)
+    if isinstance(memo.get(stamp), str):
         return memo[stamp]
     h = hashlib.sha256()
     h.update((Path(path) / "config.json").read_bytes())
@@ -89,16 +92,21 @@ def _folder_digest(path: str, weights: str, stamp: str) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             h.update(block)
     digest = h.hexdigest()[:12]
-    memo = {**(memo if isinstance(memo, dict) else {}), stamp: digest}
-    tmp = memo_path.with_name(f".{memo_path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(memo))
-        os.replace(tmp, memo_path)
-    except OSError:
-        pass  # a read-only data folder only costs the hash next time
-    finally:
-        tmp.unlink(missing_ok=True)
+    payload = json.dumps({**memo, stamp: digest})
+    with contextlib.suppress(OSError):  # a read-only data folder only costs the hash next time
+        atomic_write(memo_path, lambda tmp: tmp.write_text(payload))
     return digest
+
+
+def _read_memo(path: Path) -> dict[str, str]:
+    """The digest memo; empty when missing or unreadable (a truncated memo is rebuilt)."""
+    try:
+        memo = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(memo, dict):
+        return {}
+    return {k: v for k, v in memo.items() if isinstance(k, str) and isinstance(v, str) and _HEX12.match(v)}
 
 
 def _check_model_folder(path: Path) -> Path:

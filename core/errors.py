@@ -37,3 +37,11 @@ class DatasetNotFound(ShiftError):
 
 class UnknownUser(ShiftError):
     """A user id that is not in the dataset."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where Python next runs (as KeyboardInterrupt is for Ctrl-C).
+
+    A BaseException like KeyboardInterrupt, so ``except Exception`` never swallows it and
+    every ``finally`` (the importer's temporary-file clean-up) still runs.
+    """

@@ -1,10 +1,8 @@
-"""A 2-D map of the item embeddings (UMAP), fitted once per dataset and item matrix.
+"""A 2-D map of the item embeddings (UMAP), and placement of other vectors on it.
 
 UMAP costs tens of seconds in a fresh process (numba compiles its kernels), so it is a
-set-up step (``python -m core project NAME``), never part of a page request. The map is
-stored under the dataset's cache folder with a fingerprint of the item matrix it was fitted
-on: a re-encoded catalogue (another model, new items) makes the stored map stale, and
-:func:`cached_projection` then returns ``None`` instead of a wrong map.
+set-up step (``python -m core project NAME``), never part of a page request; the stored
+map and its staleness checks are in :mod:`core.artefacts.maps`. This module only computes.
 
 Users' interest vectors (means of their item vectors) are not items, so they have no UMAP
 coordinates; :meth:`ItemProjection.place` puts them at the similarity-weighted mean of
@@ -14,22 +12,9 @@ their nearest items' coordinates, which is how umap-learn itself initialises
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
 
-from core import store
 from core.errors import DataError, ShiftError
-
-FILE_NAME = "projection.npz"
-
-
-def fingerprint(item_vectors: np.ndarray) -> str:
-    """Identifies an item matrix (shape and contents) so a map is never paired with another."""
-    vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
-    digest = hashlib.sha1(vectors.tobytes()).hexdigest()[:16]
-    return f"{vectors.shape[0]}x{vectors.shape[1]}:{digest}"
 
 
 class ItemProjection:
@@ -63,7 +48,6 @@ class ItemProjection:
         )
         self.embedding_ = reducer.fit_transform(vectors).astype(np.float32)
         self.item_vectors_ = _normalise(vectors)
-        self.fingerprint_ = fingerprint(vectors)
         return self
 
     def place(self, vectors: np.ndarray, k: int = 15) -> np.ndarray:
@@ -71,15 +55,6 @@ class ItemProjection:
         if not hasattr(self, "embedding_"):
             raise ShiftError("ItemProjection is not fitted; call fit(item_vectors) first")
         return place(vectors, self.item_vectors_, self.embedding_, k)
-
-    def save(self, path: Path) -> Path:
-        np.savez(
-            path,
-            embedding=self.embedding_,
-            fingerprint=np.array(self.fingerprint_),
-            params=np.array([self.n_neighbors, self.min_dist, self.random_state], dtype=np.float64),
-        )
-        return Path(path)
 
 
 def place(vectors: np.ndarray, item_vectors: np.ndarray, item_coords: np.ndarray, k: int = 15) -> np.ndarray:
@@ -105,51 +80,6 @@ def place(vectors: np.ndarray, item_vectors: np.ndarray, item_coords: np.ndarray
 def _normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms > 0, norms, 1.0)
-
-
-def projection_path(name: str) -> Path:
-    return store.cache_dir(name) / FILE_NAME
-
-
-def compute_projection(
-    name: str,
-    item_vectors: np.ndarray | None = None,
-    random_state: int = 42,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-) -> np.ndarray:
-    """Fit the map of a dataset's items and store it (the set-up step; may encode items)."""
-    if item_vectors is None:
-        from core.embeddings import item_matrix
-
-        item_vectors = item_matrix(name)
-    proj = ItemProjection(n_neighbors=n_neighbors, min_dist=min_dist, random_state=random_state)
-    proj.fit(item_vectors)
-    path = projection_path(name)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    proj.save(tmp)
-    tmp.replace(path)  # readers never see a half-written map
-    return proj.embedding_
-
-
-def stored_params(name: str) -> list[float] | None:
-    """[n_neighbors, min_dist, random_state] of the stored map, or None."""
-    path = projection_path(name)
-    if not path.exists():
-        return None
-    with np.load(path) as stored:
-        return stored["params"].tolist()
-
-
-def cached_projection(name: str, item_vectors: np.ndarray) -> np.ndarray | None:
-    """The stored map of this exact item matrix, or ``None`` (never fits)."""
-    path = projection_path(name)
-    if not path.exists():
-        return None
-    with np.load(path) as stored:
-        if str(stored["fingerprint"]) != fingerprint(item_vectors):
-            return None
-        return stored["embedding"].astype(np.float32)
 
 
 def segment_means(

@@ -15,12 +15,16 @@ the dashboard can keep one in ``st.cache_resource``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from core.errors import DataError, ShiftError
+
+if TYPE_CHECKING:
+    from core.store import EventArrays
 
 POLICIES = ("before", "after", "now")
 # Weight of the collaborative score next to the cosine score (both about 0-1). Chosen on a
@@ -315,17 +319,11 @@ def recommendation_table(
     return table
 
 
-def fit_recommender(name: str, item_vectors: np.ndarray | None = None, **params) -> Recommender:
-    """A recommender over a whole dataset (for the CLI and the dashboard's resource cache)."""
-    from core import store
-    from core.embeddings import item_matrix
-
-    if item_vectors is None:
-        item_vectors = item_matrix(name)
-    with store.connect(name) as con:
-        events = store.load_event_arrays(con)
-        titles = store.load_items(con)["title"].to_numpy()
-    return Recommender(**params).fit(item_vectors, events.item_idx, events.offsets, item_keys=titles)
+def fit_recommender(
+    item_vectors: np.ndarray, events: EventArrays, item_keys: np.ndarray | None = None, **params
+) -> Recommender:
+    """A recommender over a whole population (``core.artefacts.recommender`` loads a dataset's)."""
+    return Recommender(**params).fit(item_vectors, events.item_idx, events.offsets, item_keys=item_keys)
 
 
 def recommend_for_user(

@@ -19,7 +19,9 @@ sit in memory at once and any chunk can be regenerated alone.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,349 +67,25 @@ NOISE = 0.12
 RAMP_WIDTH = 10
 MARGIN = 10  # planted change points stay this many events away from either end
 CHUNK_USERS = 20_000
+MAX_USERS = 10_000_000  # ten times "huge": about 500M events, past what one machine imports in minutes
 START = np.datetime64("2024-01-01T00:00:00", "s")
 
-_WORDS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "Home Goods": (
-        (
-            "Linen",
-            "Bamboo",
-            "Ceramic",
-            "Cast Iron",
-            "Velvet",
-            "Oak",
-            "Wool",
-            "Marble",
-            "Rattan",
-            "Stoneware",
-            "Cotton",
-            "Walnut",
-        ),
-        (
-            "Duvet Cover",
-            "Cutting Board",
-            "Table Lamp",
-            "Throw Pillow",
-            "Bath Towel Set",
-            "Storage Basket",
-            "Dinner Plate Set",
-            "Curtain Panels",
-            "Area Rug",
-            "Wall Mirror",
-            "Candle Holder",
-            "Bookshelf",
-        ),
-    ),
-    "Electronics": (
-        (
-            "Voltix",
-            "Novatek",
-            "Sonara",
-            "Pixelon",
-            "Arcwave",
-            "Quantix",
-            "Lumora",
-            "Zentra",
-            "Helix",
-            "Corvid",
-            "Auralis",
-            "Fluxon",
-        ),
-        (
-            "Wireless Earbuds",
-            "4K Smart TV",
-            "Noise-Cancelling Headphones",
-            "Gaming Laptop",
-            "Bluetooth Speaker",
-            "USB-C Charger",
-            "Mechanical Keyboard",
-            "Smartwatch",
-            "Portable SSD",
-            "Wi-Fi Router",
-            "Action Camera",
-            "Tablet",
-        ),
-        ("X2", "Pro", "Max", "Mini", "S", "Air", "Ultra", "Lite"),
-    ),
-    "Horror Films": (
-        (
-            "The Haunting of",
-            "Night at",
-            "The Curse of",
-            "Whispers in",
-            "The Thing in",
-            "Blood on",
-            "The Possession of",
-            "Screams from",
-            "Shadows over",
-            "The Exorcism at",
-            "Terror in",
-            "The Ghosts of",
-        ),
-        (
-            "Blackwood Manor",
-            "the Cellar",
-            "Hollow Creek",
-            "the Asylum",
-            "Raven Hill",
-            "the Old Chapel",
-            "Crimson Lake",
-            "the Attic",
-            "Dead Man's Road",
-            "the Morgue",
-            "Wicker Farm",
-            "the Crypt",
-        ),
-    ),
-    "Sci-Fi Films": (
-        (
-            "Beyond",
-            "Escape from",
-            "The Last Signal from",
-            "Voyage to",
-            "Colony",
-            "Return to",
-            "The Quantum",
-            "Starfall over",
-            "Echoes of",
-            "The Android of",
-            "Exodus from",
-            "Wormhole to",
-        ),
-        (
-            "Andromeda",
-            "the Red Planet",
-            "Europa",
-            "Station Zero",
-            "the Outer Rim",
-            "Kepler-22b",
-            "the Galaxy's Edge",
-            "Titan",
-            "Proxima",
-            "the Dyson Sphere",
-            "Orbital Nine",
-            "Mars",
-        ),
-    ),
-    "Sports": (
-        (
-            "ProStride",
-            "Apex",
-            "Velo",
-            "Summit",
-            "Striker",
-            "Trailblaze",
-            "Iron Grip",
-            "Rebound",
-            "Fastbreak",
-            "Ridgeline",
-            "Powerlift",
-            "Aqua",
-        ),
-        (
-            "Trail Running Shoes",
-            "Yoga Mat",
-            "Football Boots",
-            "Tennis Racket",
-            "Cycling Helmet",
-            "Basketball",
-            "Adjustable Dumbbells",
-            "Swimming Goggles",
-            "Golf Balls",
-            "Resistance Bands",
-            "Climbing Harness",
-            "Ski Gloves",
-        ),
-    ),
-    "Cooking": (
-        (
-            "One-Pot",
-            "Weeknight",
-            "Slow-Cooker",
-            "Classic",
-            "30-Minute",
-            "Homemade",
-            "Spicy",
-            "Vegan",
-            "Grandma's",
-            "Crispy",
-            "Smoky",
-            "Creamy",
-        ),
-        (
-            "Chicken Curry",
-            "Beef Stew",
-            "Mushroom Risotto",
-            "Lasagna",
-            "Ramen",
-            "Pad Thai",
-            "Sourdough Bread",
-            "Tomato Soup",
-            "Fish Tacos",
-            "Apple Pie",
-            "Paella",
-            "Dumplings",
-        ),
-        ("Recipe", "Cooking Class", "Kitchen Guide"),
-    ),
-    "Romance Films": (
-        (
-            "Love in",
-            "A Summer in",
-            "Letters from",
-            "The Wedding in",
-            "Falling for",
-            "Midnight in",
-            "Second Chances in",
-            "Kissed in",
-            "The Proposal at",
-            "Forever in",
-            "Hearts of",
-            "A Christmas in",
-        ),
-        (
-            "Paris",
-            "Tuscany",
-            "Vermont",
-            "Santorini",
-            "Notting Hill",
-            "Vienna",
-            "Savannah",
-            "Lisbon",
-            "the Vineyard",
-            "Maple Grove",
-            "Kyoto",
-            "the Lighthouse",
-        ),
-    ),
-    "Travel": (
-        (
-            "Backpacking",
-            "A Weekend in",
-            "Road Trip through",
-            "Hidden Gems of",
-            "Budget Guide to",
-            "Island Hopping in",
-            "Hiking",
-            "Food Tour of",
-            "Family Holiday in",
-            "Rail Journey across",
-            "Luxury Escape to",
-            "Winter in",
-        ),
-        (
-            "Patagonia",
-            "Iceland",
-            "Vietnam",
-            "Morocco",
-            "Japan",
-            "Peru",
-            "Norway",
-            "Croatia",
-            "New Zealand",
-            "Scotland",
-            "Greece",
-            "Canada",
-        ),
-    ),
-    "Gardening": (
-        (
-            "Heirloom",
-            "Organic",
-            "Dwarf",
-            "Climbing",
-            "Perennial",
-            "Raised-Bed",
-            "Container",
-            "Drought-Tolerant",
-            "Indoor",
-            "Hardy",
-            "Wildflower",
-            "Hydroponic",
-        ),
-        (
-            "Tomato Seeds",
-            "Rose Bush",
-            "Herb Garden Kit",
-            "Lavender Plants",
-            "Compost Bin",
-            "Pruning Shears",
-            "Strawberry Planters",
-            "Fern",
-            "Seed Starter Tray",
-            "Garden Trowel",
-            "Sunflower Seeds",
-            "Watering Can",
-        ),
-    ),
-    "Fashion": (
-        (
-            "Navy",
-            "Charcoal",
-            "Olive",
-            "Ivory",
-            "Burgundy",
-            "Camel",
-            "Black",
-            "Sage",
-            "Mustard",
-            "Denim Blue",
-            "Blush",
-            "Forest Green",
-        ),
-        ("Silk", "Merino", "Linen", "Leather", "Cashmere", "Corduroy", "Tweed", "Chiffon"),
-        ("Blazer", "Midi Dress", "Trench Coat", "Ankle Boots", "Sweater", "Chinos", "Scarf", "Handbag"),
-    ),
-    "Mystery Novels": (
-        (
-            "Murder at",
-            "The Secret of",
-            "Death in",
-            "The Vanishing at",
-            "The Body in",
-            "A Killing in",
-            "The Case of",
-            "Poison at",
-            "The Stranger at",
-            "Silence in",
-            "The Clue at",
-            "The Affair at",
-        ),
-        (
-            "Harrow Hall",
-            "the Vicarage",
-            "Baker Street",
-            "the Orient Line",
-            "Ashford Lane",
-            "the Old Mill",
-            "Gull Island",
-            "the Library",
-            "Wexley Court",
-            "the Harbour",
-            "St. Clement's",
-            "the Opera House",
-        ),
-    ),
-    "Video Games": (
-        (
-            "Dragon",
-            "Pixel",
-            "Shadow",
-            "Galactic",
-            "Neon",
-            "Iron",
-            "Mystic",
-            "Turbo",
-            "Frost",
-            "Cyber",
-            "Kingdom",
-            "Rogue",
-        ),
-        ("Quest", "Legends", "Racers", "Tactics", "Odyssey", "Arena", "Chronicles", "Warfare"),
-        ("Remastered", "Deluxe Edition", "II", "III", "Online", "Origins"),
-    ),
-}
-CATEGORIES = tuple(_WORDS)
+VOCABULARY_FILE = Path(__file__).with_name("synthetic_vocabulary.json")
+
+
+@functools.cache
+def vocabulary() -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Per category, the title parts whose combinations are its item titles (in file order)."""
+    with open(VOCABULARY_FILE, encoding="utf-8") as fh:
+        categories = json.load(fh)["categories"]
+    return {category: tuple(tuple(part) for part in parts) for category, parts in categories.items()}
+
+
+def __getattr__(name: str):
+    # CATEGORIES reads the vocabulary file on first use, not at import.
+    if name == "CATEGORIES":
+        return tuple(vocabulary())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -426,6 +104,8 @@ def parse_size(size: str | int) -> tuple[int, int, int]:
         n = int(size)
         if n < 1:
             raise ShiftError("the synthetic world needs at least one user")
+        if n > MAX_USERS:
+            raise ShiftError(f"the synthetic world has at most {MAX_USERS:,} users (about 50 events each)")
         return n, 50, 120
     if size not in SIZES:
         raise ShiftError(f"unknown synthetic size {size!r}: use one of {', '.join(SIZES)} or a user count")
@@ -436,7 +116,7 @@ def make_catalogue(items_per_category: int, random_state: int = 0) -> pd.DataFra
     """Items with readable, unique titles; item ids are 1…N, category blocks contiguous."""
     rng = np.random.default_rng([random_state, 0])
     rows = []
-    for category, parts in _WORDS.items():
+    for category, parts in vocabulary().items():
         combos = [" ".join(c) for c in itertools.product(*parts)]
         if len(combos) < items_per_category:
             raise ShiftError(f"at most {len(combos)} items per category are available")
@@ -459,7 +139,8 @@ def generate_chunk(
     Deterministic in (first_user, random_state) alone, so chunks are independent.
     """
     rng = np.random.default_rng([random_state, 1, first_user])
-    n_cat = len(CATEGORIES)
+    categories = tuple(vocabulary())
+    n_cat = len(categories)
     users = np.arange(first_user, first_user + n_users)
     kinds = np.array(KIND_PATTERN)[users % len(KIND_PATTERN)]
     lo, hi = max(2 * MARGIN + 4, int(mean_events * 0.6)), max(2 * MARGIN + 5, int(mean_events * 1.4))
@@ -528,7 +209,7 @@ def generate_chunk(
         }
     )
     truth = []
-    names = np.array(CATEGORIES)
+    names = np.array(categories)
     for i in np.flatnonzero(np.isin(kinds, ("abrupt", "gradual", "repeated"))):
         uid = str(users[i] + 1)
         if kinds[i] == "abrupt":
@@ -554,15 +235,19 @@ def generate_chunk(
 
 
 def iter_world(
-    size: str | int, random_state: int = 0
+    size: str | int, random_state: int = 0, chunk_users: int = CHUNK_USERS
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
     n_users, mean_events, per_cat = parse_size(size)
-    for first in range(0, n_users, CHUNK_USERS):
-        yield generate_chunk(first, min(CHUNK_USERS, n_users - first), mean_events, per_cat, random_state)
+    for first in range(0, n_users, chunk_users):
+        yield generate_chunk(first, min(chunk_users, n_users - first), mean_events, per_cat, random_state)
 
 
 def write_world(
-    size: str | int, folder: Path, random_state: int = 0, progress: Callable[[int, int], None] | None = None
+    size: str | int,
+    folder: Path,
+    random_state: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    chunk_users: int = CHUNK_USERS,
 ) -> WorldFiles:
     """Generate the world into Parquet files in ``folder``, one chunk of users at a time."""
     folder = Path(folder)
@@ -573,7 +258,7 @@ def write_world(
     writers: dict[str, pq.ParquetWriter] = {}
     n_events = done = 0
     try:
-        for chunk in iter_world(size, random_state):
+        for chunk in iter_world(size, random_state, chunk_users):
             for key, frame in zip(("events", "truth", "labels"), chunk):
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 if key not in writers:

@@ -1,9 +1,10 @@
 """Per-user feature trajectories: item vectors in event order and interest vectors built on them.
 
 All users are processed at once in CSR layout: ``vectors`` (N, d) holds every event's item
-vector, user ``k`` owning rows ``offsets[k]:offsets[k+1]``. Window means come from one
-cumulative sum over all rows (a window sum is a difference of two prefix sums), so the
-core math has no per-user Python loop. Positions ``t`` are 0-based within a user.
+vector, user ``k`` owning rows ``offsets[k]:offsets[k+1]``. Window means are computed for
+tiles of 64 consecutive events at a time, each tile one small matrix product of window
+weights with the tile's span of rows (``_window_means``), so the core math has no per-user
+Python loop and no N x d prefix-sum array. Positions ``t`` are 0-based within a user.
 
 * ``two_window_delta``: row t = mean(x[t:t+h]) - mean(x[t-h:t]), the change Δf of the
   method; a change point at t means event t is the first event after the change.
@@ -12,22 +13,25 @@ core math has no per-user Python loop. Positions ``t`` are 0-based within a user
 
 Each takes optional per-event ``weights``; a weighted mean is sum(w x) / sum(|w|), so a
 negative weight (``rating_weights``: a rating below the user's mean) pulls a window away
-from that item. Large logs are streamed in user chunks (``iter_trajectories``), so memory
-is bounded by a chunk, never by N x d of the whole log.
+from that item. Large logs are streamed in user chunks (``chunk_ranges``;
+``core.artefacts.iter_trajectories`` loads them), so memory is bounded by a chunk, never by
+N x d of the whole log. This module only computes: ``core.artefacts`` loads the events
+and the item matrix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.errors import ShiftError, UnknownUser
+from core.user_events import UserEvents
 
 if TYPE_CHECKING:
-    import duckdb
+    from core.store import EventArrays
 
 
 def _check(vectors: np.ndarray, offsets: np.ndarray, weights: np.ndarray | None) -> tuple:
@@ -53,15 +57,6 @@ def _check_window(h: int) -> int:
     if isinstance(h, bool) or not isinstance(h, int | np.integer) or h < 1:
         raise ShiftError(f"window h must be a positive integer, got {h!r}")
     return int(h)
-
-
-def positions(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(start, end, t) of every event row: its user's row range and its index in the user."""
-    offsets = np.asarray(offsets, dtype=np.int64)
-    counts = np.diff(offsets)
-    start = np.repeat(offsets[:-1], counts)
-    end = np.repeat(offsets[1:], counts)
-    return start, end, np.arange(int(offsets[-1]), dtype=np.int64) - start
 
 
 _TILE = 64
@@ -119,7 +114,8 @@ def two_window_delta(
     """
     vectors, offsets, weights = _check(vectors, offsets, weights)
     h = _check_window(h)
-    start, end, _ = positions(offsets)
+    ev = UserEvents(offsets)
+    start, end = ev.start, ev.end
     g = np.arange(len(vectors), dtype=np.int64)
     rows = g[(g - h >= start) & (g + h <= end)]
     out = np.full(vectors.shape, np.nan, dtype=np.float32)
@@ -142,7 +138,7 @@ def recent_mean(
     """
     vectors, offsets, weights = _check(vectors, offsets, weights)
     h = _check_window(h)
-    start, _, _ = positions(offsets)
+    start = UserEvents(offsets).start
     g = np.arange(len(vectors), dtype=np.int64)
     if not len(g):
         return np.empty(vectors.shape, dtype=np.float32)
@@ -168,7 +164,7 @@ def ewma(
     lam = 2.0 ** (-1.0 / float(halflife))
     n, d = vectors.shape
     w = np.ones(n) if weights is None else weights
-    user = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    user = UserEvents(offsets).event_user
     # Numerator sum_i λ^(t-i) w_i x_i and denominator sum_i λ^(t-i) |w_i| ride together as
     # d+1 columns. Block by block (32 rows), both are one product with the lower-triangular
     # decay matrix, masked where rows belong to different users (the sum restarts at each
@@ -223,7 +219,7 @@ def rating_weights(rating: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return np.where(below, -1.0, 1.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Trajectories:
     """Events of a set of users (CSR, as ``core.store.EventArrays``) plus the item matrix.
 
@@ -246,14 +242,29 @@ class Trajectories:
     def n_events(self) -> int:
         return int(self.offsets[-1])
 
+    @cached_property
+    def users(self) -> UserEvents:
+        return UserEvents(self.offsets, self.user_ids)
+
     def user_slice(self, k: int) -> slice:
-        return slice(int(self.offsets[k]), int(self.offsets[k + 1]))
+        return self.users.user_slice(k)
 
     def index_of(self, user_id: str) -> int:
-        hits = np.flatnonzero(self.user_ids == str(user_id))
-        if not len(hits):
-            raise UnknownUser(f"user {user_id!r} is not in these trajectories")
-        return int(hits[0])
+        try:
+            return self.users.position(user_id)
+        except UnknownUser:
+            raise UnknownUser(f"user {user_id!r} is not in these trajectories") from None
+
+    @classmethod
+    def from_events(cls, events: EventArrays, item_vectors: np.ndarray) -> Trajectories:
+        """Trajectories of ``events`` over the item matrix (checked to cover every item)."""
+        item_vectors = np.asarray(item_vectors, dtype=np.float32)
+        if len(events.item_idx) and int(events.item_idx.max()) >= len(item_vectors):
+            raise ShiftError(
+                f"item matrix has {len(item_vectors)} rows but events name item_idx "
+                f"{int(events.item_idx.max())}; re-encode the dataset (python -m core encode NAME)"
+            )
+        return cls(events.user_ids, events.offsets, events.item_idx, events.ts, events.rating, item_vectors)
 
     def vectors(self) -> np.ndarray:
         """Every event's item vector (N, d), in event order."""
@@ -276,43 +287,6 @@ class Trajectories:
         return ewma(self.vectors(), self.offsets, halflife, self.weights(rating_weighted))
 
 
-def _item_vectors(name: str, item_vectors: np.ndarray | None) -> np.ndarray:
-    if item_vectors is not None:
-        return np.asarray(item_vectors, dtype=np.float32)
-    from core.embeddings import item_matrix
-
-    return item_matrix(name)
-
-
-def _from_events(events, item_vectors: np.ndarray) -> Trajectories:
-    if len(events.item_idx) and int(events.item_idx.max()) >= len(item_vectors):
-        raise ShiftError(
-            f"item matrix has {len(item_vectors)} rows but events name item_idx {int(events.item_idx.max())}; "
-            "re-encode the dataset (python -m core encode NAME)"
-        )
-    return Trajectories(
-        events.user_ids, events.offsets, events.item_idx, events.ts, events.rating, item_vectors
-    )
-
-
-def load_trajectories(
-    name: str, user_idx_range: tuple[int, int] | None = None, item_vectors: np.ndarray | None = None
-) -> Trajectories:
-    """Trajectories of all users, or of ``user_idx`` in [lo, hi).
-
-    ``item_vectors`` defaults to the dataset's item matrix (cached; encodes what is missing).
-    """
-    from core import store
-
-    item_vectors = _item_vectors(name, item_vectors)
-    con = store.connect(name, read_only=True)
-    try:
-        events = store.load_event_arrays(con, user_idx_range)
-    finally:
-        con.close()
-    return _from_events(events, item_vectors)
-
-
 def chunk_ranges(n_events: np.ndarray, max_events: int) -> list[tuple[int, int]]:
     """Consecutive user_idx ranges holding at most ``max_events`` events each.
 
@@ -333,48 +307,3 @@ def chunk_ranges(n_events: np.ndarray, max_events: int) -> list[tuple[int, int]]
     if lo < len(n_events):
         ranges.append((lo, len(n_events)))
     return ranges
-
-
-def iter_trajectories(
-    name: str, max_events: int = 250_000, item_vectors: np.ndarray | None = None
-) -> Iterator[Trajectories]:
-    """Trajectories of every user, streamed in chunks of at most ``max_events`` events.
-
-    At 384 dimensions a chunk of 250,000 events is 384 MB as float32 vectors (and twice
-    that for the float64 prefix sums), whatever the size of the log.
-    """
-    from core import store
-
-    item_vectors = _item_vectors(name, item_vectors)
-    con = store.connect(name, read_only=True)
-    try:
-        users = store.load_users(con)
-        for lo, hi in chunk_ranges(users["n_events"].to_numpy(), max_events):
-            yield _from_events(store.load_event_arrays(con, (lo, hi)), item_vectors)
-    finally:
-        con.close()
-
-
-def user_trajectory(
-    name: str,
-    user_id: str,
-    item_vectors: np.ndarray | None = None,
-    con: duckdb.DuckDBPyConnection | None = None,
-) -> Trajectories:
-    """One user's trajectory (U = 1), fetched by an indexed lookup of that user alone.
-
-    Opening a DuckDB file costs more than the two queries, so a caller that keeps a
-    read-only connection (the dashboard) passes it as ``con``.
-    """
-    from core import store
-
-    item_vectors = _item_vectors(name, item_vectors)
-    own = con is None
-    con = store.connect(name, read_only=True) if own else con
-    try:
-        k = store.user_index(con, user_id)
-        events = store.load_event_arrays(con, (k, k + 1))
-    finally:
-        if own:
-            con.close()
-    return _from_events(events, item_vectors)

@@ -4,21 +4,19 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import charts
-import ui
+from dashboard import actions, charts, data, navigation, text
 
+selection = navigation.selection()
 st.title("Evaluation against ground truth")
+name = actions.require_dataset(selection)
+actions.require_encoded(selection)
+detector, threshold = selection.detector, selection.threshold
 
-name = ui.choose_dataset()
-if name is None:
-    st.stop()
-detection = ui.detection_controls(name)
-
-has_truth = len(ui.user_labels(name)) > 0
+has_truth = len(data.user_labels(name)) > 0
 st.subheader("Planted truth of this dataset, at the current ε")
 if not has_truth:
     st.info(
-        f"`{name}` has no planted change points (real logs have none). The spliced benchmark "
+        f"{text.md_code(name)} has no planted change points (real logs have none). The spliced benchmark "
         "below builds ground truth from its real users."
     )
 else:
@@ -29,7 +27,7 @@ else:
         horizontal=True,
         key="evaluation_margin",
     )
-    live = ui.truth_scores(detection, margin)
+    live = data.truth_scores(name, detector, threshold, margin)
     cols = st.columns(5)
     cols[0].metric(f"Precision @{margin}", f"{live['precision']:.2f}")
     cols[1].metric(f"Recall @{margin}", f"{live['recall']:.2f}")
@@ -41,18 +39,18 @@ else:
     )
     cols[4].metric("Matched / planted", f"{live['tp']} / {live['tp'] + live['fn']}")
     left, right = st.columns(2)
-    if detection.online:
+    if selection.online:
         left.caption(
-            f"{detection.detector} is online: its alarms depend on ε beyond a filter, so no "
+            f"{detector} is online: its alarms depend on ε beyond a filter, so no "
             "threshold curve is drawn here; the stored benchmark below has one."
         )
     else:
-        curve = ui.truth_sweep(detection, margin)
+        curve = data.truth_sweep(name, detector, margin)
         left.plotly_chart(
             charts.pr_curve(
                 curve,
-                {"ε": detection.threshold},
-                f"Precision, recall, F1 vs threshold ({detection.detector})",
+                {"ε": threshold},
+                f"Precision, recall, F1 vs threshold ({detector})",
             ),
             key="live_pr",
         )
@@ -60,7 +58,7 @@ else:
             charts.false_alarm_curve(
                 curve,
                 "false_alarms_per_1000",
-                detection.threshold,
+                threshold,
                 "False alarms on stable and multi-interest users",
             ),
             key="live_fa",
@@ -73,21 +71,21 @@ else:
         st.caption(f"Median alert delay {np.median(live['delays']):.0f} events (alert event − true change).")
 
 st.subheader("Benchmark: spliced real users (`python -m core evaluate`)")
-stored = ui.stored_evaluation(name)
+stored = data.stored_evaluation(name)
 if stored is None:
     st.info(
-        f"No stored benchmark for `{name}`. Run `python -m core evaluate {name}` (minutes on "
+        f"No stored benchmark for {text.md_code(name)}. Run {text.md_code(f'python -m core evaluate {name}')} (minutes on "
         "MovieLens-100K), then reload."
     )
     st.stop()
 meta, table, curves, folder = stored
-st.caption(
-    f"From `{folder.relative_to(folder.parents[2]) if folder.is_relative_to(ui.RECORDED_RESULTS) else folder}`. "
-    f"{len(table)} rows."
+shown_folder = (
+    folder.relative_to(folder.parents[2]) if folder.is_relative_to(data.RECORDED_RESULTS) else folder
 )
+st.caption(f"From {text.md_code(shown_folder)}. {len(table)} rows.")
 st.caption(
-    f"Test benchmark users: {', '.join(f'{k} {v}' for k, v in meta.get('test_benchmark', {}).items())}; "
-    f"defaults calibrated to {meta.get('target_false_alarms_per_1000', '?')} false alarms per 1,000 events on "
+    f"Test benchmark users: {text.md_escape(', '.join(f'{k} {v}' for k, v in meta.get('test_benchmark', {}).items()))}; "
+    f"defaults calibrated to {text.md_escape(meta.get('target_false_alarms_per_1000', '?'))} false alarms per 1,000 events on "
     "calibration users; 'oracle' rows use the best threshold on the test users and are for reference only."
 )
 shown = [
@@ -110,10 +108,10 @@ shown = [
     if c in table.columns
 ]
 st.dataframe(table[shown], hide_index=True, key="benchmark_table")
-if len(curves) and detection.detector in set(curves["detector"]):
-    curve = curves[curves["detector"] == detection.detector].sort_values("threshold")
-    default = table[(table["detector"] == detection.detector) & (table["setting"] == "default")]["threshold"]
-    marks = {"ε": detection.threshold}
+if len(curves) and detector in set(curves["detector"]):
+    curve = curves[curves["detector"] == detector].sort_values("threshold")
+    default = table[(table["detector"] == detector) & (table["setting"] == "default")]["threshold"]
+    marks = {"ε": threshold}
     if len(default) and pd.notna(default.iloc[0]):
         marks["calibrated default"] = float(default.iloc[0])
     left, right = st.columns(2)
@@ -121,7 +119,7 @@ if len(curves) and detection.detector in set(curves["detector"]):
         charts.pr_curve(
             curve,
             marks,
-            f"Benchmark precision/recall/F1 @10 ({detection.detector})",
+            f"Benchmark precision/recall/F1 @10 ({detector})",
             metrics=(("P@10", "precision"), ("R@10", "recall"), ("F1@10", "F1")),
         ),
         key="bench_pr",
@@ -129,7 +127,7 @@ if len(curves) and detection.detector in set(curves["detector"]):
     if "FA/1000 control" in curve:
         right.plotly_chart(
             charts.false_alarm_curve(
-                curve, "FA/1000 control", detection.threshold, "False alarms on unspliced control users"
+                curve, "FA/1000 control", threshold, "False alarms on unspliced control users"
             ),
             key="bench_fa",
         )
@@ -138,4 +136,4 @@ if len(curves) and detection.detector in set(curves["detector"]):
         "the detector fitted on every user, so the two threshold scales agree only approximately."
     )
 else:
-    st.caption(f"The stored benchmark has no curve for {detection.detector}.")
+    st.caption(f"The stored benchmark has no curve for {detector}.")

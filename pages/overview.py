@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import charts
-import ui
 from core.errors import ShiftError
+from dashboard import actions, charts, data, navigation, sidebar, text
 
+selection = navigation.selection()
 st.title("Who shifted, when, and to what")
-
-name = ui.choose_dataset()
+name = selection.dataset
+if name is None:
+    actions.warn_no_dataset()
 
 with st.expander("Import your own log (events + items, CSV or Parquet)", expanded=name is None):
     with st.form("upload"):
@@ -22,7 +23,15 @@ with st.expander("Import your own log (events + items, CSV or Parquet)", expande
             "`genres` (`|`-separated) and `description`. Files are checked before anything is "
             "replaced: a bad file leaves every dataset as it was."
         )
-        new_name = st.text_input("Dataset name", placeholder="my-shop")
+        new_name = st.text_input(
+            "Dataset name",
+            value=actions.fresh_name(data.dataset_names()),
+            help="Letters, digits, '.', '_' and '-'. A new name by default: an upload never "
+            "replaces a dataset unless you tick the box below.",
+        )
+        replace = st.checkbox(
+            "Replace the dataset of that name if there is one", value=False, key="upload_replace"
+        )
         delimiter = st.selectbox("CSV delimiter", [",", ";", "\t", "|"], format_func=repr)
         events_file = st.file_uploader("Events file", type=["csv", "parquet", "tsv", "txt"])
         items_file = st.file_uploader("Items file", type=["csv", "parquet", "tsv", "txt"])
@@ -33,45 +42,44 @@ with st.expander("Import your own log (events + items, CSV or Parquet)", expande
         else:
             try:
                 with st.spinner("Validating and importing…"):
-                    report = ui.import_uploads(new_name, events_file, items_file, delimiter)
+                    report = actions.import_uploads(new_name, events_file, items_file, delimiter, replace)
             except ShiftError as err:
-                ui.show_error(err)
+                st.error(text.md_escape(err), icon=":material/error:")
             else:
                 st.success(
                     f"Imported {report.n_events:,} events of {report.n_users:,} users over "
-                    f"{report.n_items:,} items as `{new_name}`."
+                    f"{report.n_items:,} items as {text.md_code(new_name)}."
                 )
-                ui.encode_items(new_name)
+                actions.encode_with_progress(new_name)
                 st.session_state["dataset"] = new_name
 
 if name is None:
     st.stop()
 
-info = ui.info(name)
+info = data.info(name)
 cols = st.columns(4)
 cols[0].metric("Users", f"{info.get('n_users', 0):,}")
 cols[1].metric("Items", f"{info.get('n_items', 0):,}")
 cols[2].metric("Events", f"{info.get('n_events', 0):,}")
 cols[3].metric("Ground truth", "yes" if info.get("has_ground_truth") else "no")
-st.caption(f"Source: {info.get('source', '')}")
+st.caption(f"Source: {text.md_escape(info.get('source', ''))}")
 
-
-detection = ui.detection_controls(name)
-cps = detection.change_points()
+actions.require_encoded(selection)
+cps = data.change_points(name, selection.detector, selection.threshold)
 n_users = int(info.get("n_users", 0)) or 1
 shifted = cps["user_id"].nunique()
-st.subheader(f"{shifted:,} of {n_users:,} users shifted at ε = {detection.threshold:.3g}")
+st.subheader(f"{shifted:,} of {n_users:,} users shifted at ε = {selection.threshold:.3g}")
 st.caption(
-    f"Detector {detection.detector}: {len(cps):,} change points, about "
-    f"{detection.false_alarms:.2f} false alarms per 1,000 events expected at this ε."
+    f"Detector {selection.detector}: {len(cps):,} change points, about "
+    f"{selection.false_alarms:.2f} false alarms per 1,000 events expected at this ε."
 )
 
 left, right = st.columns(2)
 with left:
-    ranking = detection.ranking
+    ranking = data.user_ranking(name, selection.detector)
     st.plotly_chart(
         charts.score_histogram(
-            ranking["max_score"].to_numpy(), detection.threshold, "Strongest shift score per user"
+            ranking["max_score"].to_numpy(), selection.threshold, "Strongest shift score per user"
         ),
         key="score_histogram",
     )
@@ -109,8 +117,8 @@ if len(cps):
         .reset_index(drop=True)
     )
     top["from → to"] = [
-        ui.explanation(name, r.user_id, r.event_index).summary
-        if 0 < r.event_index < len(ui.user_events(name, r.user_id))
+        data.explanation(name, r.user_id, r.event_index).summary
+        if 0 < r.event_index < len(data.user_events(name, r.user_id))
         else ""
         for r in top.itertuples()
     ]
@@ -133,12 +141,12 @@ if len(cps):
     st.caption("Select a row to open that user's timeline here, or follow its link to open it in a new tab.")
     rows = event.selection.rows if event is not None else []
     if rows:
-        ui.set_user(name, top.loc[rows[0], "user_id"])
+        sidebar.select_user(name, top.loc[rows[0], "user_id"])
         st.switch_page("pages/timeline.py")
 else:
     st.info("No change point at this ε: lower it in the sidebar.")
 
-categories = ui.category_counts(name)
+categories = data.category_counts(name)
 if len(categories):
     top = categories.head(20)
     st.plotly_chart(

@@ -3,36 +3,31 @@
 import numpy as np
 import streamlit as st
 
-import charts
-import ui
-from core.projection import place
-from core.trajectory import recent_mean
+from dashboard import actions, charts, data, navigation, text
 
+selection = navigation.selection()
 st.title("Projection of item embeddings")
-
-name = ui.choose_dataset()
-if name is None:
-    st.stop()
-detection = ui.detection_controls(name)
-user = ui.choose_user(name, ranked=detection.ranked_users)
-coords = ui.projection(name)
+name = actions.require_dataset(selection)
+actions.require_encoded(selection)
+user = selection.user
+coords = data.projection(name)
 if coords is None:
     st.info(
-        f"No UMAP map of `{name}` yet. Fitting UMAP takes tens of seconds, so it is a set-up step "
-        f"and never runs in a page: run `python -m core project {name}`, then reload.",
+        f"No UMAP map of {text.md_code(name)} yet. Fitting UMAP takes tens of seconds, so it is a set-up "
+        f"step and never runs in a page: run {text.md_code(f'python -m core project {name}')}, then reload.",
         icon=":material/info:",
     )
     st.stop()
 
-items = ui.items(name)
-matrix = ui.item_matrix(name)
+items = data.items(name)
 top_category = [c[0] if c is not None and len(c) else "(no category)" for c in items["categories"]]
 
 user_tab, population_tab = st.tabs(["User path", "Shifts across users"])
 with user_tab:
-    events = ui.user_events(name, user)
+    events = data.user_events(name, user)
     history = events["item_idx"].to_numpy()
-    cps = detection.user_change_points(user).sort_values("score", ascending=False, kind="stable")
+    cps = data.user_detection(name, selection.detector, selection.threshold, user).change_points
+    cps = cps.sort_values("score", ascending=False, kind="stable")
     left, mid, right = st.columns(3)
     labels = {int(r.event_index): f"event {r.event_index} (score {r.score:.3g})" for r in cps.itertuples()}
     cp = left.selectbox(
@@ -50,7 +45,7 @@ with user_tab:
     )
     smooth_h = right.slider("Smoothing (events per interest vector)", 1, 30, 10, key="projection_smooth")
     lo, hi = (0, len(history)) if cp is None else (max(0, cp - around), min(len(history), cp + around))
-    smooth = place(recent_mean(matrix[history], np.array([0, len(history)]), smooth_h), matrix, coords)
+    smooth = data.interest_path(name, user, smooth_h)
     colour = st.toggle("Colour items by category", value=True, key="projection_colour")
     fig = charts.item_map(coords, items["title"], top_category, colour)
     charts.add_user_path(
@@ -63,8 +58,8 @@ with user_tab:
     )
     st.plotly_chart(fig, key="projection_user")
     st.caption(
-        f"User {user}: events {lo}–{hi - 1} of {len(history)}, coloured by order; the line is the interest "
-        f"vector (mean of the last {smooth_h} items) placed among its nearest items, "
+        f"User {text.md_escape(user)}: events {lo}–{hi - 1} of {len(history)}, coloured by order; the line "
+        f"is the interest vector (mean of the last {smooth_h} items) placed among its nearest items, "
         + (
             "blue before the change point and orange after it."
             if cp is not None
@@ -74,7 +69,7 @@ with user_tab:
 
 with population_tab:
     limit = st.slider("Users shown (strongest shifts first)", 10, 1000, 300, step=10, key="projection_limit")
-    shifted, before, after = ui.shift_endpoints(detection, limit)
+    shifted, before, after = data.shift_endpoints(name, selection.detector, selection.threshold, limit)
     if len(shifted) == 0:
         st.info("No user has a change point at this ε; lower it in the sidebar.")
     else:

@@ -2,23 +2,31 @@
 
 import streamlit as st
 
-import ui
 from core.errors import ShiftError
+from dashboard import actions, data, navigation, text
 
+selection = navigation.selection()
 st.title("Recommendations before and after a shift")
-
-name = ui.choose_dataset()
-if name is None:
-    st.stop()
-detection = ui.detection_controls(name)
-user = ui.choose_user(name, ranked=detection.ranked_users)
-events = ui.user_events(name, user)
+name = actions.require_dataset(selection)
+actions.require_encoded(selection)
+user = selection.user
+events = data.user_events(name, user)
 n = len(events)
 if n < 2:
-    st.info(f"User {user} has {n} event(s): a change point needs events on both sides.")
+    st.info(f"User {text.md_escape(user)} has {n} event(s): a change point needs events on both sides.")
     st.stop()
 
-choices = ui.change_point_choices(name, user, detection)
+# Change points to explain/recommend around: detected ones (strongest first: the default is
+# the clearest shift), then planted ones.
+detected = data.user_detection(name, selection.detector, selection.threshold, user).change_points
+choices = [
+    (f"detected at event {r.event_index} (score {r.score:.3g})", int(r.event_index))
+    for r in detected.sort_values("score", ascending=False, kind="stable").itertuples()
+]
+truth = data.ground_truth(name)
+choices += [
+    (f"planted at event {int(i)}", int(i)) for i in truth.loc[truth["user_id"] == user, "event_index"]
+]
 labels = [label for label, _ in choices] + ["another event index…"]
 picked = st.selectbox(
     "Change point",
@@ -34,19 +42,19 @@ if picked == labels[-1]:
     source = "given"
 else:
     change_point = dict(choices)[picked]
-    source = detection.detector if picked.startswith("detected") else "planted"
+    source = selection.detector if picked.startswith("detected") else "planted"
 if not choices:
     st.caption("No change point detected for this user at the current threshold; pick an event index.")
 
 k = st.slider("List length (K)", 5, 30, 10)
 try:
-    recs = ui.recommendations(name, user, change_point, k=k, source=source)
-    why = ui.explanation(name, user, change_point)
+    recs = data.recommendations(name, user, change_point, k, source)
+    why = data.explanation(name, user, change_point)
 except ShiftError as err:
-    ui.show_error(err)
+    st.error(text.md_escape(err), icon=":material/error:")
     st.stop()
 
-st.markdown(f"**What changed at event {change_point}:** {ui.md_escape(why.summary)}")
+st.markdown(f"**What changed at event {change_point}:** {text.md_escape(why.summary)}")
 
 before, after, now = (set(recs.lists[p]["item_idx"]) for p in ("before", "after", "now"))
 cols = st.columns(3)
@@ -87,7 +95,7 @@ with right:
 st.markdown("**Seen history**")
 history = events.assign(
     segment=["before" if i < change_point else "after" for i in range(n)],
-    categories=[", ".join(c) if c is not None else "" for c in events["categories"]],
+    categories=[text.joined(c) for c in events["categories"]],
 )[["seq", "segment", "title", "categories", "rating", "ts"]]
 st.dataframe(
     history,

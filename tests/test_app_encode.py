@@ -1,6 +1,6 @@
 """AppTest: a dataset whose items are not encoded yet is encoded from a button, with the real model."""
 
-from dashboard_world import APP
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import ingest
@@ -15,12 +15,13 @@ EVENTS = "user_id,item_id,timestamp,rating\n" + "".join(
 )
 
 
-def test_unencoded_dataset_offers_a_button_that_encodes_it(data_dir, write_file):
+@pytest.mark.slow  # the real encoder model
+def test_unencoded_dataset_offers_a_button_that_encodes_it(data_dir, write_file, dashboard_app):
     ingest.ingest_files(
         "fresh", TableSource(write_file("e.csv", EVENTS)), TableSource(write_file("i.csv", ITEMS))
     )
     assert cached_item_matrix("fresh") is None
-    at = AppTest.from_file(APP, default_timeout=180)
+    at = AppTest.from_file(dashboard_app, default_timeout=180)
     at.session_state["dataset"] = "fresh"
     at.run()
     assert not at.exception, at.exception

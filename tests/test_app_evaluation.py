@@ -5,37 +5,36 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from dashboard_world import APP, SHIFTS, SHIFTS_PLANTED, world, world_dir  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
+SHIFTS = "shifts"  # the hand-made dataset of the dashboard world (conftest.py)
 
-def _evaluation(dataset: str = SHIFTS) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+
+def _evaluation(app: str, dataset: str = SHIFTS) -> AppTest:
+    at = AppTest.from_file(app, default_timeout=120)
     at.session_state["dataset"] = dataset
     at.switch_page("pages/evaluation.py").run()
     assert not at.exception, at.exception
     return at
 
 
-def _candidates(dataset: str):
-    from dashboard_world import stub_item_matrix
-
+def _candidates(stub_matrix, dataset: str):
     from core import store
     from core.detectors import DEFAULT, make_detector
 
     with store.connect(dataset) as con:
         items, ev = store.load_items(con), store.load_event_arrays(con)
-    det = make_detector(DEFAULT).fit(stub_item_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
+    det = make_detector(DEFAULT).fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
     return ev.user_ids[det.candidates_.user], det.candidates_.event_index, det.candidates_.score
 
 
 @pytest.mark.usefixtures("world")
-def test_live_scores_at_eps_match_the_planted_truth():
-    users, index, score = _candidates(SHIFTS)
-    planted = {("u1", 40)} | {("u3", i) for i in SHIFTS_PLANTED}
+def test_live_scores_at_eps_match_the_planted_truth(world, stub_matrix):
+    users, index, score = _candidates(stub_matrix, SHIFTS)
+    planted = {("u1", 40)} | {("u3", i) for i in world.shifts_planted}
     is_planted = np.array([(u, int(i)) in planted for u, i in zip(users, index)])
     assert is_planted.sum() == 4
-    at = _evaluation()
+    at = _evaluation(world.app)
     key = f"_widget_eps:{SHIFTS}:two_window"
     step = at.sidebar.slider(key=key).step
     eps = float(np.floor((score[is_planted].min() - 1e-9) / step) * step)
@@ -52,11 +51,12 @@ def test_live_scores_at_eps_match_the_planted_truth():
 
 
 @pytest.mark.usefixtures("world")
-def test_stored_benchmark_table_and_curve():
+def test_stored_benchmark_table_and_curve(world_copy):  # writes a stored benchmark
     from core import store
-    from core.evaluation import Evaluation, write_evaluation
+    from core.benchmark.detection import Evaluation
+    from core.benchmark.report import write_evaluation
 
-    at = _evaluation()
+    at = _evaluation(world_copy.app)
     assert any(f"python -m core evaluate {SHIFTS}" in i.value for i in at.info)
     table = pd.DataFrame(
         [
@@ -92,7 +92,7 @@ def test_stored_benchmark_table_and_curve():
         Evaluation(table, curves, {"test_benchmark": {"splice": 10}}), store.cache_dir(SHIFTS) / "evaluation"
     )
     try:
-        at = _evaluation()
+        at = _evaluation(world_copy.app)
         shown = at.dataframe[0].value
         assert shown["F1@10"].tolist() == [0.8, 0.85]
         chart = next(c for c in at.get("plotly_chart") if "bench_pr" in c.proto.id)
@@ -104,17 +104,15 @@ def test_stored_benchmark_table_and_curve():
         (store.cache_dir(SHIFTS) / "evaluation" / "results.json").unlink()
 
 
-def test_dataset_without_truth_says_so(data_dir, request):
+def test_dataset_without_truth_says_so(data_dir, world_dir, stub_embeddings, dashboard_app):
     # movielens-like: a dataset with no labels gets an explanation, not an empty chart.
     import shutil
 
     import duckdb
-    from dashboard_world import write_stub_embeddings
 
-    source = request.getfixturevalue("world_dir")
-    shutil.copy(source / f"{SHIFTS}.duckdb", data_dir / "nolabels.duckdb")
+    shutil.copy(world_dir / f"{SHIFTS}.duckdb", data_dir / "nolabels.duckdb")
     with duckdb.connect(str(data_dir / "nolabels.duckdb")) as con:
         con.execute("DELETE FROM user_labels; DELETE FROM truth_change_points")
-    write_stub_embeddings("nolabels")
-    at = _evaluation("nolabels")
+    stub_embeddings("nolabels")
+    at = _evaluation(dashboard_app, "nolabels")
     assert any("has no planted change points" in i.value for i in at.info)

@@ -3,14 +3,15 @@
 import io
 
 import pytest
-from dashboard_world import APP, NAME, SHIFTS, world, world_dir  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
 from core.errors import DataError
 
+NAME, SHIFTS = "synthetic", "shifts"  # the datasets of the dashboard world (conftest.py)
 
-def _overview(dataset: str = NAME) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+
+def _overview(app: str, dataset: str = NAME) -> AppTest:
+    at = AppTest.from_file(app, default_timeout=120)
     at.session_state["dataset"] = dataset
     at.run()
     assert not at.exception, at.exception
@@ -21,25 +22,22 @@ def _metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
-def _population_change_points(dataset: str, eps: float):
-    from dashboard_world import stub_item_matrix
-
+def _population_change_points(stub_matrix, dataset: str, eps: float):
     from core import store
     from core.detectors import DEFAULT, make_detector
 
     with store.connect(dataset) as con:
         items, ev = store.load_items(con), store.load_event_arrays(con)
-    det = make_detector(DEFAULT).fit(stub_item_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
+    det = make_detector(DEFAULT).fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
     return det.predict(eps)
 
 
-@pytest.mark.usefixtures("world")
-def test_headline_counts_and_shifted_users_follow_eps():
-    at = _overview()
+def test_headline_counts_and_shifted_users_follow_eps(world, stub_matrix):
+    at = _overview(world.app)
     assert _metrics(at) == {"Users": "40", "Items": "288", "Events": "1,589", "Ground truth": "yes"}
     slider = at.sidebar.slider(key=f"_widget_eps:{NAME}:two_window")
     eps = slider.value
-    expected = _population_change_points(NAME, eps)
+    expected = _population_change_points(stub_matrix, NAME, eps)
     n_users = len(set(expected.user.tolist()))
     assert at.subheader[0].value == f"{n_users} of 40 users shifted at ε = {eps:.3g}"
     assert n_users > 0
@@ -51,7 +49,7 @@ def test_headline_counts_and_shifted_users_follow_eps():
     assert top["timeline"].tolist() == [f"/timeline?dataset={NAME}&user={u}" for u in top["user_id"]]
 
     slider.set_value(0.0).run()
-    n_all = len(set(_population_change_points(NAME, 0.0).user.tolist()))
+    n_all = len(set(_population_change_points(stub_matrix, NAME, 0.0).user.tolist()))
     assert at.subheader[0].value == f"{n_all} of 40 users shifted at ε = 0"
     assert n_all > n_users
 
@@ -60,9 +58,8 @@ def test_headline_counts_and_shifted_users_follow_eps():
     assert any("No change point" in i.value for i in at.info)
 
 
-@pytest.mark.usefixtures("world")
-def test_switching_dataset_changes_every_count():
-    at = _overview()
+def test_switching_dataset_changes_every_count(world):
+    at = _overview(world.app)
     at.sidebar.selectbox(key="_widget_dataset").set_value(SHIFTS).run()
     assert not at.exception, at.exception
     assert _metrics(at)["Users"] == "3"
@@ -79,20 +76,128 @@ class _Upload(io.BytesIO):
 
 
 def test_upload_goes_through_the_validated_importer(data_dir):
-    import ui
     from core import store
+    from dashboard import actions
 
     events = _Upload(
         "my events.csv", b"user_id,item_id,timestamp,rating\na,i1,1700000000,4\na,i2,1700000100,5\n"
     )
     items = _Upload("my items.csv", b"item_id,title,genres\ni1,Alien,Sci-Fi\ni2,Heat,Crime\n")
-    report = ui.import_uploads("uploaded", events, items)
+    report = actions.import_uploads("uploaded", events, items)
     assert (report.n_users, report.n_items, report.n_events) == (1, 2, 2)
     assert "uploaded" in store.list_dataset_names()
 
     bad = _Upload("broken.csv", b"user,item,time\na,i1,1\n")
     with pytest.raises(DataError, match=r"broken\.csv, column 'user_id': missing; found: user, item, time"):
-        ui.import_uploads("uploaded", bad, items)
+        actions.import_uploads("uploaded", bad, items, replace=True)
     # The failed import left the earlier dataset as it was.
     with store.connect("uploaded") as con:
         assert store.dataset_info(con)["n_events"] == 2
+
+
+# ------------------------------------------------------------------ uploads through the page
+
+EVENTS_CSV = b"user_id,item_id,timestamp,rating\na,i1,1700000000,4\na,i2,1700000100,5\n"
+ITEMS_CSV = b"item_id,title,genres\ni1,Alien,Sci-Fi\ni2,Heat,Crime\n"
+
+
+class _StubEncoder:
+    """Stands in for the language model (injected through session state): a fixed vector per
+    text length, under the default model's id so the pages read the vectors it wrote."""
+
+    def __init__(self) -> None:
+        from core.encoder import model_id_for
+
+        # 32: the width of the stub vectors already cached in the dashboard world
+        self.model_id, self.dim = model_id_for(None), 32
+
+    def load(self):
+        return self
+
+    def encode(self, texts, progress=None):
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        out[np.arange(len(texts)), [len(t) % self.dim for t in texts]] = 1.0
+        if progress:
+            progress(len(texts), len(texts))
+        return out
+
+
+def _upload(at: AppTest, events: tuple[str, bytes], items=("items.csv", ITEMS_CSV), name: str | None = None):
+    """Fill the Overview page's upload form and submit it."""
+    if name is not None:
+        at.text_input[0].set_value(name)
+    at.file_uploader[0].set_value((*events, "text/csv"))
+    at.file_uploader[1].set_value((*items, "text/csv"))
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _as_rendered(markdown: str) -> str:
+    """What Markdown shows of escaped text: each backslash-escaped character as itself."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def _empty_overview(app: str) -> AppTest:
+    at = AppTest.from_file(app, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_an_uploaded_file_header_is_shown_as_text_in_the_error(data_dir, dashboard_app):
+    at = _upload(
+        _empty_overview(dashboard_app), ("ev.csv", b"[x](https://evil.example),$y^2$,<b>t</b>\na,i1,1\n")
+    )
+    message = at.error[0].value
+    assert "column 'user_id': missing; found:" in _as_rendered(message)
+    # Markdown-inert: no link, no formula, no HTML tag reaches the page.
+    assert "[x](https://evil.example)" not in message and "$y^2$" not in message and "<b>" not in message
+    assert r"\[x\]\(https\://evil\.example\)" in message and r"\$y^2\$" in message
+
+
+def test_an_import_error_never_shows_a_server_path(data_dir, dashboard_app):
+    import tempfile
+
+    ragged = b"user_id,item_id,timestamp\na,i1,1700000000\na,i2,1700000100,5,6,7\nb\n"
+    at = _upload(_empty_overview(dashboard_app), ("my events.csv", ragged))
+    message = _as_rendered(at.error[0].value)
+    assert "my events.csv" in message
+    assert tempfile.gettempdir() not in message and "0.csv" not in message
+
+
+def test_an_upload_never_replaces_a_dataset_without_confirmation(world_copy):
+    from core import store
+
+    at = _overview(world_copy.app)
+    # The name offered by default is a new one.
+    assert at.text_input[0].value not in store.list_dataset_names()
+    at.session_state["encoder"] = _StubEncoder()
+    before = store.dataset_path(SHIFTS).read_bytes()
+    _upload(at, ("ev.csv", EVENTS_CSV), name=SHIFTS)
+    assert any("exists already" in e.value for e in at.error)
+    assert not at.success
+    assert store.dataset_path(SHIFTS).read_bytes() == before
+
+    at.checkbox(key="upload_replace").check()
+    _upload(at, ("ev.csv", EVENTS_CSV), name=SHIFTS)
+    assert at.success[0].value.startswith("Imported 2 events of 1 users")
+    with store.connect(SHIFTS, read_only=True) as con:
+        assert store.dataset_info(con)["n_events"] == 2
+
+
+def test_an_upload_under_a_new_name_is_imported_and_encoded(data_dir, dashboard_app):
+    from core import store
+    from core.embeddings import cached_item_matrix
+
+    at = _empty_overview(dashboard_app)
+    at.session_state["encoder"] = _StubEncoder()  # injected instead of the language model
+    name = at.text_input[0].value
+    _upload(at, ("ev.csv", EVENTS_CSV))
+    assert at.success[0].value.startswith("Imported 2 events of 1 users over 2 items")
+    assert name in store.list_dataset_names()
+    assert cached_item_matrix(name).shape == (2, 32)

@@ -3,15 +3,14 @@
 import json
 
 import numpy as np
-import pytest
-from dashboard_world import APP, NAME, values, world, world_dir, write_stub_projection  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
+NAME = "synthetic"  # the generated dataset of the dashboard world (conftest.py)
 USER, PLANTED = "30", 28  # abrupt shift at event 28 of 55 in the tiny world
 
 
-def _projection() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+def _projection(app: str) -> AppTest:
+    at = AppTest.from_file(app, default_timeout=120)
     at.session_state["dataset"] = NAME
     at.session_state[f"user:{NAME}"] = USER
     at.switch_page("pages/projection.py").run()
@@ -24,22 +23,21 @@ def _traces(at: AppTest, key: str) -> dict[str, dict]:
     return {t.get("name"): t for t in json.loads(chart.proto.spec)["data"]}
 
 
-@pytest.mark.usefixtures("world")
-def test_without_a_stored_map_the_page_says_how_to_make_it():
-    from core.projection import projection_path
+def test_without_a_stored_map_the_page_says_how_to_make_it(world_copy):  # removes the map
+    from core.artefacts import projection_path
 
     projection_path(NAME).unlink(missing_ok=True)
-    at = _projection()
+    at = _projection(world_copy.app)
     assert any(f"python -m core project {NAME}" in i.value for i in at.info)
     assert not at.get("plotly_chart")
 
 
-@pytest.mark.usefixtures("world")
-def test_user_path_and_population_view():
+def test_user_path_and_population_view(world_copy, stub_projection, plotly_values):  # writes a map
     from core import embeddings
 
-    coords = write_stub_projection(NAME, embeddings.cached_item_matrix(NAME))
-    at = _projection()
+    values = plotly_values
+    coords = stub_projection(NAME, embeddings.cached_item_matrix(NAME))
+    at = _projection(world_copy.app)
     traces = _traces(at, "projection_user")
     events = traces["user's events"]
     assert len(values(events["x"])) == 55

@@ -2,15 +2,14 @@
 
 from collections import Counter
 
-import pytest
-from dashboard_world import APP, NAME, world, world_dir  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
+NAME = "synthetic"  # the generated dataset of the dashboard world (conftest.py)
 USER = "30"  # abrupt shift at event 28 of 55 in the tiny world
 
 
-def _recommendations(user: str = USER) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+def _recommendations(app: str, user: str = USER) -> AppTest:
+    at = AppTest.from_file(app, default_timeout=120)
     at.session_state["dataset"] = NAME
     at.session_state[f"user:{NAME}"] = user
     at.switch_page("pages/recommendations.py").run()
@@ -31,14 +30,13 @@ def _main_category(table) -> str:
     return Counter(c.split(", ")[0] for c in table["categories"]).most_common(1)[0][0]
 
 
-@pytest.mark.usefixtures("world")
-def test_lists_follow_the_planted_shift():
+def test_lists_follow_the_planted_shift(world):
     from core import store
 
     with store.connect(NAME) as con:
         truth = store.load_ground_truth(con).query("user_id == @USER").iloc[0]
         seen = set(store.load_user_events(con, USER)["title"])
-    at = _recommendations()
+    at = _recommendations(world.app)
     choice = at.selectbox(key=f"_cp_choice:{NAME}:{USER}")
     assert choice.value == f"detected at event {truth.event_index} (score {choice.value.split('score ')[1]}"
     lists = _lists(at)
@@ -57,9 +55,8 @@ def test_lists_follow_the_planted_shift():
     assert (history["segment"] == "before").sum() == truth.event_index
 
 
-@pytest.mark.usefixtures("world")
-def test_planted_and_manual_change_points_and_list_length():
-    at = _recommendations()
+def test_planted_and_manual_change_points_and_list_length(world):
+    at = _recommendations(world.app)
     choice = at.selectbox(key=f"_cp_choice:{NAME}:{USER}")
     assert "planted at event 28" in choice.options
     choice.set_value("another event index…").run()

@@ -4,17 +4,17 @@ import json
 
 import numpy as np
 import pytest
-from dashboard_world import APP, NAME, SHIFTS, SHIFTS_PLANTED, world, world_dir  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
+NAME, SHIFTS = "synthetic", "shifts"  # the datasets of the dashboard world (conftest.py)
 EPS_KEY = f"_widget_eps:{NAME}:two_window"
 USER_KEY = f"_widget_user:{NAME}"
 # User 30 of the tiny world shifts abruptly at event 28 (55 events; both windows of h = 20 fit).
 USER, PLANTED = "30", 28
 
 
-def _timeline(user: str = USER, dataset: str = NAME) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
+def _timeline(app: str, user: str = USER, dataset: str = NAME) -> AppTest:
+    at = AppTest.from_file(app, default_timeout=120)
     at.session_state[f"user:{dataset}"] = user
     at.session_state["dataset"] = dataset
     at.switch_page("pages/timeline.py").run()
@@ -31,24 +31,21 @@ def _chart_title(at: AppTest, key_part: str = "timeline") -> str:
     return json.loads(charts[0].proto.spec)["layout"]["title"]["text"]
 
 
-def _user_candidates(user: str, dataset: str = NAME) -> tuple[np.ndarray, np.ndarray]:
+def _user_candidates(stub_matrix, user: str, dataset: str = NAME) -> tuple[np.ndarray, np.ndarray]:
     """The default detector's candidate peaks for ``user``, computed without the app."""
-    from dashboard_world import stub_item_matrix
-
     from core import store
     from core.detectors import DEFAULT, make_detector
 
     with store.connect(dataset) as con:
         items, ev = store.load_items(con), store.load_event_arrays(con)
-    det = make_detector(DEFAULT).fit(stub_item_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
+    det = make_detector(DEFAULT).fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
     k = list(ev.user_ids).index(user)
     mine = det.candidates_.where(det.candidates_.user == k)
     return mine.event_index, mine.score
 
 
-@pytest.mark.usefixtures("world")
-def test_planted_shift_is_found_at_its_exact_index_at_the_default_threshold():
-    at = _timeline()
+def test_planted_shift_is_found_at_its_exact_index_at_the_default_threshold(world):
+    at = _timeline(world.app)
     assert _metric(at, "Events") == "55"
     assert _metric(at, "Planted change points") == str(PLANTED)
     assert _metric(at, "Change points") == "1"
@@ -59,13 +56,12 @@ def test_planted_shift_is_found_at_its_exact_index_at_the_default_threshold():
     assert "1 change point" in _chart_title(at)
 
 
-@pytest.mark.usefixtures("world")
-def test_moving_the_eps_slider_changes_the_change_point_count_as_expected():
+def test_moving_the_eps_slider_changes_the_change_point_count_as_expected(world, stub_matrix):
     # u3 of the hand-made log moves through four genres: planted shifts at events 30, 60, 90.
-    index, score = _user_candidates("u3", SHIFTS)
-    planted = np.isin(index, SHIFTS_PLANTED)
+    index, score = _user_candidates(stub_matrix, "u3", SHIFTS)
+    planted = np.isin(index, world.shifts_planted)
     assert planted.sum() == 3
-    at = _timeline("u3", SHIFTS)
+    at = _timeline(world.app, "u3", SHIFTS)
     key = f"_widget_eps:{SHIFTS}:two_window"
     step = at.sidebar.slider(key=key).step
 
@@ -83,34 +79,32 @@ def test_moving_the_eps_slider_changes_the_change_point_count_as_expected():
     # (and any non-planted candidate scoring that high, of which the stub world has none).
     weakest = score[planted].min()
     assert score[~planted].max(initial=0) < weakest - step
-    assert set_eps(np.floor((weakest - 1e-9) / step) * step) == list(SHIFTS_PLANTED)
+    assert set_eps(np.floor((weakest - 1e-9) / step) * step) == list(world.shifts_planted)
     # Between the strongest and the weakest planted peak: fewer of them.
     middle = np.sort(score[planted])[1]
     found = set_eps(np.floor((middle - 1e-9) / step) * step)
     assert len(found) == int((score >= np.floor((middle - 1e-9) / step) * step).sum())
     assert 1 <= len(found) < 3 or middle == weakest
-    assert set(found) <= set(SHIFTS_PLANTED)
+    assert set(found) <= set(world.shifts_planted)
 
 
-@pytest.mark.usefixtures("world")
-def test_threshold_set_as_false_alarm_rate_maps_to_the_calibrated_eps():
-    at = _timeline()
+def test_threshold_set_as_false_alarm_rate_maps_to_the_calibrated_eps(world, stub_matrix):
+    at = _timeline(world.app)
     at.sidebar.radio(key="threshold_mode").set_value("false alarms per 1,000 events").run()
     at.sidebar.slider(key=f"_rate:{NAME}:two_window").set_value(0.0).run()
     assert not at.exception, at.exception
     caption = next(c.value for c in at.sidebar.caption if c.value.startswith("ε = "))
     eps = float(caption.removeprefix("ε = "))
-    index, score = _user_candidates(USER)
+    index, score = _user_candidates(stub_matrix, USER)
     assert _metric(at, "Change points") == str(int((score >= eps).sum()))
     # Zero expected false alarms needs a threshold above every null peak: stricter than the default.
-    at2 = _timeline()
+    at2 = _timeline(world.app)
     default_eps = at2.sidebar.slider(key=EPS_KEY).value
     assert eps > default_eps
 
 
-@pytest.mark.usefixtures("world")
-def test_changing_user_and_detector():
-    at = _timeline()
+def test_changing_user_and_detector(world_copy):  # fits another detector: writes its cache
+    at = _timeline(world_copy.app)
     at.sidebar.selectbox(key=USER_KEY).set_value("2").run()
     assert not at.exception, at.exception
     assert _metric(at, "Events") == "53"
@@ -122,9 +116,8 @@ def test_changing_user_and_detector():
     assert at.sidebar.selectbox(key=USER_KEY).value == "2"
 
 
-@pytest.mark.usefixtures("world")
-def test_next_most_shifted_user_button_walks_the_ranking():
-    at = _timeline()
+def test_next_most_shifted_user_button_walks_the_ranking(world):
+    at = _timeline(world.app)
     first = at.sidebar.selectbox(key=USER_KEY).value
     at.sidebar.button[0].click().run()
     second = at.sidebar.selectbox(key=USER_KEY).value
@@ -132,29 +125,24 @@ def test_next_most_shifted_user_button_walks_the_ranking():
 
 
 @pytest.mark.parametrize("x_axis", ["date"])
-@pytest.mark.usefixtures("world")
-def test_date_axis_renders(x_axis):
-    at = _timeline()
+def test_date_axis_renders(world, x_axis):
+    at = _timeline(world.app)
     at.radio(key="timeline_x").set_value(x_axis).run()
     assert not at.exception, at.exception
     spec = json.loads([c for c in at.get("plotly_chart") if "timeline" in c.proto.id][0].proto.spec)
     assert spec["layout"]["xaxis"]["title"]["text"] == "date"
 
 
-@pytest.mark.usefixtures("world")
-def test_online_detector_draws_its_alert_points():
-    from dashboard_world import stub_item_matrix
-
-    from core import store
+def test_online_detector_draws_its_alert_points(world_copy, stub_matrix):  # writes a fit
+    from core import artefacts, store
     from core.detectors.population import user_signal
-    from core.fitted_detectors import fitted_population
 
     with store.connect(NAME) as con:
-        matrix = stub_item_matrix(store.load_items(con))
-    fit = fitted_population(NAME, "page_hinkley", matrix)
+        matrix = stub_matrix(store.load_items(con))
+    fit = artefacts.fitted_detector(NAME, "page_hinkley", matrix)
     expected = user_signal(fit, USER, fit.default_threshold).change_points
     assert len(expected) >= 1
-    at = _timeline()
+    at = _timeline(world_copy.app)
     at.sidebar.selectbox(key=f"_widget_detector:{NAME}").set_value("page_hinkley").run()
     assert not at.exception, at.exception
     assert _metric(at, "Change points") == str(len(expected))

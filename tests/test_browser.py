@@ -137,6 +137,15 @@ def test_every_page_and_the_eps_slider_in_chromium(server):
             page.goto(f"{server}/timeline?dataset=synthetic&user={USER}")
             _settled(page, "Category composition")
             expect(page.get_by_role("heading", name="User timeline")).to_be_visible()
+            # The very first request of the server went through app.py's router: its page list
+            # (not the pages/ folder's file names) and its sidebar are shown.
+            links = page.locator('[data-testid="stSidebarNav"] a')
+            expect(links).to_have_count(5)
+            # (each link's text also holds its icon's ligature name)
+            expect(links).to_contain_text(
+                ["Overview", "User timeline", "Projection", "Recommendations", "Evaluation"]
+            )
+            expect(page.locator('[data-testid="stSidebar"]').get_by_text("Detector")).to_be_visible()
             expect(_metric(page, "Planted change points")).to_have_text(str(PLANTED))
             expect(_metric(page, "Change points")).to_have_text("1")
             page.screenshot(path=str(ARTIFACTS / "timeline.png"), full_page=True)

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-import charts
-import ui
+from dashboard import charts
+from dashboard.text import md_escape
 
 
 def test_titles_with_markup_are_escaped_in_hover_labels():
@@ -20,5 +20,5 @@ def test_titles_with_markup_are_escaped_in_hover_labels():
 
 def test_markdown_escape_neutralises_links_and_html():
     text = "[click](javascript:alert(1)) <img src=x> *bold* Horror 45% → 5%"
-    escaped = ui.md_escape(text)
+    escaped = md_escape(text)
     assert escaped == (r"\[click\]\(javascript\:alert\(1\)\) \<img src=x\> \*bold\* Horror 45% → 5%")

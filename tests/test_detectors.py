@@ -169,18 +169,14 @@ def synthetic(data_dir, monkeypatch):
     first = [names.index(cats[0]) for cats in items["categories"]]
     vectors = (centroids[first] + rng.normal(scale=0.3, size=(len(items), 32))).astype(np.float32)
     monkeypatch.setattr(embeddings, "item_matrix", lambda name, encoder=None, progress=None: vectors)
-    from core.detectors import population
-
-    population.fit_population.cache_clear()
-    yield "synthetic"
-    population.fit_population.cache_clear()
+    return "synthetic"
 
 
 def test_population_functions_on_a_dataset(synthetic):
-    from core import store
+    from core import artefacts, store
     from core.detectors import population
 
-    fit = population.fit_population(synthetic)
+    fit = artefacts.fitted_detector(synthetic)
     assert fit.detector.name == DEFAULT
     t1 = population.threshold_for_false_alarms(fit, 1.0)
     assert t1 == fit.default_threshold and population.false_alarms_for_threshold(fit, t1) <= 1.0
@@ -207,16 +203,17 @@ def test_population_functions_on_a_dataset(synthetic):
     sig = population.user_signal(fit, uid)
     assert len(sig.score) == len(first)
     assert sig.change_points.event_index.tolist() == cps[cps.user_id == uid].event_index.tolist()
-    # the calibration is cached on disk
-    assert list((store.cache_dir(synthetic) / "calibration").glob(f"{DEFAULT}-*.json"))
+    # the fit and its calibration are stored on disk (arrays, no pickle)
+    assert list((store.cache_dir(synthetic) / "fits").glob(f"{DEFAULT}-*.npz"))
 
 
 def test_user_signal_of_an_unknown_user_is_a_clear_error(synthetic):
+    from core import artefacts
     from core.detectors import population
     from core.errors import UnknownUser
 
     with pytest.raises(UnknownUser, match="nobody"):
-        population.user_signal(population.fit_population(synthetic), "nobody")
+        population.user_signal(artefacts.fitted_detector(synthetic), "nobody")
 
 
 def test_detect_command_writes_one_row_per_change_point(synthetic, tmp_path):
@@ -239,16 +236,19 @@ def test_detect_command_writes_one_row_per_change_point(synthetic, tmp_path):
 
 
 def test_large_logs_are_scored_in_user_chunks(synthetic, monkeypatch):
+    from core import artefacts
     from core.detectors import population
 
-    whole = population.fit_population(synthetic, "two_window")
-    population.fit_population.cache_clear()
+    events, items = artefacts.events(synthetic), artefacts.item_features(synthetic, "embedding")
+    whole = population.fit_population(events, items, "two_window", dataset=synthetic)
     monkeypatch.setattr(population, "MAX_EVENTS_IN_MEMORY", 2_000)
-    chunked = population.fit_population(synthetic, "two_window")
+    chunked = population.fit_population(events, items, "two_window", dataset=synthetic)
     # two_window's score depends on one user's events only, so chunking changes nothing
-    np.testing.assert_allclose(chunked.detector.scores_, whole.detector.scores_, rtol=1e-6)
-    assert np.array_equal(chunked.detector.candidates_.user, whole.detector.candidates_.user)
-    assert np.array_equal(chunked.detector.candidates_.event_index, whole.detector.candidates_.event_index)
+    np.testing.assert_allclose(chunked.result.scores, whole.result.scores, rtol=1e-6)
+    assert np.array_equal(chunked.result.candidates.user, whole.result.candidates.user)
+    assert np.array_equal(chunked.result.candidates.event_index, whole.result.candidates.event_index)
     assert chunked.calibration.n_null_events <= 2 * 2_000  # calibrated on a sample of users
     with pytest.raises(ShiftError, match="peak-picking"):
-        population.fit_population(synthetic, "kernel_cpd")
+        population.fit_population(events, items, "kernel_cpd", dataset=synthetic)
+    with pytest.raises(ShiftError, match="peak-picking"):  # the same refusal through the artefacts
+        artefacts.fitted_detector(synthetic, "kernel_cpd")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_recommend import catalogue, shifted_history
 
 from core.errors import DataError, ShiftError
 from core.explain import ShiftExplainer
 
 
-def test_planted_shift_from_horror_to_scifi_is_explained_with_counts():
+def test_planted_shift_from_horror_to_scifi_is_explained_with_counts(catalogue, shifted_history):
     items, vectors, category = catalogue()
     history, cp = shifted_history(category)
     ex = ShiftExplainer().fit(items, vectors).explain(history, cp)
@@ -62,7 +61,7 @@ def test_representative_items_are_nearest_to_the_segment_mean():
     assert ex.representative_after["similarity"].is_monotonic_decreasing
 
 
-def test_without_categories_clusters_of_embeddings_are_named_by_central_titles():
+def test_without_categories_clusters_of_embeddings_are_named_by_central_titles(catalogue, shifted_history):
     items, vectors, category = catalogue(noise=0.1)
     bare = items.assign(categories=[[] for _ in range(len(items))])
     history, cp = shifted_history(category)
@@ -85,7 +84,7 @@ def test_without_categories_clusters_of_embeddings_are_named_by_central_titles()
     assert again.cluster_names_ == explainer.cluster_names_
 
 
-def test_bad_input_gives_clear_errors():
+def test_bad_input_gives_clear_errors(catalogue):
     items, vectors, category = catalogue()
     explainer = ShiftExplainer().fit(items, vectors)
     with pytest.raises(ShiftError, match="both sides"):

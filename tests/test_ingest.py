@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
 
 from core import ingest, store
-from core.errors import DataError
+from core.errors import DataError, ShiftError
 from core.store import ImportOptions, TableSource
 
 ITEMS = "item_id,title,genres\n10,Alien (1979),Horror|Sci-Fi\n20,Heat (1995),Action|Crime\n30,Emma (1996),Romance\n"
@@ -204,22 +207,28 @@ def test_failed_import_leaves_existing_database_unchanged(data_dir, write_file):
     assert sorted(p.name for p in data_dir.iterdir()) == ["keep.duckdb"]
 
 
-def test_interrupted_import_leaves_existing_database_unchanged(data_dir, write_file, monkeypatch):
+def test_interrupted_import_leaves_existing_database_unchanged(data_dir, write_file):
     items = TableSource(write_file("items.csv", ITEMS))
     _import("keep", TableSource(write_file("good.csv", EVENTS)), items)
     before = _digest(store.dataset_path("keep"))
-    from core.store import importer
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    def interrupted_while_reading_events(step: str) -> None:
+        # Ctrl-C arrives while the events are being read (the progress callback runs there).
+        if step == "reading events":
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(importer, "_stage_events", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        _import("keep", TableSource(write_file("good2.csv", EVENTS)), items)
+        ingest.ingest_files(
+            "keep",
+            TableSource(write_file("good2.csv", EVENTS)),
+            items,
+            progress=interrupted_while_reading_events,
+        )
     assert _digest(store.dataset_path("keep")) == before
     assert sorted(p.name for p in data_dir.iterdir()) == ["keep.duckdb"]
 
 
+@pytest.mark.slow  # the real dataset, from RecBole's wheel (downloaded once)
 def test_movielens_100k_builtin(data_dir):
     report = ingest.ingest_movielens_100k()
     assert (report.n_events, report.n_users, report.n_items) == (100_000, 943, 1_682)
@@ -300,3 +309,152 @@ def test_cli_errors_are_plain_messages(data_dir, write_file):
     assert "4 events, 2 users, 3 items" in ok.stdout
     listing = subprocess.run([sys.executable, "-m", "core", "datasets"], capture_output=True, text=True)
     assert "y" in listing.stdout and "x " not in listing.stdout
+
+
+# --------------------------------------------------------------------------- reliability
+
+
+def _big_events(write_file, n: int):
+    rows = "".join(f"u{i % 500},{(10, 20, 30)[i % 3]},{1577872800 + i}\n" for i in range(n))
+    return write_file("big.csv", "user_id,item_id,timestamp\n" + rows)
+
+
+@pytest.mark.parametrize(("signal_number", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_ends_an_import_with_one_line_and_the_database_unchanged(
+    data_dir, write_file, signal_number, exit_code
+):
+    items = write_file("items.csv", ITEMS)
+    _import("keep", TableSource(write_file("good.csv", EVENTS)), TableSource(items))
+    before = _digest(store.dataset_path("keep"))
+    events = _big_events(write_file, 400_000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "ingest", "keep", "--events", str(events), "--items", str(items)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # The import's temporary database appears once the build has started: signal it then.
+    deadline = time.monotonic() + 60
+    while not list(data_dir.glob(".keep.duckdb.*.tmp")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the import never started"
+        time.sleep(0.01)
+    proc.send_signal(signal_number)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == exit_code, err
+    assert err.strip().splitlines() == ["interrupted; keep unchanged"]
+    assert _digest(store.dataset_path("keep")) == before
+    assert sorted(p.name for p in data_dir.iterdir()) == ["keep.duckdb"]
+
+
+def test_stale_temp_files_of_dead_imports_are_swept_and_live_ones_kept(data_dir, write_file):
+    dead = 2**22 + 12345  # above Linux's largest process id: never alive
+    stale = [
+        data_dir / f".keep.duckdb.{dead}.tmp",
+        data_dir / f".keep.duckdb.{dead}.tmp.wal",
+        data_dir / f".synthetic.{dead}.abcd",
+    ]
+    live = [data_dir / f".other.duckdb.{os.getpid()}.tmp", data_dir / f".synthetic.{os.getppid()}.efgh"]
+    for path in stale + live:
+        if path.name.startswith(".synthetic"):
+            path.mkdir()
+            (path / "events.parquet").write_bytes(b"x" * 100)
+        else:
+            path.write_bytes(b"x" * 100)
+    unrelated = data_dir / "notes.tmp"
+    unrelated.write_text("mine")
+    # Synthetic folders of the version before ids were in their names: removed once quiet
+    # for an hour, and only when they hold nothing but a world's files.
+    legacy_old, legacy_new, legacy_other = (
+        data_dir / n for n in ("tmpab12cd34", "tmpef56gh78", "tmpij90kl12")
+    )
+    for folder, files in (
+        (legacy_old, ["events.parquet"]),
+        (legacy_new, ["events.parquet"]),
+        (legacy_other, ["x.txt"]),
+    ):
+        folder.mkdir()
+        for f in files:
+            (folder / f).write_bytes(b"x")
+    hour_ago = time.time() - 3700
+    for path in (legacy_old / "events.parquet", legacy_old, legacy_other / "x.txt", legacy_other):
+        os.utime(path, (hour_ago, hour_ago))
+    stale.append(legacy_old)
+    live += [legacy_new, legacy_other]
+    _import("keep", TableSource(write_file("e.csv", EVENTS)), TableSource(write_file("i.csv", ITEMS)))
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in live) and unrelated.exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["movielens-100k", "synthetic", "shop", "a", "ml_1m.v2", "Shop-2024", "x" * 64]
+)
+def test_dataset_names_that_stay_valid(name):
+    assert store.check_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name", ["abc\n", "a\nb", ".hidden", "-x", "_x", "a/b", "a b", "x" * 65, "", "café", "..", "a*"]
+)
+def test_dataset_names_refused(name):
+    with pytest.raises(ShiftError, match="is not allowed"):
+        store.check_name(name)
+
+
+def test_timestamp_unit_is_reported_and_can_be_forced(data_dir, write_file):
+    items = TableSource(write_file("i.csv", ITEMS))
+    ms = "user_id,item_id,timestamp\nu1,10,1577872800000\nu1,20,1577872801000\n"
+    report = _import("a", TableSource(write_file("ms.csv", ms)), items)
+    assert report.timestamp_unit == "ms" and report.timestamps.startswith("unix milliseconds (detected")
+    assert str(store.load_users(store.connect("a"))["first_ts"].iloc[0]) == "2020-01-01 10:00:00"
+    seconds = "user_id,item_id,timestamp\nu1,10,1577872\nu1,20,1577873\n"  # small: detected as s
+    report = _import("b", TableSource(write_file("s.csv", seconds)), items, timestamp_unit="ms")
+    assert report.timestamp_unit == "ms" and "as asked" in report.timestamps
+    assert str(store.load_users(store.connect("b"))["first_ts"].iloc[0]) == "1970-01-01 00:26:17.872000"
+    with pytest.raises(ShiftError, match="unknown timestamp unit 'h'"):
+        _import("c", TableSource(write_file("s2.csv", seconds)), items, timestamp_unit="h")
+    with pytest.raises(ShiftError, match="genre separator must not be empty"):
+        _import("c", TableSource(write_file("s3.csv", seconds)), items, genre_separator="")
+    assert not store.dataset_exists("c")
+
+
+def test_cli_reports_the_timestamp_unit(data_dir, write_file):
+    events = write_file("ms.csv", "user_id,item_id,timestamp\nu1,10,1577872800000\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "ingest",
+            "m",
+            "--events",
+            str(events),
+            "--items",
+            str(write_file("i.csv", ITEMS)),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "timestamps read as unix milliseconds (detected from their magnitude)" in done.stdout
+
+
+def test_a_killed_import_leaves_files_that_the_next_import_removes(data_dir, write_file):
+    items = write_file("items.csv", ITEMS)
+    _import("keep", TableSource(write_file("good.csv", EVENTS)), TableSource(items))
+    before = _digest(store.dataset_path("keep"))
+    events = _big_events(write_file, 400_000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "ingest", "keep", "--events", str(events), "--items", str(items)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not list(data_dir.glob(".keep.duckdb.*.tmp")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the import never started"
+        time.sleep(0.01)
+    proc.kill()  # kill -9: no clean-up runs
+    proc.wait(timeout=60)
+    assert list(data_dir.glob(".keep.duckdb.*.tmp*"))
+    assert _digest(store.dataset_path("keep")) == before
+    _import("other", TableSource(write_file("e2.csv", EVENTS)), TableSource(items))
+    assert sorted(p.name for p in data_dir.iterdir()) == ["keep.duckdb", "other.duckdb"]

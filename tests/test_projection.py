@@ -3,8 +3,18 @@
 import numpy as np
 import pytest
 
-from core import projection
+from core import artefacts, ingest, projection
 from core.errors import DataError
+from core.store import TableSource
+
+
+@pytest.fixture
+def toy(data_dir, write_file) -> str:
+    """A dataset to store maps under (the map itself is fitted on the vectors given)."""
+    events = write_file("e.csv", "user_id,item_id,timestamp\nu1,a,1\nu1,b,2\n")
+    items = write_file("i.csv", "item_id,title\na,Alien\nb,Heat\n")
+    ingest.ingest_files("toy", TableSource(events), TableSource(items))
+    return "toy"
 
 
 def _two_clusters(seed: int = 0) -> np.ndarray:
@@ -14,10 +24,10 @@ def _two_clusters(seed: int = 0) -> np.ndarray:
     return np.vstack([a, b]).astype(np.float32)
 
 
-def test_fit_is_deterministic_separates_clusters_and_round_trips(data_dir, monkeypatch):
+@pytest.mark.slow  # a real UMAP fit: about 36 s
+def test_fit_is_deterministic_separates_clusters_and_round_trips(toy):
     vectors = _two_clusters()
-    monkeypatch.setattr(projection.store, "cache_dir", lambda name: data_dir)
-    first = projection.compute_projection("toy", item_vectors=vectors, random_state=7, n_neighbors=10)
+    first = artefacts.build_projection(toy, vectors, random_state=7, n_neighbors=10)
     second = projection.ItemProjection(n_neighbors=10, random_state=7).fit(vectors).embedding_
     assert first.shape == (60, 2)
     np.testing.assert_array_equal(first, second)
@@ -26,13 +36,14 @@ def test_fit_is_deterministic_separates_clusters_and_round_trips(data_dir, monke
     own = np.r_[np.linalg.norm(first[:30] - ca, axis=1), np.linalg.norm(first[30:] - cb, axis=1)]
     other = np.r_[np.linalg.norm(first[:30] - cb, axis=1), np.linalg.norm(first[30:] - ca, axis=1)]
     assert (own < other).all()
-    np.testing.assert_array_equal(projection.cached_projection("toy", vectors), first)
+    np.testing.assert_array_equal(artefacts.cached_projection(toy, vectors), first)
+    assert artefacts.stored_params(toy, vectors) == [10, 0.1, 7]
     # Another item matrix (re-encoded catalogue) must not be paired with this map.
-    assert projection.cached_projection("toy", vectors[::-1].copy()) is None
+    assert artefacts.cached_projection(toy, vectors[::-1].copy()) is None
 
 
-def test_cached_projection_is_none_when_never_computed(data_dir):
-    assert projection.cached_projection("nothing-here", _two_clusters()) is None
+def test_cached_projection_is_none_when_never_computed(toy):
+    assert artefacts.cached_projection(toy, _two_clusters()) is None
 
 
 def test_place_puts_vectors_near_their_own_items():

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-from dashboard_world import world_dir  # noqa: F401
 
 from core.errors import ShiftError
 from core.recommend import (
@@ -16,56 +14,18 @@ from core.recommend import (
     recommendation_table,
 )
 
-N_PER_CATEGORY = 30
-CATEGORIES = ("Horror", "Sci-Fi", "Comedy", "Drama")
-
-
-def catalogue(
-    random_state: int = 0, dim: int = 16, noise: float = 0.25
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Items of category c are its centroid plus noise; returns items, vectors, category per item."""
-    rng = np.random.default_rng(random_state)
-    centroids = np.linalg.qr(rng.normal(size=(dim, dim)))[0][: len(CATEGORIES)]
-    category = np.repeat(np.arange(len(CATEGORIES)), N_PER_CATEGORY)
-    vectors = centroids[category] + rng.normal(scale=noise, size=(len(category), dim))
-    items = pd.DataFrame(
-        {
-            "item_idx": np.arange(len(category)),
-            "item_id": [f"i{i}" for i in range(len(category))],
-            "title": [f"{CATEGORIES[c]} film {i}" for i, c in enumerate(category)],
-            "categories": [[CATEGORIES[c]] for c in category],
-        }
-    )
-    return items, vectors.astype(np.float32), category
-
-
-def shifted_history(category: np.ndarray, random_state: int = 1) -> tuple[np.ndarray, int]:
-    """20 Horror items, then 15 Sci-Fi items: the change point is event 20."""
-    rng = np.random.default_rng(random_state)
-    horror = rng.choice(np.flatnonzero(category == 0), 20, replace=False)
-    scifi = rng.choice(np.flatnonzero(category == 1), 15, replace=False)
-    return np.concatenate([horror, scifi]), 20
-
-
-def background_events(category: np.ndarray, n_users: int = 60, random_state: int = 2):
-    """Single-category users, so co-occurrence agrees with the categories."""
-    rng = np.random.default_rng(random_state)
-    rows = [
-        rng.choice(np.flatnonzero(category == u % len(CATEGORIES)), 12, replace=False) for u in range(n_users)
-    ]
-    offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
-    return np.concatenate(rows), offsets
-
 
 @pytest.fixture
-def world():
+def world(catalogue, background_events):
     items, vectors, category = catalogue()
     item_idx, offsets = background_events(category)
     return items, vectors, category, item_idx, offsets
 
 
 @pytest.mark.parametrize("collaborative_weight", [0.0, 0.5])
-def test_after_is_dominated_by_the_new_category_and_before_by_the_old(world, collaborative_weight):
+def test_after_is_dominated_by_the_new_category_and_before_by_the_old(
+    world, collaborative_weight, shifted_history
+):
     items, vectors, category, item_idx, offsets = world
     rec = Recommender(collaborative_weight=collaborative_weight).fit(vectors, item_idx, offsets)
     history, cp = shifted_history(category)
@@ -77,7 +37,7 @@ def test_after_is_dominated_by_the_new_category_and_before_by_the_old(world, col
     assert (category[lists["now"]] == 1).sum() >= 8
 
 
-def test_now_down_weights_the_old_interest_without_erasing_it(world):
+def test_now_down_weights_the_old_interest_without_erasing_it(world, shifted_history):
     items, vectors, category, item_idx, offsets = world
     rec = Recommender(collaborative_weight=0.0).fit(vectors, item_idx, offsets)
     history, cp = shifted_history(category)
@@ -97,7 +57,7 @@ def test_now_down_weights_the_old_interest_without_erasing_it(world):
 
 
 @pytest.mark.parametrize("collaborative_weight", [0.0, 0.5])
-def test_seen_items_are_never_recommended(world, collaborative_weight):
+def test_seen_items_are_never_recommended(world, collaborative_weight, shifted_history):
     items, vectors, category, item_idx, offsets = world
     rec = Recommender(collaborative_weight=collaborative_weight).fit(vectors, item_idx, offsets)
     history, cp = shifted_history(category)
@@ -162,7 +122,7 @@ def test_unfitted_and_bad_input_give_clear_errors(world):
         Recommender().fit(vectors).recommend(np.array([0]), k=0)
 
 
-def test_recommend_for_user_gives_titled_tables(world):
+def test_recommend_for_user_gives_titled_tables(world, shifted_history):
     items, vectors, category, item_idx, offsets = world
     rec = Recommender().fit(vectors, item_idx, offsets)
     history, cp = shifted_history(category)
@@ -192,15 +152,13 @@ def test_co_occurrence_keeps_the_strongest_neighbours_of_each_item():
 
 
 @pytest.fixture
-def shifts_world(world_dir, monkeypatch):  # noqa: F811 (the imported fixture)
+def shifts_world(world_dir, monkeypatch, stub_matrix):
     """The hand-made ``shifts`` log with the stub item matrix standing in for the encoder."""
-    from dashboard_world import stub_item_matrix
-
     from core import embeddings, store
 
     monkeypatch.setenv("SHIFT_DATA_DIR", str(world_dir))
     with store.connect("shifts") as con:
-        matrix = stub_item_matrix(store.load_items(con))
+        matrix = stub_matrix(store.load_items(con))
     monkeypatch.setattr(embeddings, "item_matrix", lambda name, encoder=None, progress=None: matrix.copy())
     return world_dir
 

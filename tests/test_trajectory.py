@@ -7,17 +7,16 @@ import pandas as pd
 import pytest
 
 from core import ingest, store
+from core.artefacts import iter_trajectories, user_trajectory
+from core.artefacts import trajectories as load_trajectories
 from core.errors import ShiftError, UnknownUser
 from core.store import TableSource
 from core.trajectory import (
     chunk_ranges,
     ewma,
-    iter_trajectories,
-    load_trajectories,
     rating_weights,
     recent_mean,
     two_window_delta,
-    user_trajectory,
 )
 
 # Users with 0, 1, fewer events than the window, exactly 2h, and long histories.

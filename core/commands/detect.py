@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from core.commands import arguments
 
 
 def register(subparsers) -> None:
@@ -23,28 +24,28 @@ def register(subparsers) -> None:
     p.add_argument("name", help="dataset name (see: python -m core datasets)")
     p.add_argument("--detector", default=None, help="detector name (default: the benchmark's default)")
     level = p.add_mutually_exclusive_group()
-    level.add_argument("--threshold", type=float, help="score threshold of the detector")
+    level.add_argument("--threshold", type=arguments.finite_float, help="score threshold of the detector")
     level.add_argument(
         "--false-alarms",
-        type=float,
+        type=arguments.positive_float,
         metavar="R",
         help="threshold giving R expected false alarms per 1,000 events (default 1)",
     )
-    p.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
+    p.add_argument("--out", type=arguments.output_file, help="CSV file to write (default: standard output)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from core import artefacts
     from core.detectors import DEFAULT, make_detector
     from core.detectors.population import change_points, threshold_for_false_alarms
-    from core.embeddings import item_matrix
-    from core.fitted_detectors import fitted_population
+    from core.errors import ShiftError
 
     name = args.detector or DEFAULT
     make_detector(name)  # unknown names fail before any data is loaded
     # The same on-disk fit the dashboard reads: a rerun (or the dashboard after it) skips
     # fitting and calibrating.
-    fit = fitted_population(args.name, name, item_matrix(args.name))
+    fit = artefacts.fitted_detector(args.name, name)
     if args.threshold is not None:
         threshold = args.threshold
     elif args.false_alarms is not None:
@@ -55,8 +56,11 @@ def run(args: argparse.Namespace) -> int:
     frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
     cols = ["user_id", "timestamp", "score", "event_index", "detector", "alert_index"]
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame[cols].to_csv(args.out, index=False)
+        try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            frame[cols].to_csv(args.out, index=False)
+        except OSError as err:  # checked at parse time, but the disk may fill or change since
+            raise ShiftError(f"cannot write {args.out}: {err.strerror or err}") from None
         dest = str(args.out)
     else:
         frame[cols].to_csv(sys.stdout, index=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.commands import arguments
+
 EPILOG = """\
 examples:
   python -m core encode movielens-100k                      # default model, best precision here
@@ -39,7 +41,13 @@ def register(subparsers) -> None:
         help="auto: fp16 on CUDA, bf16 on a CPU that supports it, else fp32 (default auto)",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: CUDA when present)")
-    p.add_argument("--batch-size", type=int, default=128, metavar="N", help="texts per batch (default 128)")
+    p.add_argument(
+        "--batch-size",
+        type=arguments.positive_int,
+        default=128,
+        metavar="N",
+        help="texts per batch (default 128)",
+    )
     p.set_defaults(func=run)
 
 
@@ -47,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from core import store
-    from core.embeddings import encode_items
+    from core.artefacts import encode_items
     from core.encoder import Encoder
     from core.errors import ShiftError
 

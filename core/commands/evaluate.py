@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from core.commands import arguments
 
 
 def register(subparsers) -> None:
@@ -23,17 +24,19 @@ def register(subparsers) -> None:
     p.add_argument("--detectors", help="comma-separated detector names (default: all)")
     p.add_argument(
         "--false-alarms",
-        type=float,
+        type=arguments.positive_float,
         default=1.0,
         metavar="R",
         help="calibration target: false alarms per 1,000 shuffled events (default 1)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random_state of the split and the splices")
-    p.add_argument("--out", type=Path, help="results folder (default: the dataset's cache folder)")
+    p.add_argument("--seed", type=arguments.seed, default=0, help="random_state of the split and the splices")
+    p.add_argument(
+        "--out", type=arguments.output_folder, help="results folder (default: the dataset's cache folder)"
+    )
     p.add_argument(
         "--lift",
         action="store_true",
-        help="also measure recommendation lift (core.lift: the default detector's post-change profile "
+        help="also measure recommendation lift (core.benchmark.lift: the default detector's post-change profile "
         "against whole-history and last-N profiles on spliced users, cost on controls; writes lift.md)",
     )
     p.set_defaults(func=run)
@@ -41,8 +44,9 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core import store
+    from core.benchmark.detection import run_evaluation
+    from core.benchmark.report import evaluation_markdown, write_evaluation
     from core.detectors import make_detector
-    from core.evaluation import run_evaluation, write_evaluation
 
     names = [n.strip() for n in args.detectors.split(",")] if args.detectors else None
     for n in names or []:
@@ -55,14 +59,15 @@ def run(args: argparse.Namespace) -> int:
         progress=lambda msg: print(msg, file=sys.stderr),
     )
     paths = write_evaluation(result, args.out or store.cache_dir(args.name) / "evaluation")
-    print(result.markdown())
+    print(evaluation_markdown(result))
     print(f"results: {paths['markdown']}, {paths['json']}, {paths['curves']}", file=sys.stderr)
     if args.lift:
-        from core.lift import run_lift
+        from core.benchmark.lift import run_lift
+        from core.benchmark.report import lift_markdown
 
         lift = run_lift(args.name, random_state=args.seed, progress=lambda msg: print(msg, file=sys.stderr))
         lift_path = paths["markdown"].with_name("lift.md")
-        lift_path.write_text(lift.markdown() + "\n", encoding="utf-8")
-        print(f"\n## Recommendation lift ({lift.params})\n\n{lift.markdown()}")
+        lift_path.write_text(lift_markdown(lift) + "\n", encoding="utf-8")
+        print(f"\n## Recommendation lift ({lift.params})\n\n{lift_markdown(lift)}")
         print(f"lift: {lift_path}", file=sys.stderr)
     return 0

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from core.commands import arguments
+
 EPILOG = """\
 examples:
   python -m core ingest movielens-100k                  # built-in default (RecBole wheel)
@@ -16,8 +18,9 @@ examples:
   python -m core ingest shop --events events.csv --items items.parquet \\
       --user-col customer --item-col sku --timestamp-col time --title-col name
 
-Events default to columns user_id,item_id,timestamp[,rating][,event_type] (timestamp as unix
-seconds or ISO 8601); items to item_id,title[,genres][,description] with '|'-separated genres.
+Events default to columns user_id,item_id,timestamp[,rating][,event_type] (timestamp as a unix
+epoch in s, ms, us or ns, detected from its magnitude or given with --timestamp-unit, or ISO
+8601, between 1970 and next year); items to item_id,title[,genres][,description] with '|'-separated genres.
 An import is atomic: if anything is wrong, the existing dataset is left untouched.
 """
 
@@ -31,17 +34,20 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("name", help="dataset name (movielens-100k and synthetic are built in)")
+    p.add_argument(
+        "name", type=arguments.dataset_name, help="dataset name (movielens-100k and synthetic are built in)"
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--events", type=Path, help="events file (CSV or Parquet)")
     src.add_argument("--movielens", type=Path, metavar="FOLDER", help="a MovieLens folder")
     src.add_argument(
         "--synthetic",
         metavar="SIZE",
+        type=arguments.synthetic_size,
         help="generate the synthetic world: tiny, small, medium, large, huge or a user count",
     )
     p.add_argument("--items", type=Path, help="items file (CSV or Parquet), with --events")
-    p.add_argument("--seed", type=int, default=0, help="random_state of the synthetic world")
+    p.add_argument("--seed", type=arguments.seed, default=0, help="random_state of the synthetic world")
     cols = p.add_argument_group("column mapping (generic import)")
     for canonical, default in (
         ("user", "user_id"),
@@ -68,8 +74,23 @@ def register(subparsers) -> None:
             metavar="NAME",
             help=f"items column holding the {canonical.replace('items-', 'item ')} (default {default})",
         )
-    cols.add_argument("--delimiter", default=",", help="CSV delimiter of both files (default ',')")
-    cols.add_argument("--genre-separator", default="|", help="separator inside genres (default '|')")
+    cols.add_argument(
+        "--delimiter",
+        default=",",
+        type=arguments.non_empty_text,
+        help="CSV delimiter of both files (default ',')",
+    )
+    cols.add_argument(
+        "--genre-separator",
+        default="|",
+        type=arguments.non_empty_text,
+        help="separator inside genres (default '|')",
+    )
+    cols.add_argument(
+        "--timestamp-unit",
+        choices=("s", "ms", "us", "ns"),
+        help="unit of numeric timestamps (default: detected from their magnitude)",
+    )
     p.add_argument(
         "--drop-unknown-items",
         action="store_true",
@@ -87,9 +108,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from core import ingest, store
-    from core.errors import ShiftError
+    from core.errors import ShiftError, Terminated
 
-    store.check_name(args.name)
     started = time.perf_counter()
     # A one-line status that rewrites itself; piped output gets only the summary line.
     bar = tqdm(total=None, bar_format="{desc}", leave=False, disable=not sys.stderr.isatty())
@@ -101,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         drop_unknown_items=args.drop_unknown_items,
         drop_duplicates=args.drop_duplicates,
         genre_separator=args.genre_separator,
+        timestamp_unit=args.timestamp_unit,
     )
     try:
         if args.events is not None:
@@ -148,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.name!r} is not a built-in dataset ({', '.join(ingest.BUILTIN)}); "
                 "give --events/--items, --movielens FOLDER or --synthetic SIZE"
             )
+    except (KeyboardInterrupt, Terminated) as stop:
+        # The import builds in a temporary file and swaps it in last, so nothing changed.
+        print(f"interrupted; {args.name} unchanged", file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
     finally:
         bar.close()
     took = time.perf_counter() - started
@@ -155,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         f"{args.name}: {report.n_events:,} events, {report.n_users:,} users, "
         f"{report.n_items:,} items in {took:.1f} s -> {store.dataset_path(args.name)}"
     )
+    if report.timestamps:
+        print(f"timestamps read as {report.timestamps}")
     if report.dropped_unknown_items:
         print(f"dropped {report.dropped_unknown_items:,} events of items not in the items file")
     if report.dropped_duplicates:

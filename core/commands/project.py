@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from core.commands import arguments
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -14,9 +16,13 @@ def register(subparsers) -> None:
         "instant and identical across reruns. Encodes the items first if they are not cached.",
     )
     p.add_argument("name", help="dataset name (see: python -m core datasets)")
-    p.add_argument("--random-state", type=int, default=42, help="UMAP seed (default 42)")
-    p.add_argument("--n-neighbors", type=int, default=15, help="UMAP n_neighbors (default 15)")
-    p.add_argument("--min-dist", type=float, default=0.1, help="UMAP min_dist (default 0.1)")
+    p.add_argument("--random-state", type=arguments.seed, default=42, help="UMAP seed (default 42)")
+    p.add_argument(
+        "--n-neighbors", type=arguments.int_in_range(2), default=15, help="UMAP n_neighbors (default 15)"
+    )
+    p.add_argument(
+        "--min-dist", type=arguments.float_in_range(0.0, 1.0), default=0.1, help="UMAP min_dist (default 0.1)"
+    )
     p.add_argument(
         "--force", action="store_true", help="refit even if a map of the current item embeddings is stored"
     )
@@ -26,35 +32,30 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from core import projection, store
+    from core import artefacts, store
 
     store.check_name(args.name)
     if not store.dataset_exists(args.name):
         store.connect(args.name).close()  # raises DatasetNotFound with the ingest hint
-    from core.embeddings import item_matrix
 
-    vectors = item_matrix(args.name)  # encodes items not yet cached (a set-up step)
+    vectors = artefacts.item_matrix(args.name)  # encodes items not yet cached (a set-up step)
     wanted = [args.n_neighbors, args.min_dist, args.random_state]
-    if (
-        not args.force
-        and projection.cached_projection(args.name, vectors) is not None
-        and projection.stored_params(args.name) == wanted
-    ):
+    if not args.force and artefacts.stored_params(args.name, vectors) == wanted:
         print(
-            f"a map of the current item embeddings is already stored: {projection.projection_path(args.name)} "
+            f"a map of the current item embeddings is already stored: {artefacts.projection_path(args.name)} "
             "(--force refits)"
         )
         return 0
     start = time.perf_counter()
-    coords = projection.compute_projection(
+    coords = artefacts.build_projection(
         args.name,
-        item_vectors=vectors,
+        vectors,
         random_state=args.random_state,
         n_neighbors=args.n_neighbors,
         min_dist=args.min_dist,
     )
     print(
         f"projected {len(coords):,} items in {time.perf_counter() - start:.1f} s -> "
-        f"{projection.projection_path(args.name)}"
+        f"{artefacts.projection_path(args.name)}"
     )
     return 0

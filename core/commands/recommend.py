@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.commands import arguments
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,10 +19,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("name", help="dataset name (see: python -m core datasets)")
     p.add_argument("--user", required=True, help="user id")
+    # --k keeps type=int: run() checks its range with a message (and exit code) tests pin.
     p.add_argument("--k", type=int, default=10, help="list length (default 10)")
     p.add_argument(
         "--change-point",
-        type=int,
+        type=arguments.non_negative_int,
         metavar="IDX",
         help="index of the first event after the change (default: the detector's latest)",
     )
@@ -29,10 +32,11 @@ def register(subparsers) -> None:
 
 def latest_change_point(name: str, user_id: str) -> tuple[int, str]:
     """The user's latest change point from the default detector at its calibrated threshold."""
-    from core.detectors.population import DEFAULT_FALSE_ALARMS, fit_population, user_signal
+    from core import artefacts
+    from core.detectors.population import DEFAULT_FALSE_ALARMS, user_signal
     from core.errors import ShiftError
 
-    fit = fit_population(name)
+    fit = artefacts.fitted_detector(name)
     signal = user_signal(fit, user_id)
     if signal.change_points.empty:
         raise ShiftError(
@@ -51,11 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from core import store
-    from core.embeddings import item_matrix
+    from core import artefacts, store
     from core.errors import ShiftError
     from core.explain import ShiftExplainer
-    from core.recommend import POLICIES, fit_recommender, recommend_for_user
+    from core.recommend import POLICIES, recommend_for_user
 
     if args.k < 1:
         raise ShiftError(f"--k must be at least 1; got {args.k}")
@@ -68,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         change_point, source = latest_change_point(args.name, args.user)
     else:
         change_point, source = args.change_point, "given"
-    vectors = item_matrix(args.name, progress=_encoding_progress)
-    recommender = fit_recommender(args.name, vectors)
+    vectors = artefacts.item_matrix(args.name, progress=_encoding_progress)
+    recommender = artefacts.recommender(args.name, vectors)
     explainer = ShiftExplainer().fit(items, vectors)
     start = time.perf_counter()
     result = recommend_for_user(recommender, items, args.user, history, change_point, args.k, source)

@@ -41,7 +41,6 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
     ),  # bench/detection_study.py
     "recent_shift": lambda: RecentShift(n_components=16, detrend="index"),  # tentative alerts, last 8 events
 }
-BASELINES = ("genre_histogram",)  # uses no language model
 # The highest F1@10 at its calibrated default on splices drawn from the *calibration* users of
 # MovieLens-100K (0.677; next kernel_cpd 0.552): bench/RESULTS.md, section Detectors.
 DEFAULT = "two_window"
@@ -62,7 +61,6 @@ def make_detector(name: str) -> Detector:
 
 
 __all__ = [
-    "BASELINES",
     "DEFAULT",
     "DETECTORS",
     "ChangePoints",

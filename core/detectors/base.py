@@ -13,13 +13,14 @@ segmentation penalty, an online detector that resets) override :meth:`detect`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from core.detectors.peaks import candidate_peaks
 from core.errors import DataError
+from core.user_events import UserEvents
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,54 @@ class ChangePoints:
         return ChangePoints(self.user[mask], self.event_index[mask], self.score[mask], self.alert_index[mask])
 
 
+@dataclass(frozen=True)
+class DetectorResult:
+    """What a fitted detector found in a population: the public, read-only result.
+
+    ``scores`` (N,) is the per-event score signal (NaN where undefined), ``offsets`` the
+    population's CSR offsets and ``candidates`` every peak of the signal: the change points
+    of a peak-picking detector at any threshold are the candidates scoring at least that
+    much. Detectors whose change points depend on the threshold in other ways (a
+    segmentation penalty, an online reset) carry ``rerun``, which recomputes them.
+    """
+
+    scores: np.ndarray
+    offsets: np.ndarray
+    candidates: ChangePoints
+    rerun: Callable[[float], ChangePoints] | None = None
+
+    def at(self, threshold: float) -> ChangePoints:
+        """Change points at ``threshold``."""
+        if self.rerun is not None:
+            return self.rerun(float(threshold))
+        return self.candidates.where(self.candidates.score >= threshold)
+
+    @classmethod
+    def concat(cls, parts: Sequence[DetectorResult]) -> DetectorResult:
+        """One result of consecutive user chunks scored separately (peak-picking detectors)."""
+        offsets = [np.asarray([0], np.int64)]
+        users, n = 0, 0
+        cands = []
+        for p in parts:
+            offsets.append(p.offsets[1:] + n)
+            c = p.candidates
+            cands.append(ChangePoints(c.user + users, c.event_index, c.score, c.alert_index))
+            users += len(p.offsets) - 1
+            n += int(p.offsets[-1])
+        merged = (
+            ChangePoints(
+                *(
+                    np.concatenate([getattr(c, f) for c in cands])
+                    for f in ("user", "event_index", "score", "alert_index")
+                )
+            )
+            if cands
+            else ChangePoints.empty()
+        )
+        scores = np.concatenate([p.scores for p in parts]) if parts else np.empty(0)
+        return cls(scores, np.concatenate(offsets), merged)
+
+
 def check_population(vectors: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validate a CSR population; return float arrays ready for the detectors."""
     vectors = np.asarray(vectors, dtype=np.float64)
@@ -61,13 +110,6 @@ def check_population(vectors: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarr
     if not np.all(np.isfinite(vectors)):
         raise DataError("vectors contain NaN or infinite values")
     return vectors, offsets
-
-
-def positions(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For every event, its user's position and its index within that user's history."""
-    counts = np.diff(offsets)
-    user = np.repeat(np.arange(len(counts)), counts)
-    return user, np.arange(int(offsets[-1])) - offsets[user]
 
 
 class Detector:
@@ -96,20 +138,64 @@ class Detector:
         self._fit_population(vectors, offsets, ratings)
         self.offsets_ = offsets
         self.n_events_ = int(offsets[-1])
-        self.scores_ = self.score_signal(vectors, offsets)
-        self.candidates_ = self._candidates(self.scores_, offsets)
+        self.result_ = self._with_rerun(self.score(vectors, offsets))
         return self
+
+    def score(self, vectors: np.ndarray, offsets: np.ndarray) -> DetectorResult:
+        """Scores and candidate peaks of a population with the fitted state (changes nothing)."""
+        scores = self.score_signal(vectors, offsets)
+        return DetectorResult(scores, np.asarray(offsets, np.int64), self._candidates(scores, offsets))
+
+    # Read-only views of the result (no setter: nothing outside fit() may write them).
+    @property
+    def scores_(self) -> np.ndarray:
+        return self._result().scores
+
+    @property
+    def candidates_(self) -> ChangePoints:
+        return self._result().candidates
+
+    def _result(self) -> DetectorResult:
+        if not hasattr(self, "result_"):
+            raise RuntimeError(f"{self.name}: call fit() before predict()")
+        return self.result_
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        """Learned state as plain arrays, enough to rerun a user (stored without pickle).
+
+        Peak-picking detectors need none: their candidates answer every threshold.
+        """
+        return {}
+
+    def restore(self, state: dict[str, np.ndarray], result: DetectorResult) -> Detector:
+        """Put back a stored fit (:meth:`export_state` and the population's result); returns self.
+
+        The restored detector answers any threshold on that population; a peak-picking one
+        stores no learned state, so scoring *other* populations (``detect``) needs a fresh fit.
+        """
+        self.offsets_ = np.asarray(result.offsets, np.int64)
+        self.n_events_ = int(self.offsets_[-1])
+        self._import_state(state)
+        self.result_ = self._with_rerun(result)
+        return self
+
+    def _import_state(self, state: dict[str, np.ndarray]) -> None:
+        """Set the learned attributes :meth:`export_state` wrote (KeyError or ValueError when
+        they are missing or do not fit the population); none by default."""
+
+    def _with_rerun(self, result: DetectorResult) -> DetectorResult:
+        """The result a threshold reads: threshold-dependent detectors attach their rerun."""
+        return result
 
     def _candidates(self, scores: np.ndarray, offsets: np.ndarray) -> ChangePoints:
         peaks = candidate_peaks(scores, offsets, self.h)
-        user, index = positions(offsets)
+        ev = UserEvents(offsets)
+        user, index = ev.event_user, ev.index_in_user
         return ChangePoints(user[peaks], index[peaks], scores[peaks], index[peaks] + self.h - 1)
 
     def predict(self, threshold: float) -> ChangePoints:
         """Change points of the fitted population whose score reaches ``threshold``."""
-        if not hasattr(self, "candidates_"):
-            raise RuntimeError(f"{self.name}: call fit() before predict()")
-        return self.candidates_.where(self.candidates_.score >= threshold)
+        return self._result().at(threshold)
 
     def detect(
         self, vectors: np.ndarray, offsets: np.ndarray, thresholds: Sequence[float]

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.detectors.base import Detector, positions
+from core.detectors.base import Detector
 from core.detectors.windows import valid_rows, window_means
 from core.errors import DataError
+from core.user_events import UserEvents
 
 
 class UserDiscriminant(Detector):
@@ -46,7 +47,7 @@ class UserDiscriminant(Detector):
         self.center_ = vectors.mean(axis=0)
         before, after = window_means(vectors - self.center_, offsets, self.h)
         rows = np.flatnonzero(valid_rows(offsets, self.h))
-        user, _ = positions(offsets)
+        user = UserEvents(offsets).event_user
         if len(rows) < 2 or len(np.unique(user[rows])) < 2:
             raise DataError(f"{self.name}: needs at least two users with {2 * self.h}+ events")
         rng = np.random.default_rng(self.random_state)

@@ -1,12 +1,12 @@
-"""Item feature matrices the detectors read, by kind: the language-model embeddings of the
-item texts, or genre histograms (the baseline without a language model)."""
+"""Item feature kinds the detectors read: the language-model embeddings of the item texts, or
+genre histograms (the baseline without a language model). ``core.artefacts.item_features``
+builds the matrix of a dataset for a kind."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from core import store
 from core.errors import DataError
 
 FEATURE_KINDS = ("embedding", "genres")
@@ -25,15 +25,3 @@ def genre_matrix(items: pd.DataFrame) -> np.ndarray:
         for c in row:
             out[i, col[c]] = 1.0 / len(row)
     return out
-
-
-def item_features(name: str, kind: str) -> np.ndarray:
-    """Item matrix of dataset ``name`` for feature ``kind`` (row i = item_idx i)."""
-    if kind == "embedding":
-        from core.embeddings import item_matrix
-
-        return np.asarray(item_matrix(name), dtype=np.float32)
-    if kind == "genres":
-        with store.connect(name) as con:
-            return genre_matrix(store.load_items(con))
-    raise DataError(f"unknown feature kind {kind!r}; choose one of {FEATURE_KINDS}")

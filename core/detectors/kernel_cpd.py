@@ -20,10 +20,11 @@ array([40])
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
-from core.detectors.base import ChangePoints, Detector, check_population
+from core.detectors.base import ChangePoints, Detector, DetectorResult, check_population
 from core.errors import ShiftError
 
 KERNELS = ("linear", "cosine")
@@ -62,7 +63,7 @@ class KernelCPD(Detector):
 
         if self.kernel not in KERNELS:
             raise ShiftError(f"{self.name}: kernel must be one of {KERNELS}, got {self.kernel!r}")
-        self.pca_ = None
+        self.components_ = self.mean_ = self.scale_ = None
         if self.n_components:
             rng = np.random.default_rng(self.random_state)
             rows = (
@@ -71,10 +72,23 @@ class KernelCPD(Detector):
                 else vectors[rng.choice(len(vectors), 50_000, replace=False)]
             )
             k = min(self.n_components, vectors.shape[1], len(rows))
-            self.pca_ = PCA(n_components=k, whiten=self.whiten, random_state=self.random_state).fit(rows)
+            pca = PCA(n_components=k, whiten=self.whiten, random_state=self.random_state).fit(rows)
+            # Kept as arrays (a fit is stored without pickle); transform() applies them in
+            # the order scikit-learn's PCA.transform does, so results are bit-identical.
+            self.components_, self.mean_ = pca.components_, pca.mean_
+            if self.whiten:
+                scale = np.sqrt(pca.explained_variance_)
+                self.scale_ = np.maximum(scale, np.finfo(scale.dtype).eps)
 
     def transform(self, vectors: np.ndarray) -> np.ndarray:
-        z = self.pca_.transform(vectors) if self.pca_ is not None else np.asarray(vectors, np.float64)
+        if self.components_ is not None:
+            x = np.asarray(vectors, np.float64)
+            z = x @ self.components_.T
+            z -= self.mean_.reshape(1, -1) @ self.components_.T
+            if self.scale_ is not None:
+                z /= self.scale_
+        else:
+            z = np.asarray(vectors, np.float64)
         if self.kernel == "cosine":
             z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
         return z
@@ -134,10 +148,25 @@ class KernelCPD(Detector):
             )
         return out
 
-    def predict(self, threshold: float) -> ChangePoints:
-        if not hasattr(self, "z_"):
-            raise RuntimeError(f"{self.name}: call fit() before predict()")
+    def _with_rerun(self, result: DetectorResult) -> DetectorResult:
+        return replace(result, rerun=self._segment_fitted)
+
+    def _segment_fitted(self, threshold: float) -> ChangePoints:
         return self._segment(self.z_, self.offsets_, [threshold])[0]
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        """The projection and the population's projected trajectories (``z_``)."""
+        state = {"z": self.z_}
+        for key in ("components", "mean", "scale"):
+            if getattr(self, f"{key}_") is not None:
+                state[key] = getattr(self, f"{key}_")
+        return state
+
+    def _import_state(self, state: dict[str, np.ndarray]) -> None:
+        self.components_, self.mean_, self.scale_ = (state.get(k) for k in ("components", "mean", "scale"))
+        self.z_ = state["z"]
+        if self.z_.ndim != 2 or len(self.z_) != self.n_events_ or not np.isfinite(self.z_).all():
+            raise ValueError(f"{self.name}: stored trajectories do not match the population")
 
     def detect(
         self, vectors: np.ndarray, offsets: np.ndarray, thresholds: Sequence[float]
@@ -150,5 +179,6 @@ class KernelCPD(Detector):
 
     def threshold_grid(self) -> np.ndarray:
         # 16 penalties: each one is a full PELT pass over every user
-        top = np.nanmax(self.scores_) if np.any(np.isfinite(self.scores_)) else 1.0
+        scores = self.result_.scores
+        top = np.nanmax(scores) if np.any(np.isfinite(scores)) else 1.0
         return np.geomspace(max(top, 1e-6) * 1e-3, max(top, 1e-6) * 2, 16)

@@ -1,4 +1,4 @@
-"""The source method: a linear interest model r ≈ wᵀf + b fitted on ratings across the
+"""A linear interest model r ≈ wᵀf + b fitted on ratings across the
 population, and a shift wherever the window change of the features moves the predicted
 interest: score |wᵀ(f_after − f_before)| (the document's |r_u − r_{u_h}| > ε).
 
@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.detectors.base import Detector, positions
+from core.detectors.base import Detector
 from core.detectors.windows import window_delta
 from core.errors import DataError
+from core.user_events import UserEvents
 
 
 class LinearInterestRule(Detector):
@@ -44,7 +45,7 @@ class LinearInterestRule(Detector):
         if len(r) != len(vectors):
             raise DataError(f"{self.name}: {len(r)} ratings for {len(vectors)} events")
         if self.center_users:
-            user, _ = positions(offsets)
+            user = UserEvents(offsets).event_user
             ok = np.isfinite(r)
             sums = np.bincount(user[ok], r[ok], minlength=len(offsets) - 1)
             counts = np.bincount(user[ok], minlength=len(offsets) - 1)

@@ -23,11 +23,13 @@ Each change point carries ``alert_index``, the event at which the alarm fired.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
-from core.detectors.base import ChangePoints, Detector, check_population, positions
+from core.detectors.base import ChangePoints, Detector, DetectorResult, check_population
 from core.trajectory import recent_mean
+from core.user_events import UserEvents
 
 
 class PageHinkley:
@@ -86,7 +88,7 @@ class OnlinePageHinkley(Detector):
     def distance_signal(self, vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """Cosine distance of each event to the mean of the user's previous ``memory`` events."""
         c = vectors - self.center_
-        _, index = positions(offsets)
+        index = UserEvents(offsets).index_in_user
         past = index >= self.memory
         before = np.full_like(c, np.nan)
         rows = np.flatnonzero(past)
@@ -131,10 +133,20 @@ class OnlinePageHinkley(Detector):
             a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2], a[:, 3].astype(np.int64)
         )
 
-    def predict(self, threshold: float) -> ChangePoints:
-        if not hasattr(self, "distance_"):
-            raise RuntimeError(f"{self.name}: call fit() before predict()")
+    def _with_rerun(self, result: DetectorResult) -> DetectorResult:
+        return replace(result, rerun=self._run_fitted)
+
+    def _run_fitted(self, threshold: float) -> ChangePoints:
         return self._points(self._run(self.distance_, self.offsets_, threshold))
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        """The population mean and the population's distance signal (``distance_``)."""
+        return {"center": self.center_, "distance": self.distance_}
+
+    def _import_state(self, state: dict[str, np.ndarray]) -> None:
+        self.center_, self.distance_ = state["center"], state["distance"]
+        if self.distance_.shape != (self.n_events_,) or not np.isfinite(self.center_).all():
+            raise ValueError(f"{self.name}: stored state does not match the population")
 
     def detect(
         self, vectors: np.ndarray, offsets: np.ndarray, thresholds: Sequence[float]

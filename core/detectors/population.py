@@ -1,8 +1,8 @@
-"""Detectors over a whole dataset: the functions the CLI and the dashboard call.
+"""Detectors over a whole population: fit and calibrate, then read change points cheaply.
 
-- :func:`fit_population` fits a detector on every user of a dataset and calibrates it
-  (the calibration is cached on disk under ``store.cache_dir(name)/calibration``; the fit
-  is cached in this process, and the dashboard wraps it in ``st.cache_resource``);
+- :func:`fit_population` fits a detector on every user of a population (a dataset's events
+  and item features, as arrays) and calibrates it; :mod:`core.artefacts` stores the result
+  and is the only caller that loads datasets;
 - :func:`change_points` -> DataFrame ``user_id, event_index, timestamp, score, detector,
   alert_index`` of every user at a threshold (default: the calibrated one);
 - :func:`user_signal` -> one user's per-event score signal and change points, in
@@ -16,9 +16,6 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,8 +24,7 @@ import pandas as pd
 from core import store
 from core.calibration import Calibration, calibrate
 from core.detectors import DEFAULT, make_detector
-from core.detectors.base import ChangePoints, Detector
-from core.detectors.features import item_features
+from core.detectors.base import ChangePoints, Detector, DetectorResult
 from core.errors import ShiftError, UnknownUser
 
 DEFAULT_FALSE_ALARMS = 1.0  # per 1,000 events, on shuffled (shift-free) histories
@@ -39,46 +35,26 @@ CALIBRATION_SHUFFLES = 2
 MAX_EVENTS_IN_MEMORY = 300_000
 
 
-@dataclass
+@dataclass(frozen=True)
 class PopulationFit:
-    """A detector fitted on every user of a dataset, with its calibration."""
+    """A detector fitted on every user of a dataset, with its calibration and its result."""
 
     dataset: str
     detector: Detector
     events: store.EventArrays
     items: np.ndarray  # the item feature matrix the detector read
     calibration: Calibration
+    result: DetectorResult  # scores and candidates of every user (the whole log)
 
     @property
     def default_threshold(self) -> float:
         return self.calibration.threshold_for(DEFAULT_FALSE_ALARMS)
 
     def user_position(self, user_id: str) -> int:
-        hit = np.flatnonzero(self.events.user_ids == str(user_id))
-        if len(hit) == 0:
-            raise UnknownUser(f"user {user_id!r} is not in dataset {self.dataset!r}")
-        return int(hit[0])
-
-
-def _calibration_path(name: str, detector: Detector, items: np.ndarray, n_events: int):
-    # The key changes whenever the data, the features or the detector's settings change.
-    params = {k: v for k, v in vars(detector).items() if not k.endswith("_")}
-    path = store.dataset_path(name)
-    key = json.dumps(
-        [
-            detector.name,
-            params,
-            path.stat().st_mtime_ns,
-            n_events,
-            items.shape,
-            float(np.asarray(items[: min(len(items), 50)], np.float64).sum()),
-        ],
-        default=str,
-    )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    folder = store.cache_dir(name) / "calibration"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{detector.name}-{digest}.json"
+        try:
+            return self.events.users.position(user_id)
+        except UnknownUser:
+            raise UnknownUser(f"user {user_id!r} is not in dataset {self.dataset!r}") from None
 
 
 def _sample_users(events: store.EventArrays, max_events: int, random_state: int = 0):
@@ -93,44 +69,32 @@ def _sample_users(events: store.EventArrays, max_events: int, random_state: int 
     return rows, offsets
 
 
-def _score_in_chunks(det: Detector, events: store.EventArrays, items: np.ndarray) -> None:
-    """Set the detector's scores_ and candidates_ over every user, one chunk at a time."""
+def _score_in_chunks(det: Detector, events: store.EventArrays, items: np.ndarray) -> DetectorResult:
+    """The fitted detector's result over every user, scored one chunk of users at a time."""
     from core.trajectory import chunk_ranges
 
-    scores = np.full(int(events.offsets[-1]), np.nan)
     parts = []
     for lo, hi in chunk_ranges(np.diff(events.offsets), MAX_EVENTS_IN_MEMORY):
         a, b = int(events.offsets[lo]), int(events.offsets[hi])
         offsets = events.offsets[lo : hi + 1] - a
-        s = det.score_signal(items[events.item_idx[a:b]].astype(np.float64), offsets)
-        scores[a:b] = s
-        cand = det._candidates(s, offsets)
-        parts.append(ChangePoints(cand.user + lo, cand.event_index, cand.score, cand.alert_index))
-    det.scores_, det.offsets_, det.n_events_ = scores, events.offsets, int(events.offsets[-1])
-    det.candidates_ = ChangePoints(
-        *(
-            np.concatenate([getattr(p, f) for p in parts])
-            for f in ("user", "event_index", "score", "alert_index")
-        )
-    )
+        parts.append(det.score(items[events.item_idx[a:b]].astype(np.float64), offsets))
+    return DetectorResult.concat(parts)
 
 
-@functools.lru_cache(maxsize=8)
-def fit_population(name: str, detector: str = DEFAULT) -> PopulationFit:
-    """Fit ``detector`` on every user of dataset ``name`` and load or compute its calibration.
+def fit_population(
+    events: store.EventArrays, items: np.ndarray, detector: str | Detector = DEFAULT, dataset: str = ""
+) -> PopulationFit:
+    """Fit ``detector`` on every user of ``events`` (item features ``items``) and calibrate it.
 
     Logs over ``MAX_EVENTS_IN_MEMORY`` events are handled in user chunks (peak-picking
     detectors only; the segmentation and online detectors keep per-event state of the whole
-    log and refuse with a clear error there).
+    log and refuse with a clear error there). ``dataset`` names the data in messages.
     """
-    with store.connect(name) as con:
-        events = store.load_event_arrays(con)
-    det = make_detector(detector)
-    items = item_features(name, det.features)
+    det = make_detector(detector) if isinstance(detector, str) else detector
     big = int(events.offsets[-1]) > MAX_EVENTS_IN_MEMORY
     if big and not det.peak_based:
         raise ShiftError(
-            f"detector {detector!r} keeps per-event state of the whole log and {name!r} has "
+            f"detector {det.name!r} keeps per-event state of the whole log and {dataset!r} has "
             f"{int(events.offsets[-1]):,} events (limit {MAX_EVENTS_IN_MEMORY:,}); use a peak-picking "
             f"detector such as {DEFAULT!r}"
         )
@@ -140,15 +104,9 @@ def fit_population(name: str, detector: str = DEFAULT) -> PopulationFit:
     else:
         vectors, offsets, ratings = items[events.item_idx], events.offsets, events.rating
     det.fit(vectors, offsets, ratings)
-    path = _calibration_path(name, det, items, len(vectors))
-    if path.exists():
-        cal = Calibration.load(path)
-    else:
-        cal = calibrate(det, vectors, offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0)
-        cal.save(path)
-    if big:
-        _score_in_chunks(det, events, items)
-    return PopulationFit(name, det, events, items, cal)
+    cal = calibrate(det, vectors, offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0)
+    result = _score_in_chunks(det, events, items) if big else det.result_
+    return PopulationFit(dataset, det, events, items, cal, result)
 
 
 def _frame(fit: PopulationFit, cp: ChangePoints, users: np.ndarray | None = None) -> pd.DataFrame:
@@ -170,7 +128,7 @@ def _frame(fit: PopulationFit, cp: ChangePoints, users: np.ndarray | None = None
 def change_points(fit: PopulationFit, threshold: float | None = None) -> pd.DataFrame:
     """Every user's change points at ``threshold`` (None: the calibrated default)."""
     thr = fit.default_threshold if threshold is None else float(threshold)
-    return _frame(fit, fit.detector.predict(thr))
+    return _frame(fit, fit.result.at(thr))
 
 
 @dataclass(frozen=True)
@@ -190,14 +148,14 @@ def user_signal(fit: PopulationFit, user_id: str, threshold: float | None = None
     s = fit.events.user_slice(k)
     det = fit.detector
     if det.peak_based:
-        cand = det.candidates_
+        cand = fit.result.candidates
         cp = cand.where((cand.user == k) & (cand.score >= thr))
         frame = _frame(fit, cp)
     else:  # segmentation and online detectors: rerun on this user alone
         vectors = fit.items[fit.events.item_idx[s]]
         cp = det.detect(vectors, np.array([0, s.stop - s.start]), [thr])[0]
         frame = _frame(fit, cp, users=np.array([k]))
-    return UserSignal(str(user_id), thr, np.asarray(det.scores_[s]), frame.reset_index(drop=True))
+    return UserSignal(str(user_id), thr, np.asarray(fit.result.scores[s]), frame.reset_index(drop=True))
 
 
 def threshold_for_false_alarms(fit: PopulationFit, false_alarms_per_1000: float) -> float:

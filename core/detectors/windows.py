@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.detectors.base import positions
 from core.trajectory import recent_mean, two_window_delta
+from core.user_events import UserEvents
 
 
 def valid_rows(offsets: np.ndarray, h: int) -> np.ndarray:
     """Events whose before and after windows both fit in their user's history."""
-    user, index = positions(offsets)
+    ev = UserEvents(offsets)
+    user, index = ev.event_user, ev.index_in_user
     return (index >= h) & (index + h <= np.diff(offsets)[user])
 
 
@@ -42,7 +43,7 @@ def window_means(vectors: np.ndarray, offsets: np.ndarray, h: int) -> tuple[np.n
 def user_variance(vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Each event's user's total variance (mean squared distance of its events to their mean)."""
     counts = np.diff(offsets)
-    user, _ = positions(offsets)
+    user = UserEvents(offsets).event_user
     nonempty = counts > 0
     sums = np.zeros((len(counts), vectors.shape[1]))
     sums[nonempty] = np.add.reduceat(vectors, offsets[:-1][nonempty], axis=0)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.detectors.base import Detector, positions
+from core.detectors.base import Detector
 from core.detectors.windows import window_delta
+from core.user_events import UserEvents
 
 
 class ZScore(Detector):
@@ -29,7 +30,7 @@ class ZScore(Detector):
 
     def score_signal(self, vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         s = np.linalg.norm(window_delta(vectors, offsets, self.h), axis=1)
-        user, _ = positions(offsets)
+        user = UserEvents(offsets).event_user
         by_user = pd.Series(s).groupby(user)
         median = by_user.transform("median").to_numpy()
         mad = pd.Series(np.abs(s - median)).groupby(user).transform("median").to_numpy()

@@ -4,11 +4,13 @@ from core.store.connection import (
     cache_dir,
     check_name,
     connect,
+    cursor,
     data_dir,
     dataset_exists,
     dataset_path,
     list_dataset_names,
 )
+from core.store.content_version import content_version
 from core.store.importer import ImportOptions, ImportReport, TableSource, build_dataset
 from core.store.queries import (
     EventArrays,
@@ -34,6 +36,8 @@ __all__ = [
     "category_counts",
     "check_name",
     "connect",
+    "content_version",
+    "cursor",
     "data_dir",
     "dataset_exists",
     "dataset_info",

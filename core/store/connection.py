@@ -15,8 +15,11 @@ import duckdb
 
 from core.errors import DatasetNotFound, ShiftError
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# One line of letters, digits, '.', '_' and '-', starting with a letter or digit (so never a
+# hidden file nor an option), checked with fullmatch: "$" would let a trailing newline in.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+_CATALOG = "dataset"  # the attached file's name inside a reader's in-memory database
 
 # Tables besides the three the importer creates with CREATE TABLE AS:
 #   items(item_idx, item_id, title, categories VARCHAR[], description, text)
@@ -24,6 +27,7 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 #   event_rows(user_idx, seq, item_idx, ts, rating, event_type): integer keys only, stored in
 #       per-user order (sorting with the id strings made imports ~1.7x slower)
 # and the view ``events`` over them (EVENTS_VIEW below), for anyone querying the file directly.
+# The importer's last step adds ``datasets.content_version`` (core/store/content_version.py).
 SCHEMA = """
 CREATE TABLE datasets (
     name VARCHAR, source VARCHAR, created TIMESTAMP,
@@ -55,10 +59,10 @@ def data_dir() -> Path:
 
 def check_name(name: str) -> str:
     """Dataset names become file names, so only a safe alphabet is accepted."""
-    if not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ShiftError(
-            f"dataset name {name!r} is not allowed: use lower-case letters, digits, '.', '_' "
-            "or '-' (at most 64 characters, starting with a letter or digit)"
+            f"dataset name {name!r} is not allowed: use letters, digits, '.', '_' or '-' "
+            "(at most 64 characters, starting with a letter or digit)"
         )
     return name
 
@@ -79,16 +83,41 @@ def dataset_exists(name: str) -> bool:
 
 
 def connect(name: str, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open a dataset's database; readers get read-only connections (many may coexist)."""
+    """Open a dataset's database; readers get read-only connections (many may coexist).
+
+    A reader always sees the file that is at the path *now*. ``duckdb.connect(path)`` would
+    not: DuckDB keeps one database instance per path in a process while any connection to
+    it is open and hands that instance out again, so after a re-import (the importer
+    renames a new file over the old one) a reader would be served the replaced file. A
+    read-only connection is therefore a fresh in-memory database that ATTACHes the file
+    READ_ONLY and makes it the default catalog (``USE``); each ATTACH opens the file anew.
+    A cursor of it starts in the in-memory catalog again: take one with :func:`cursor`.
+    """
     path = dataset_path(name)
     if not path.exists():
         raise DatasetNotFound(
             f"no dataset named {name!r} under {data_dir()}; create it with: python -m core ingest {name} …"
         )
-    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        con = duckdb.connect(str(path))
+    else:
+        con = duckdb.connect(":memory:")
+        con.execute(f"ATTACH $path AS {_CATALOG} (READ_ONLY)", {"path": str(path)})
+        con.execute(f"USE {_CATALOG}")
     con.execute("SET TimeZone = 'UTC'")
     return con
 
 
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of a :func:`connect` connection (one per thread), reading the same dataset."""
+    cur = con.cursor()
+    if cur.execute(
+        "SELECT count(*) FROM duckdb_databases() WHERE database_name = $c", {"c": _CATALOG}
+    ).fetchone()[0]:
+        cur.execute(f"USE {_CATALOG}")
+    cur.execute("SET TimeZone = 'UTC'")
+    return cur
+
+
 def list_dataset_names() -> list[str]:
-    return sorted(p.stem for p in data_dir().glob("*.duckdb") if _NAME.match(p.stem))
+    return sorted(p.stem for p in data_dir().glob("*.duckdb") if _NAME.fullmatch(p.stem))

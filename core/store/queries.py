@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from core.errors import UnknownUser
+from core.user_events import UserEvents
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EventArrays:
     """Events of a set of users in CSR layout: user ``k`` owns rows ``offsets[k]:offsets[k+1]``.
 
@@ -28,8 +30,13 @@ class EventArrays:
     def n_users(self) -> int:
         return len(self.user_ids)
 
+    @cached_property
+    def users(self) -> UserEvents:
+        """Which user each event belongs to, and each user's rows and position by id."""
+        return UserEvents(self.offsets, self.user_ids)
+
     def user_slice(self, k: int) -> slice:
-        return slice(int(self.offsets[k]), int(self.offsets[k + 1]))
+        return self.users.user_slice(k)
 
 
 def dataset_info(con: duckdb.DuckDBPyConnection) -> dict:

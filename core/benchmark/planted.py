@@ -1,9 +1,11 @@
-"""Scoring one set of detections against a dataset's own planted truth (synthetic worlds).
+"""Planted ground truth (synthetic worlds): its users as benchmark users, and scoring against it.
 
-The benchmark (:mod:`core.evaluation`) fits detectors on calibration users and scores
-spliced test users; this module answers the dashboard's narrower, live question: at the ε
-on screen, how do this dataset's detections compare with its planted change points? It
-reuses the benchmark's one-to-one matching so both speak the same precision and recall.
+The detector benchmark (:mod:`core.benchmark.detection`) adds a dataset's planted users to
+its spliced test users (:func:`planted_users`). The Evaluation page asks a narrower, live
+question: at the ε on screen, how do this dataset's detections compare with its planted
+change points (:func:`score_detections`), and how would they at every threshold
+(:func:`threshold_sweep`)? Both use the metrics of :mod:`core.metrics`, so they speak the
+benchmark's precision, recall and delay.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from core.evaluation import match_change_points, precision_recall_f1
+from core import store
+from core.benchmark.splices import SplicedUser
+from core.metrics import MatchCounts, false_alarms_per_1000
 
 SILENT_KINDS = ("stable", "multi")  # user labels whose histories must raise no alarm
 
@@ -44,34 +48,30 @@ def score_detections(
     true_of = truth.groupby(truth["user_id"].astype(str))["event_index"].apply(list).to_dict()
     det = detections.assign(user_id=detections["user_id"].astype(str))
     found_of = {u: g for u, g in det.groupby("user_id")}
-    tp = fp = fn = 0
-    delays: list[int] = []
+    counts = MatchCounts()
     silent_alarms = silent_events = 0
     for user, kind in kinds.items():
         group = found_of.get(user)
         pred = [] if group is None else group["event_index"].astype(int).tolist()
-        alert = {} if group is None else dict(zip(pred, group["alert_index"].astype(int), strict=True))
-        true = [int(t) for t in true_of.get(user, [])]
-        pairs = match_change_points(true, pred, margin)
-        tp, fp, fn = tp + len(pairs), fp + len(pred) - len(pairs), fn + len(true) - len(pairs)
-        delays += [alert[p] - t for t, p in pairs]
+        alert = [] if group is None else group["alert_index"].astype(int).tolist()
+        counts.add([int(t) for t in true_of.get(user, [])], pred, alert, margin)
         if kind in SILENT_KINDS:
             silent_alarms += len(pred)
             silent_events += int(events_per_user.get(user, 0))
-    precision, recall, f1 = precision_recall_f1(tp, fp, fn)
+    precision, recall, f1 = counts.precision_recall_f1()
     return {
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
+        "tp": counts.tp,
+        "fp": counts.fp,
+        "fn": counts.fn,
         "precision": precision,
         "recall": recall,
         "f1": f1,
-        "delays": delays,
-        "false_alarms_per_1000": 1000.0 * silent_alarms / silent_events if silent_events else float("nan"),
+        "delays": counts.alert_delays,
+        "false_alarms_per_1000": false_alarms_per_1000(silent_alarms, silent_events),
     }
 
 
-def sweep(
+def threshold_sweep(
     truth: pd.DataFrame,
     labels: pd.DataFrame,
     detections: pd.DataFrame,
@@ -103,3 +103,35 @@ def threshold_grid(scores: np.ndarray, n: int = 60) -> np.ndarray:
     if len(s) == 0:
         return np.array([0.0])
     return np.unique(np.quantile(s, np.linspace(0.0, 1.0, n)))
+
+
+def planted_users(name: str, events: store.EventArrays, users: np.ndarray) -> list[SplicedUser]:
+    """The dataset's own users with planted truth among ``users``, as benchmark users: kind
+    ``planted`` (shifted), ``stable`` or ``multi-interest`` (both must stay silent)."""
+    with store.connect(name) as con:
+        labels = store.load_user_labels(con)
+        truth = store.load_ground_truth(con)
+    if labels.empty:
+        return []
+    kind_of = dict(zip(labels.user_id.astype(str), labels.kind, strict=True))
+    cps = truth.groupby(truth.user_id.astype(str)).event_index.apply(list).to_dict()
+    out = []
+    for k, uid in enumerate(events.user_ids):
+        if uid not in users or uid not in kind_of:
+            continue
+        s = events.user_slice(k)
+        label = kind_of[uid]
+        kind = {"stable": "stable", "multi": "multi-interest"}.get(label, "planted")
+        out.append(
+            SplicedUser(
+                f"planted-{uid}",
+                events.item_idx[s],
+                events.rating[s],
+                [int(c) for c in cps.get(uid, [])],
+                kind,
+                label,
+                (uid,),
+                (s.stop - s.start,),
+            )
+        )
+    return out

@@ -1,35 +1,13 @@
-"""Benchmark metrics against hand-computed cases."""
+"""The detector benchmark's scoring and baselines against hand-computed cases."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from core.benchmark.detection import Benchmark, baseline_rows, fire_every_k, score_change_points
+from core.benchmark.splices import SplicedUser
 from core.detectors.base import ChangePoints
-from core.evaluation import (
-    Benchmark,
-    _every_k,
-    markdown_table,
-    match_change_points,
-    metrics,
-    precision_recall_f1,
-)
-from core.splice import SplicedUser
-
-
-def test_matching_is_one_to_one_within_the_margin():
-    assert match_change_points([50], [48, 52], margin=5) == [(50, 48)]  # one truth, one match
-    assert match_change_points([10, 20], [15], margin=5) == [(10, 15)]  # one prediction, one truth
-    assert match_change_points([10, 20], [15, 16], margin=5) == [(10, 15), (20, 16)]
-    assert match_change_points([10], [15], margin=5) == [(10, 15)]  # the margin is inclusive
-    assert match_change_points([10], [16], margin=5) == []
-    assert match_change_points([], [3], margin=5) == [] and match_change_points([3], [], margin=5) == []
-
-
-def test_precision_recall_f1_by_hand():
-    assert precision_recall_f1(3, 1, 2) == pytest.approx((0.75, 0.6, 2 * 0.75 * 0.6 / 1.35))
-    assert precision_recall_f1(0, 0, 4) == (1.0, 0.0, 0.0)  # never firing: no recall
-    assert precision_recall_f1(0, 5, 0) == (0.0, 1.0, 0.0)
 
 
 def _user(uid, n, cps, kind, bin_=""):
@@ -60,7 +38,7 @@ def test_metrics_by_hand(bench):
         np.ones(7),
         np.array([60, 95, 70, 45, 100, 12, 160]),
     )
-    row = metrics(bench, cp)
+    row = score_change_points(bench, cp)
     assert row["P@10"] == pytest.approx(1 / 3) and row["R@10"] == pytest.approx(1 / 2)
     assert row["F1@10"] == pytest.approx(0.4)
     assert row["F1@10 easy"] == pytest.approx(2 / 3) and row["F1@10 hard"] == 0.0
@@ -71,13 +49,14 @@ def test_metrics_by_hand(bench):
 
 
 def test_fire_every_k_baseline(bench):
-    cp = _every_k(bench, 40)
+    cp = fire_every_k(bench, 40)
     assert cp.event_index[cp.user == 0].tolist() == [40, 80]
-    assert metrics(bench, cp)["F1@10 multi"] == 1.0
+    assert score_change_points(bench, cp)["F1@10 multi"] == 1.0
 
 
-def test_markdown_table_formats_numbers():
-    import pandas as pd
-
-    text = markdown_table(pd.DataFrame({"a": ["x"], "b": [0.123456], "c": [float("nan")]}))
-    assert text.splitlines() == ["| a | b | c |", "|---|---|---|", "| x | 0.123 |  |"]
+def test_baseline_rows(bench):
+    never, every_20, best = baseline_rows(bench)
+    assert (never["detector"], never["setting"]) == ("never_fire", "default")
+    assert never["R@10"] == 0.0 and never["P@10"] == 1.0 and never["FA/1000 control"] == 0.0
+    assert (every_20["detector"], every_20["setting"]) == ("every_20", "default")
+    assert best["setting"] == "oracle" and best["F1@10"] >= every_20["F1@10"]

@@ -1,7 +1,7 @@
-"""Getting behaviour logs into the store: built-in datasets, MovieLens folders, any CSV/Parquet.
+"""MovieLens as a source: the built-in MovieLens-100K (from RecBole's wheel) and MovieLens folders.
 
-Every source ends in the same validated, atomic import (``core.store.build_dataset``);
-this module only knows where files are and how their columns are named.
+This module only knows where the files are and how their columns are named; the import
+itself is ``core.store.build_dataset``.
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ from core.store import ImportOptions, ImportReport, TableSource
 
 RECBOLE_VERSION = "1.2.1"
 _RECBOLE_ML100K = "recbole/dataset_example/ml-100k/ml-100k"
-BUILTIN = ("movielens-100k", "synthetic")
 
 
 def downloads_dir() -> Path:
     """Downloaded sources, shared by every data folder (tests use their own data folders)."""
     path = Path(
-        os.environ.get("SHIFT_DOWNLOADS_DIR", Path(__file__).resolve().parents[1] / "data" / "downloads")
+        os.environ.get("SHIFT_DOWNLOADS_DIR", Path(__file__).resolve().parents[2] / "data" / "downloads")
     )
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -220,35 +219,3 @@ def _ml100k_layout(folder: Path, tmp: Path) -> tuple[TableSource, TableSource]:
         tmp / "items.parquet", index=False
     )
     return events, TableSource(tmp / "items.parquet", display_name="u.item")
-
-
-def ingest_files(
-    name: str, events: TableSource, items: TableSource, options: ImportOptions | None = None, progress=None
-) -> ImportReport:
-    """Any behaviour log: events and items as CSV or Parquet, columns mapped by the caller."""
-    source = f"files {events.label} + {items.label}"
-    return store.build_dataset(
-        store.dataset_path(name), name, source, events, items, options=options, progress=progress
-    )
-
-
-def ingest_synthetic(
-    name: str, size: str | int = "small", random_state: int = 0, progress=None, on_chunk=None
-) -> ImportReport:
-    """Generate the synthetic world to Parquet, then import it like any other log."""
-    from core import synthetic
-
-    with tempfile.TemporaryDirectory(dir=store.data_dir()) as tmp:
-        files = synthetic.write_world(size, Path(tmp), random_state, progress=on_chunk)
-        truth = pd.read_parquet(files.truth)
-        labels = pd.read_parquet(files.labels)
-        return store.build_dataset(
-            store.dataset_path(name),
-            name,
-            f"synthetic world (size {size}, random_state {random_state})",
-            TableSource(files.events),
-            TableSource(files.items),
-            ground_truth=truth,
-            user_labels=labels,
-            progress=progress,
-        )

@@ -13,9 +13,9 @@ first event after the change, the project-wide convention). Kinds:
 - ``control``: an unspliced real history (any alarm on it is a false alarm);
 - ``shuffled``: a real history in random order (no shift by construction).
 
-Everything is drawn from ``random_state``; the same arguments give the same users.
-Helper code elsewhere (recommendation lift, the evaluation) reads the fields documented on
-:class:`SplicedUser`.
+Everything is drawn from ``random_state``; the same arguments give the same users. The
+detector benchmark (:mod:`core.benchmark.detection`) and the lift benchmark
+(:mod:`core.benchmark.lift`) read the fields documented on :class:`SplicedUser`.
 
 >>> import numpy as np
 >>> from core.store import EventArrays
@@ -35,7 +35,7 @@ Helper code elsewhere (recommendation lift, the evaluation) reads the fields doc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -69,7 +69,6 @@ class SplicedUser:
     segments: tuple[int, ...]
     width: int = 0
     distance: float = float("nan")
-    extra: dict = field(default_factory=dict)
 
     @property
     def n_events(self) -> int:

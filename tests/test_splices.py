@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.benchmark.splices import splice_benchmark, split_users, to_event_arrays
 from core.errors import ShiftError
-from core.splice import splice_benchmark, split_users, to_event_arrays
 from core.store import EventArrays
 
 N_USERS, N_EVENTS, N_GROUPS, PER_GROUP, D = 40, 90, 4, 25, 8

@@ -1,0 +1,54 @@
+"""The one place that turns a dataset name into its derived artefacts.
+
+Logs -> store -> **artefacts** -> the CLI, the dashboard and the benchmarks. Every derived
+file (item embeddings, detector fits with their calibration, the item map, the encoder's
+digest memo) is written atomically as plain data (``.npz``, Parquet, JSON; no pickles)
+with a manifest of what it was built from (:mod:`core.artefacts.files`), and rebuilt when
+the manifest does not match or the file does not load. Nothing outside this package opens
+a cache file.
+
+Public functions (imported lazily, so ``import core.artefacts`` stays cheap):
+
+- :func:`dataset_version` (the dataset's content digest), :func:`events`, :func:`items`;
+- :func:`item_matrix` and :func:`encode_items` (encode what is missing), :func:`cached_item_matrix` (never encodes),
+  :func:`item_features` (what a detector reads);
+- :func:`fitted_detector` (fitted and calibrated, from disk or fitted now), :func:`fit_path`;
+- :func:`cached_projection`, :func:`build_projection`, :func:`stored_params`, :func:`projection_path`;
+- :func:`recommender`, :func:`trajectories`, :func:`iter_trajectories`, :func:`user_trajectory`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {
+    "dataset_version": "datasets",
+    "events": "datasets",
+    "items": "datasets",
+    "item_matrix": "items",
+    "encode_items": "items",
+    "cached_item_matrix": "items",
+    "item_features": "items",
+    "fitted_detector": "fits",
+    "fit_path": "fits",
+    "fingerprint": "fits",
+    "cached_projection": "maps",
+    "build_projection": "maps",
+    "store_projection": "maps",
+    "stored_params": "maps",
+    "projection_path": "maps",
+    "recommender": "inputs",
+    "trajectories": "inputs",
+    "iter_trajectories": "inputs",
+    "user_trajectory": "inputs",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    # Lazy (PEP 562): the encoder and the embeddings cache use core.artefacts.files, and
+    # must not pull in the detectors and scikit-learn through this package's functions.
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"core.artefacts.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'core.artefacts' has no attribute {name!r}")

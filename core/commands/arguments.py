@@ -1,0 +1,138 @@
+"""Argument types shared by every command: each refuses a bad value with an argparse message.
+
+``type=`` functions run while argparse parses, so a bad number ends in the usual
+``error: argument --k: …`` line (exit 2) before any data is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+SEED_MAX = 2**32 - 1  # numpy and UMAP accept seeds below 2**32
+
+
+def _number(text: str, kind: type) -> float | int:
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """A finite number (no nan, no inf).
+
+    >>> finite_float("0.5")
+    0.5
+    >>> finite_float("nan")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: 'nan' is not a finite number
+    """
+    return _number(text, float)
+
+
+def float_in_range(
+    low: float, high: float | None = None, *, low_open: bool = False
+) -> Callable[[str], float]:
+    """A finite number in [low, high] ((low, high] with ``low_open``)."""
+
+    def parse(text: str) -> float:
+        value = _number(text, float)
+        if (value <= low if low_open else value < low) or (high is not None and value > high):
+            bound = f"({low:g}" if low_open else f"[{low:g}"
+            top = f"{high:g}]" if high is not None else "∞)"
+            raise argparse.ArgumentTypeError(f"{text!r} is outside {bound}, {top}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def int_in_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if value < low or (high is not None and value > high):
+            if high is None:
+                raise argparse.ArgumentTypeError(f"{text!r} must be at least {low}")
+            raise argparse.ArgumentTypeError(f"{text!r} must be between {low} and {high}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+positive_float = float_in_range(0.0, low_open=True)
+positive_int = int_in_range(1)
+non_negative_int = int_in_range(0)
+seed = int_in_range(0, SEED_MAX)
+
+
+def non_empty_text(text: str) -> str:
+    """A string of at least one character (an empty separator would split every character)."""
+    if text == "":
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def synthetic_size(text: str) -> str:
+    """A synthetic world size: a name (tiny … huge) or a user count in range."""
+    from core import synthetic
+    from core.errors import ShiftError
+
+    try:
+        synthetic.parse_size(text)
+    except ShiftError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def dataset_name(text: str) -> str:
+    from core.errors import ShiftError
+    from core.store import check_name
+
+    try:
+        return check_name(text)
+    except ShiftError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def output_file(text: str) -> Path:
+    """A file path that can be written: not a folder, inside a folder this user may write to."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name inside it")
+    parent = _existing_ancestor(path.parent)
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{parent} is not a folder")
+    if not os.access(path if path.exists() else parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text} cannot be written (permission denied)")
+    return path
+
+
+def output_folder(text: str) -> Path:
+    """A folder path that can be written (created if missing)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
+    parent = _existing_ancestor(path)
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{parent} is not a folder")
+    if not os.access(parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text} cannot be written (permission denied)")
+    return path
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path if str(path) else Path(".")
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

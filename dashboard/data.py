@@ -1,0 +1,548 @@
+"""The data edge: the dashboard's only module that calls ``core``, and its caches.
+
+Every function here takes a dataset name (and plain values) and returns plain frames,
+arrays, numbers or small frozen values; pages never see a fitted detector or its
+internals. Caching is by kind (Streamlit's guidance):
+
+- ``st.cache_resource`` (one object per process, shared by every session, never mutated):
+  read-only DuckDB connections, the item matrix, the language model, fitted recommenders,
+  explainers and detectors, and the big event arrays (``st.cache_data`` would copy tens of
+  MB on every call);
+- ``st.cache_data`` (a copy per call): query results, one user's frames, projections.
+
+One decorator, :func:`by_version`, keys every cached function by the dataset's version (its
+content digest, :func:`core.artefacts.dataset_version`), so a re-imported dataset is read
+again instead of served from an old entry. Pages never encode text or fit UMAP as a side
+effect of a request: both are set-up steps
+(``python -m core encode``/``project``); encoding also runs from an explicit button
+(:mod:`dashboard.actions`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import store
+from core.errors import DatasetNotFound, ShiftError
+
+DEFAULT_DATASET = "movielens-100k"
+RECORDED_RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
+
+
+# --------------------------------------------------------------------------- caching
+
+
+def version(name: str) -> str:
+    """Changes whenever the dataset's database file is replaced (a re-import) or moved."""
+    from core.artefacts import dataset_version
+
+    if not store.dataset_exists(name):
+        raise DatasetNotFound(f"no dataset named {name!r}")
+    return dataset_version(name)
+
+
+def by_version(kind: Literal["data", "resource"] = "data", **options: Any) -> Callable:
+    """Cache ``fn(name, *args)`` in ``st.cache_<kind>`` under the dataset's current version.
+
+    The decorated function keeps its signature; ``.clear()`` empties its cache and
+    ``.__wrapped__`` is the uncached function. Arguments must be hashable plain values.
+    """
+    options.setdefault("show_spinner", False)
+    cache = st.cache_resource if kind == "resource" else st.cache_data
+
+    def decorate(fn: Callable) -> Callable:
+        def keyed(name: str, version: str, *args: Any, **kwargs: Any) -> Any:
+            return fn(name, *args, **kwargs)
+
+        # Streamlit names a function's cache after its module, qualified name and source;
+        # the source of ``keyed`` is the same for every decorated function, so it takes
+        # the decorated function's names to get a cache of its own.
+        keyed.__module__, keyed.__name__, keyed.__qualname__ = fn.__module__, fn.__name__, fn.__qualname__
+        cached = cache(**options)(keyed)
+
+        @functools.wraps(fn)
+        def call(name: str, *args: Any, **kwargs: Any) -> Any:
+            return cached(name, version(name), *args, **kwargs)
+
+        call.clear = cached.clear
+        return call
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- store
+
+
+@by_version("resource", max_entries=16)
+def _connection(name: str) -> duckdb.DuckDBPyConnection:
+    return store.connect(name, read_only=True)
+
+
+def _cursor(name: str) -> duckdb.DuckDBPyConnection:
+    # A DuckDB connection is not safe across threads (one per browser session); a cursor
+    # is a cheap, separate connection to the same read-only database.
+    return store.cursor(_connection(name))
+
+
+@st.cache_data(show_spinner=False, ttl=10)
+def _dataset_names(folder: str) -> list[str]:
+    return store.list_dataset_names()
+
+
+def dataset_names(fresh: bool = False) -> list[str]:
+    """Datasets in the data folder (re-listed every 10 s, at once after an import, and
+    when ``fresh``)."""
+    if fresh:
+        _dataset_names.clear()
+    return _dataset_names(str(store.data_dir()))
+
+
+def data_folder() -> Path:
+    return store.data_dir()
+
+
+@by_version(max_entries=16)
+def info(name: str) -> dict:
+    """Counts and provenance: n_users, n_items, n_events, has_ground_truth, source."""
+    with _cursor(name) as con:
+        return store.dataset_info(con)
+
+
+@by_version(max_entries=8)
+def items(name: str) -> pd.DataFrame:
+    """The catalogue in item_idx order."""
+    with _cursor(name) as con:
+        return store.load_items(con)
+
+
+@by_version(max_entries=8)
+def users(name: str) -> pd.DataFrame:
+    """user_id, n_events of every user."""
+    with _cursor(name) as con:
+        return store.load_users(con)
+
+
+@by_version(max_entries=256)
+def user_events(name: str, user_id: str) -> pd.DataFrame:
+    """One user's events in order with title and categories (raises UnknownUser)."""
+    with _cursor(name) as con:
+        return store.load_user_events(con, str(user_id))
+
+
+@by_version(max_entries=8)
+def ground_truth(name: str) -> pd.DataFrame:
+    """Planted change points: user_id, event_index, … (empty for real logs)."""
+    with _cursor(name) as con:
+        return store.load_ground_truth(con)
+
+
+@by_version(max_entries=8)
+def user_labels(name: str) -> pd.DataFrame:
+    with _cursor(name) as con:
+        return store.load_user_labels(con)
+
+
+@by_version(max_entries=8)
+def category_counts(name: str) -> pd.DataFrame:
+    with _cursor(name) as con:
+        return store.category_counts(con)
+
+
+@by_version("resource", max_entries=4)
+def _event_arrays(name: str) -> store.EventArrays:
+    with _cursor(name) as con:
+        return store.load_event_arrays(con)
+
+
+@by_version(max_entries=8)
+def _user_positions(name: str) -> dict[str, int]:
+    return {u: k for k, u in enumerate(_event_arrays(name).user_ids)}
+
+
+@by_version(max_entries=256)
+def composition(name: str, user_id: str, window: int) -> pd.DataFrame:
+    """Category shares over one user's events (trailing window), rows = event index."""
+    from core.composition import category_composition
+
+    return category_composition(user_events(name, user_id)["categories"].tolist(), window=int(window))
+
+
+def segments(n_events: int, change_points: list[int]) -> np.ndarray:
+    """Segment number (0, 1, …) of each of ``n_events`` events split at ``change_points``."""
+    from core.composition import segment_of
+
+    return segment_of(n_events, change_points)
+
+
+def ingest_uploaded(
+    name: str, events: tuple[Path, str], items: tuple[Path, str], delimiter: str = ","
+) -> store.ImportReport:
+    """Import (path on disk, name shown in messages) pairs through the CLI's validated,
+    atomic importer, then forget the cached list of datasets."""
+    from core.ingest import ingest_files
+
+    store.check_name(name)
+    sources = [
+        store.TableSource(path, delimiter=delimiter, display_name=label) for path, label in (events, items)
+    ]
+    report = ingest_files(name, sources[0], sources[1])
+    _dataset_names.clear()
+    return report
+
+
+def check_dataset_name(name: str) -> str:
+    """The name if it is a valid dataset name (raises ShiftError with the rule otherwise)."""
+    return store.check_name(name)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+class _NotEmbedded(Exception):
+    """Raised inside cached loaders so that a missing artefact is not cached as ``None``."""
+
+
+@by_version("resource", max_entries=4)
+def _item_matrix(name: str) -> np.ndarray:
+    from core.artefacts import cached_item_matrix
+
+    matrix = cached_item_matrix(name)
+    if matrix is None:
+        raise _NotEmbedded(name)
+    matrix.setflags(write=False)  # shared by every session: make accidental writes fail loudly
+    return matrix
+
+
+def stored_item_matrix(name: str) -> np.ndarray | None:
+    """The stored item embeddings (row i = item_idx i), or None if never encoded. Never encodes."""
+    try:
+        return _item_matrix(name)
+    except _NotEmbedded:
+        return None
+
+
+@st.cache_resource(show_spinner="Loading the language model…")
+def shared_encoder():
+    """The language model, loaded once per process (core.encoder.Encoder)."""
+    from core.encoder import Encoder
+
+    return Encoder().load()
+
+
+def encode_dataset(name: str, encoder, progress: Callable[[int, int], None] | None = None) -> None:
+    """Encode the item texts ``encoder`` has not seen yet and store them (core.embeddings)."""
+    from core.artefacts import item_matrix as encode_and_store
+
+    encode_and_store(name, encoder=encoder, progress=progress)
+    _item_matrix.clear()
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def detector_names() -> list[str]:
+    from core import detectors
+
+    return detectors.detector_names()
+
+
+def default_detector() -> str:
+    from core import detectors
+
+    return detectors.DEFAULT
+
+
+@by_version(
+    "resource",
+    show_spinner="Fitting the detector over every user (once per dataset and detector)…",
+    max_entries=8,
+)
+def _fitted(name: str, detector: str):
+    """core.detectors.population.PopulationFit, from the disk cache or fitted now (shared;
+    never mutated). A slider move only calls its cheap predict."""
+    from core.artefacts import fitted_detector
+
+    matrix = stored_item_matrix(name)
+    if matrix is None:
+        raise ShiftError(f"the items of {name!r} are not encoded: run `python -m core encode {name}`")
+    return fitted_detector(name, detector, matrix)
+
+
+@dataclass(frozen=True)
+class ThresholdScale:
+    """The ε slider of a detector: its range and step, and the calibrated default ε."""
+
+    low: float
+    high: float
+    step: float
+    default: float
+
+
+@by_version(max_entries=16)
+def threshold_scale(name: str, detector: str) -> ThresholdScale:
+    fit = _fitted(name, detector)
+    cand = fit.result.candidates
+    finite = fit.calibration.thresholds[np.isfinite(fit.calibration.thresholds)]
+    top = float(max(np.nanmax(cand.score) if len(cand) else 0.0, finite.max() if len(finite) else 0.0, 1e-6))
+    step = float(10 ** np.floor(np.log10(top / 200)))
+    high = float(np.ceil(top / step) * step)
+    try:
+        default = min(fit.default_threshold, high)
+    except ShiftError:
+        default = high
+    if not np.isfinite(default):
+        # No null history was long enough for the detector's windows: nothing to calibrate.
+        default = high
+    return ThresholdScale(0.0, high, step, float(default))
+
+
+def false_alarms_at(name: str, detector: str, threshold: float) -> float:
+    """Expected false alarms per 1,000 events at ``threshold`` (measured on shuffled histories)."""
+    return _fitted(name, detector).calibration.false_alarms_at(float(threshold))
+
+
+def threshold_for_rate(name: str, detector: str, false_alarms_per_1000: float) -> float:
+    """The threshold expected to give this many false alarms (raises ShiftError if none does)."""
+    return _fitted(name, detector).calibration.threshold_for(float(false_alarms_per_1000))
+
+
+def is_online(name: str, detector: str) -> bool:
+    """Online detectors raise an alarm after the change: their alert index is drawn too."""
+    return bool(getattr(_fitted(name, detector).detector, "online", False))
+
+
+@by_version(max_entries=32)
+def user_ranking(name: str, detector: str) -> pd.DataFrame:
+    """user_id, max_score: users by their strongest candidate change (threshold-free, so it
+    survives slider moves)."""
+    fit = _fitted(name, detector)
+    cand = fit.result.candidates
+    if len(cand) == 0:
+        return pd.DataFrame({"user_id": pd.Series(dtype=str), "max_score": pd.Series(dtype=float)})
+    best = pd.DataFrame({"user": cand.user, "score": cand.score}).groupby("user")["score"].max()
+    best = best.sort_values(ascending=False, kind="stable")
+    return pd.DataFrame({"user_id": fit.events.user_ids[best.index.to_numpy()], "max_score": best.to_numpy()})
+
+
+@by_version(max_entries=64)
+def change_points(name: str, detector: str, threshold: float) -> pd.DataFrame:
+    """Every user's change points at ``threshold``: user_id, event_index, timestamp, score,
+    detector, alert_index."""
+    from core.detectors.population import change_points as population_change_points
+
+    return population_change_points(_fitted(name, detector), float(threshold))
+
+
+@dataclass(frozen=True)
+class UserDetection:
+    """One user's per-event score (NaN where undefined) and change points at a threshold."""
+
+    scores: np.ndarray
+    change_points: pd.DataFrame  # event_index, score, alert_index, timestamp, …
+
+
+def user_detection(name: str, detector: str, threshold: float | None, user_id: str) -> UserDetection:
+    """One user's scores and change points (``threshold`` None: the calibrated default).
+
+    Only this user's candidates are filtered (or, for detectors whose change points depend
+    on the threshold beyond a filter, only this user is re-run), so a slider move is cheap:
+    cheaper than storing each threshold's result in a cache, so it is not cached.
+    """
+    from core.detectors.population import user_signal
+
+    signal = user_signal(_fitted(name, detector), str(user_id), threshold)
+    return UserDetection(np.asarray(signal.score, dtype=np.float64), signal.change_points)
+
+
+def user_scores(name: str, detector: str, user_id: str) -> np.ndarray:
+    """One user's per-event score alone (no threshold involved, so no calibration needed)."""
+    return user_detection(name, detector, math.inf, user_id).scores
+
+
+@by_version(max_entries=16)
+def candidates(name: str, detector: str) -> pd.DataFrame:
+    """Every candidate change point (a threshold only filters these): user_id, event_index,
+    alert_index, score."""
+    fit = _fitted(name, detector)
+    cand = fit.result.candidates
+    return pd.DataFrame(
+        {
+            "user_id": fit.events.user_ids[cand.user],
+            "event_index": cand.event_index.astype(np.int64),
+            "alert_index": cand.alert_index.astype(np.int64),
+            "score": cand.score.astype(np.float64),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- recommendations
+
+
+@by_version("resource", show_spinner="Fitting the recommender…", max_entries=4)
+def _recommender(name: str):
+    from core.artefacts import recommender as fit_recommender
+
+    return fit_recommender(name, _item_matrix(name))
+
+
+@by_version("resource", show_spinner="Fitting the explainer…", max_entries=4)
+def _explainer(name: str):
+    from core.explain import ShiftExplainer
+
+    return ShiftExplainer().fit(items(name), _item_matrix(name))
+
+
+@by_version(max_entries=256)
+def recommendations(name: str, user_id: str, change_point: int, k: int = 10, source: str = "given"):
+    """Before/after/now lists (core.recommend.UserRecommendations: ``.lists[policy]`` frames
+    with rank, item_idx, title, categories) around one change point."""
+    from core.recommend import recommend_for_user
+
+    history = user_events(name, user_id)["item_idx"].to_numpy()
+    return recommend_for_user(
+        _recommender(name),
+        items(name),
+        str(user_id),
+        history,
+        int(change_point),
+        k=int(k),
+        change_point_source=source,
+    )
+
+
+@by_version(max_entries=256)
+def explanation(name: str, user_id: str, change_point: int):
+    """What changed at the change point (core.explain.ShiftExplanation: summary, categories,
+    representative_before/after frames)."""
+    history = user_events(name, user_id)["item_idx"].to_numpy()
+    return _explainer(name).explain(history, int(change_point))
+
+
+# --------------------------------------------------------------------------- projection
+
+
+def _projection_path(name: str) -> Path:
+    from core.artefacts import projection_path
+
+    return projection_path(name)
+
+
+@by_version(max_entries=4)
+def _projection(name: str, mtime: float) -> np.ndarray | None:
+    from core.artefacts import cached_projection
+
+    return cached_projection(name, _item_matrix(name))
+
+
+def projection(name: str) -> np.ndarray | None:
+    """The stored UMAP map of the items (None until ``python -m core project NAME`` ran)."""
+    path = _projection_path(name)
+    if not path.exists() or stored_item_matrix(name) is None:
+        return None
+    return _projection(name, path.stat().st_mtime)
+
+
+@by_version(max_entries=64)
+def interest_path(name: str, user_id: str, window: int) -> np.ndarray:
+    """One user's interest vector after each event (mean of the last ``window`` items),
+    placed on the stored map among its nearest items: (n_events, 2)."""
+    from core.projection import place
+    from core.trajectory import recent_mean
+
+    matrix = _item_matrix(name)
+    history = user_events(name, user_id)["item_idx"].to_numpy()
+    means = recent_mean(matrix[history], np.array([0, len(history)]), int(window))
+    return place(means, matrix, projection(name))
+
+
+@by_version(max_entries=16)
+def shift_endpoints(name: str, detector: str, threshold: float, limit: int):
+    """(change points, before (n, 2), after (n, 2)): the strongest change point of up to
+    ``limit`` users, and their interest before/after it placed on the map."""
+    from core.projection import place, segment_means
+
+    cps = change_points(name, detector, threshold)
+    strongest = (
+        cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id").head(int(limit))
+    )
+    matrix = _item_matrix(name)
+    ev = _event_arrays(name)
+    pos = _user_positions(name)
+    means = [
+        segment_means(matrix, ev.item_idx[ev.user_slice(pos[r.user_id])], r.event_index)
+        for r in strongest.itertuples()
+    ]
+    if not means:
+        return strongest, np.empty((0, 2)), np.empty((0, 2))
+    placed = place(np.vstack(means), matrix, projection(name))
+    return strongest, placed[0::2], placed[1::2]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@by_version(show_spinner="Scoring against the planted truth…", max_entries=16)
+def truth_sweep(name: str, detector: str, margin: int = 10) -> pd.DataFrame:
+    """Precision/recall/F1 and false alarms vs threshold on the dataset's planted truth
+    (peak detectors only: their change points at t are the candidates scoring >= t)."""
+    from core.benchmark.planted import threshold_grid, threshold_sweep
+
+    cand = candidates(name, detector)
+    return threshold_sweep(
+        ground_truth(name),
+        user_labels(name),
+        cand,
+        users(name).set_index("user_id")["n_events"],
+        threshold_grid(cand["score"].to_numpy()),
+        int(margin),
+    )
+
+
+def truth_scores(name: str, detector: str, threshold: float, margin: int = 10) -> dict:
+    """Scores of the change points at ``threshold`` against the planted truth: precision,
+    recall, f1, false_alarms_per_1000, tp, fn, delays."""
+    from core.benchmark.planted import score_detections
+
+    return score_detections(
+        ground_truth(name),
+        user_labels(name),
+        change_points(name, detector, threshold),
+        users(name).set_index("user_id")["n_events"],
+        int(margin),
+    )
+
+
+def evaluation_folder(name: str) -> Path | None:
+    """Where ``python -m core evaluate NAME`` wrote its results: the dataset's cache folder
+    (the command's default), else the benchmark recorded in the repository (bench/results)."""
+    for folder in (store.cache_dir(name) / "evaluation", RECORDED_RESULTS / store.check_name(name)):
+        if (folder / "results.json").exists():
+            return folder
+    return None
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _stored_evaluation(folder: str, mtime: float):
+    payload = json.loads((Path(folder) / "results.json").read_text(encoding="utf-8"))
+    curves_path = Path(folder) / "pr_curves.csv"
+    curves = pd.read_csv(curves_path) if curves_path.exists() else pd.DataFrame()
+    return payload.get("meta", {}), pd.DataFrame(payload["rows"]), curves
+
+
+def stored_evaluation(name: str):
+    """(meta, table, curves, folder) written by ``python -m core evaluate NAME``, or None."""
+    folder = evaluation_folder(name)
+    if folder is None:
+        return None
+    return (*_stored_evaluation(str(folder), (folder / "results.json").stat().st_mtime), folder)

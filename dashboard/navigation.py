@@ -1,0 +1,53 @@
+"""The router: page config, the page list, the shared sidebar, and running the chosen page.
+
+``app.py`` calls :func:`route`; a page reads what the sidebar chose with :func:`selection`.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import sidebar
+
+# (script, title, icon); the first is the default page. A page's URL is its file's stem.
+PAGES = (
+    ("pages/overview.py", "Overview", ":material/dashboard:"),
+    ("pages/timeline.py", "User timeline", ":material/timeline:"),
+    ("pages/projection.py", "Projection", ":material/scatter_plot:"),
+    ("pages/recommendations.py", "Recommendations", ":material/recommend:"),
+    ("pages/evaluation.py", "Evaluation", ":material/fact_check:"),
+)
+# Pages about one user: the sidebar adds the user picker for these only.
+ONE_USER_PAGES = frozenset({"timeline", "projection", "recommendations"})
+
+
+def route() -> None:
+    """Configure the page, register the pages, build the shared sidebar once, run the page."""
+    st.set_page_config(page_title="Interest-shift dashboard", page_icon=":material/timeline:", layout="wide")
+    page = st.navigation(
+        [
+            st.Page(script, title=title, icon=icon, default=i == 0)
+            for i, (script, title, icon) in enumerate(PAGES)
+        ]
+    )
+    sidebar.share(sidebar.build(with_user=page.url_path in ONE_USER_PAGES))
+    page.run()
+
+
+def selection() -> sidebar.Selection:
+    """The selection the router built for this run (call once, first thing in a page)."""
+    chosen = sidebar.take()
+    if chosen is None:
+        # Streamlit runs a page script without app.py in one case only: its legacy "pages/
+        # folder" mode. A server starts in that mode when a folder named pages/ sits next
+        # to the entrypoint (ours does: the product's layout names it), and leaves it for
+        # every session as soon as any session calls st.navigation (documented on
+        # st.navigation). Until then the first request for a deep link (/timeline) runs
+        # pages/timeline.py alone, with the folder's page list and no sidebar. Routing here
+        # calls st.navigation (which ends that mode through the public API), draws the
+        # sidebar and runs this same page through the router, in this run: a rerun would
+        # drop a button's click or a form's submit. AppTest starts every run in that mode,
+        # so AppTests of every page but the first run pass through here.
+        route()
+        st.stop()
+    return chosen
