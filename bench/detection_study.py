@@ -1,13 +1,13 @@
 """Detection study: best split + binary segmentation with real-history calibration, against
 today's default and library baselines, on spliced real users of MovieLens-100K and Food.com.
 
-Protocol: real users are split into calibration and test users (``core.splice.split_users``).
+Protocol: real users are split into calibration and test users (``core.benchmark.splices.split_users``).
 Every parameter (PCA components, minimum segment, feature blocks, detrending) is chosen on
 splices built from *calibration* users only; detectors learn their population state on the
 calibration users' real histories and their threshold from a held-aside half of them
 (``core.real_null``, 1.0 false alarm per 1,000 events), the other half checks the stated
 rate. Everything reported is measured on splices and unspliced controls built from *test*
-users (``core.splice.splice_benchmark``), and on every test user's real history.
+users (``core.benchmark.splices.splice_benchmark``), and on every test user's real history.
 
     SHIFT_DATA_DIR=... python -m bench.detection_study movielens-100k food
 
@@ -26,16 +26,16 @@ from pathlib import Path
 import numpy as np
 
 from core import store
+from core.artefacts.items import item_features
+from core.benchmark.splices import SplicedUser, splice_benchmark, split_users, to_event_arrays
 from core.calibration import calibrate
 from core.detectors import make_detector
 from core.detectors.base import ChangePoints
 from core.detectors.best_split import BestSplit
-from core.detectors.features import item_features
 from core.detectors.kernel_cpd import KernelCPD
 from core.detectors.recent_shift import RecentShift, calibrate_recent, upcrossings
-from core.evaluation import match_change_points, precision_recall_f1
+from core.metrics import match_change_points, precision_recall_f1
 from core.real_null import alarm_rates, calibrate_real
-from core.splice import SplicedUser, splice_benchmark, split_users, to_event_arrays
 
 TARGET = 1.0  # false alarms per 1,000 real events
 MAX_SLOW_USERS = 1500  # real users scored by the slow baselines (KernelCPD, MMD) per part

@@ -179,7 +179,7 @@ def calibrate_real(
     detector's fitted candidates are reused (no second pass over the data).
     """
     if vectors is None:
-        if not (is_exact(detector) and hasattr(detector, "candidates_")):
+        if not (is_exact(detector) and hasattr(detector, "result_")):
             raise ShiftError(f"{detector.name}: pass the population to calibrate on (vectors, offsets)")
         return _calibrate_fitted(detector, users, check_fraction, random_state)
     vectors, offsets = check_population(vectors, offsets)

@@ -68,3 +68,12 @@ def test_bad_window_raises():
     v, o = population(10)
     with pytest.raises(ShiftError, match="min_recent"):
         RecentShift(window=2, min_recent=3).fit(v, o)
+
+
+def test_exported_state_restores_the_same_alerts():
+    v, o = with_recent_change(*population(), before=60, after=5)
+    det = RecentShift(n_components=6).fit(v, o)
+    back = RecentShift(n_components=6).restore(det.export_state(), det.result_)
+    a, b = det.detect(v, o, [6.0])[0], back.detect(v, o, [6.0])[0]
+    np.testing.assert_array_equal(a.user, b.user)
+    np.testing.assert_allclose(a.score, b.score)

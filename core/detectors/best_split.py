@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.detectors.base import ChangePoints, Detector, check_population
+from core.detectors.base import ChangePoints, Detector, DetectorResult, check_population
 from core.detectors.shift_features import ShiftFeatures
 from core.errors import ShiftError
 
@@ -107,6 +107,33 @@ class LengthNull:
             excess = s[s > q] - q
             self.f_q.append(q)
             self.beta.append(max(float(excess.mean()) if len(excess) else 1.0, 1e-9))
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        """Plain arrays (no pickle): bucket edges, each bucket's sorted max F, tail parameters."""
+        sizes = np.array([len(s) for s in self.sorted], np.int64)
+        return {
+            "null.edges": self.edges,
+            "null.sizes": sizes,
+            "null.sorted": np.concatenate(self.sorted) if len(self.sorted) else np.empty(0),
+            "null.f_q": np.asarray(self.f_q, np.float64),
+            "null.beta": np.asarray(self.beta, np.float64),
+            "null.tail": np.asarray(self.tail, np.float64),
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, np.ndarray]) -> LengthNull:
+        """The null :meth:`export_state` wrote (ValueError when the arrays do not fit together)."""
+        null = cls.__new__(cls)
+        sizes = np.asarray(state["null.sizes"], np.int64)
+        flat = np.asarray(state["null.sorted"], np.float64)
+        null.edges = np.asarray(state["null.edges"], np.float64)
+        null.f_q = [float(v) for v in state["null.f_q"]]
+        null.beta = [float(v) for v in state["null.beta"]]
+        null.tail = float(state["null.tail"])
+        if sizes.sum() != len(flat) or len(null.edges) != len(sizes) - 1 or len(null.f_q) != len(sizes):
+            raise ValueError("best_split: stored length null is inconsistent")
+        null.sorted = np.split(flat, np.cumsum(sizes)[:-1])
+        return null
 
     def significance(self, f: np.ndarray, length: np.ndarray) -> np.ndarray:
         """-log10 of the population's share of same-length segments with max F >= ``f``."""
@@ -182,9 +209,30 @@ class BestSplit(Detector):
         z = self.features_.transform(vectors, offsets)
         nodes = self._nodes(z, offsets)
         self.null_ = LengthNull(nodes["f"], nodes["length"]) if self.length_null and len(nodes["f"]) else None
-        self.scores_ = self._root_scan(z, offsets)
-        self.candidates_ = self._candidates_of(nodes)
+        self.result_ = DetectorResult(self._root_scan(z, offsets), offsets, self._candidates_of(nodes))
         return self
+
+    def score(self, vectors: np.ndarray, offsets: np.ndarray) -> DetectorResult:
+        """Root-scan signal and every tree node of another population (fitted state; changes
+        nothing): exact per user, so a large log can be scored chunk by chunk."""
+        vectors, offsets = check_population(vectors, offsets)
+        z = self.features_.transform(vectors, offsets)
+        return DetectorResult(self._root_scan(z, offsets), offsets, self._tree(z, offsets))
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        """The features' PCA, scales and trend, and the length null's sorted max F per bucket."""
+        state = self.features_.export_state()
+        if self.null_ is not None:
+            state.update(self.null_.export_state())
+        return state
+
+    def _import_state(self, state: dict[str, np.ndarray]) -> None:
+        self.features_ = ShiftFeatures(
+            self.n_components, self.n_categories, self.detrend, random_state=self.random_state
+        ).restore(state)
+        self.null_ = LengthNull.restore(state) if "null.edges" in state else None
+        if self.length_null and self.null_ is None:
+            raise KeyError("null.edges")
 
     def _root_scan(self, z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """Per-event signal for timelines: the score of a single split of the whole history there."""

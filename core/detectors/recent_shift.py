@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.detectors.base import ChangePoints, Detector, check_population
+from core.detectors.base import ChangePoints, Detector, DetectorResult, check_population
 from core.detectors.shift_features import ShiftFeatures, event_index
 from core.errors import ShiftError
 from core.real_null import RealCalibration
@@ -122,9 +122,24 @@ class RecentShift(Detector):
         vectors, offsets = check_population(vectors, offsets)
         self._fit_population(vectors, offsets, ratings)
         self.offsets_, self.n_events_ = offsets, int(offsets[-1])
-        self.scores_, arg = self.statistic(vectors, offsets)
-        self.candidates_ = self._last_event(self.scores_, arg, offsets)
+        stat, arg = self.statistic(vectors, offsets)
+        self.result_ = DetectorResult(stat, offsets, self._last_event(stat, arg, offsets))
         return self
+
+    def score(self, vectors: np.ndarray, offsets: np.ndarray) -> DetectorResult:
+        """Statistic and last-event alerts of another population (fitted state; exact per user)."""
+        vectors, offsets = check_population(vectors, offsets)
+        stat, arg = self.statistic(vectors, offsets)
+        return DetectorResult(stat, offsets, self._last_event(stat, arg, offsets))
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        return {**self.features_.export_state(), "pop_var": np.asarray(self.pop_var_, np.float64)}
+
+    def _import_state(self, state: dict[str, np.ndarray]) -> None:
+        self.features_ = ShiftFeatures(
+            self.n_components, self.n_categories, self.detrend, random_state=self.random_state
+        ).restore(state)
+        self.pop_var_ = float(state["pop_var"])
 
     @staticmethod
     def _last_event(stat: np.ndarray, arg: np.ndarray, offsets: np.ndarray) -> ChangePoints:

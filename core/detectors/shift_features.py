@@ -95,6 +95,45 @@ class ShiftFeatures:
         self.trend_ = self._trend(z, offsets) if self.detrend == "index" else np.zeros((1, z.shape[1]))
         return self
 
+    def export_state(self) -> dict[str, np.ndarray]:
+        """The learned state as plain arrays (stored without pickle; see :meth:`restore`)."""
+        state = {"features.trend": self.trend_}
+        if self.pca_ is not None:
+            state.update(
+                {
+                    "features.pca_mean": self.pca_.mean_,
+                    "features.pca_components": self.pca_.components_,
+                    "features.pca_variance": self.pca_.explained_variance_,
+                    "features.lm_scale": np.asarray(self.lm_scale_, np.float64),
+                }
+            )
+        if self.n_categories:
+            state["features.cat_mean"] = self.cat_mean_
+            state["features.cat_scale"] = np.asarray(self.cat_scale_, np.float64)
+        return state
+
+    def restore(self, state: dict[str, np.ndarray]) -> ShiftFeatures:
+        """Put back :meth:`export_state`'s arrays; returns self (KeyError when one is missing)."""
+        from sklearn.decomposition import PCA
+
+        self.trend_ = np.asarray(state["features.trend"], np.float64)
+        self.pca_ = None
+        if self.n_components:
+            # A whitened PCA's transform is (x - mean_) @ components_.T / sqrt(explained_variance_):
+            # these three arrays are its whole fitted state.
+            comps = np.asarray(state["features.pca_components"], np.float64)
+            self.pca_ = PCA(n_components=len(comps), whiten=True, random_state=self.random_state)
+            self.pca_.mean_ = np.asarray(state["features.pca_mean"], np.float64)
+            self.pca_.components_ = comps
+            self.pca_.explained_variance_ = np.asarray(state["features.pca_variance"], np.float64)
+            self.pca_.n_components_ = len(comps)
+            self.pca_.n_features_in_ = comps.shape[1]
+            self.lm_scale_ = float(state["features.lm_scale"])
+        if self.n_categories:
+            self.cat_mean_ = np.asarray(state["features.cat_mean"], np.float64)
+            self.cat_scale_ = float(state["features.cat_scale"])
+        return self
+
     def _trend(self, z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """Mean feature at each event index, smoothed, carried forward where users are few."""
         idx = event_index(offsets)
