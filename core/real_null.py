@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -44,6 +45,67 @@ class RealCalibration:
     n_events: int
     n_users: int
     check: dict = field(default_factory=dict)
+    # What the null histories were: the product's texts say "measured on held-aside real
+    # histories" for this one, and "on shuffled histories" for core.calibration.Calibration.
+    null: ClassVar[str] = "real"
+
+    # The interface of core.calibration.Calibration (per 1,000 events), so a PopulationFit,
+    # the CLI and the dashboard read either calibration the same way.
+    @property
+    def false_alarms(self) -> np.ndarray:
+        return self.per_1000
+
+    @property
+    def n_null_events(self) -> int:
+        return self.n_events
+
+    def false_alarms_at(self, threshold: float) -> float:
+        """False alarms per 1,000 real held-aside events at ``threshold``."""
+        return self.rates_at(threshold)[0]
+
+    def users_flagged_at(self, threshold: float) -> float:
+        """Share of held-aside real users flagged at least once at ``threshold``."""
+        return self.rates_at(threshold)[1]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays for an ``.npz`` (no pickle); :meth:`from_arrays` reads them back."""
+        arrays = {
+            "thresholds": self.thresholds,
+            "per_1000": self.per_1000,
+            "users_flagged": self.users_flagged,
+            "n_events": np.asarray(self.n_events),
+            "n_users": np.asarray(self.n_users),
+        }
+        arrays.update({f"check.{k}": np.asarray(v) for k, v in self.check.items()})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, detector: str, a: dict[str, np.ndarray]) -> RealCalibration:
+        """The calibration :meth:`to_arrays` wrote (ValueError when the curves do not fit)."""
+        check = {}
+        for k, v in a.items():
+            if k.startswith("check."):
+                key = k.removeprefix("check.")
+                check[key] = np.asarray(v, float) if v.ndim else int(v)
+        cal = cls(
+            detector,
+            np.asarray(a["thresholds"], float),
+            np.asarray(a["per_1000"], float),
+            np.asarray(a["users_flagged"], float),
+            int(a["n_events"]),
+            int(a["n_users"]),
+            check,
+        )
+        curves = [
+            cal.per_1000,
+            cal.users_flagged,
+            *(check.get(k) for k in ("per_1000", "users_flagged") if check),
+        ]
+        if any(c.shape != cal.thresholds.shape or not np.isfinite(c).all() for c in curves):
+            raise ValueError(f"{detector}: stored real calibration is inconsistent")
+        if np.isnan(cal.thresholds).any():
+            raise ValueError(f"{detector}: stored real calibration has NaN thresholds")
+        return cal
 
     def _index(self, threshold: float) -> int:
         return max(int(np.searchsorted(self.thresholds, threshold, side="right")) - 1, 0)

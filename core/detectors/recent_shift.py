@@ -73,6 +73,8 @@ class RecentShift(Detector):
     peak_based = False
     exact_threshold = True  # one candidate per user; it fires at t exactly when score >= t
     online = True
+    chunkable = True  # the statistic at an event depends only on that user's earlier events
+    null = "real"
 
     def __init__(
         self,
@@ -112,6 +114,10 @@ class RecentShift(Detector):
         ).fit(vectors, offsets)
         z = self.features_.transform(vectors, offsets)
         self.pop_var_ = float(z.var(axis=0).sum()) if len(z) else 1.0
+
+    def real_calibration(self, vectors: np.ndarray, offsets: np.ndarray) -> RealCalibration:
+        """New alerts per 1,000 events of these real histories streamed (half set, half check)."""
+        return calibrate_recent(self, vectors, offsets)
 
     def statistic(self, vectors: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """S_t and its argmax window at every event of another population (fitted state)."""
