@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -34,6 +35,7 @@ class Calibration:
     thresholds: np.ndarray
     false_alarms: np.ndarray
     n_null_events: int
+    null: ClassVar[str] = "shuffled"  # what the null histories were (core.real_null: "real")
 
     def false_alarms_at(self, threshold: float) -> float:
         """Expected false alarms per 1,000 events at ``threshold`` (an upper bound between

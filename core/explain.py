@@ -1,5 +1,11 @@
 """What changed at a change point: category shares before and after, and typical items.
 
+A change is explained by its neighbouring segments: the one before it starts at the previous
+change point (or the first event) and the one after it ends at the next change point (or the
+last event). Comparing everything before with everything after would mix in the user's other
+shifts: a Thriller -> Children's change sandwiched between two others can read as
+"Comedy -> Children's" across the whole history.
+
 The share of a category in a segment is the fraction of the segment's events whose item
 carries it (an item with several genres counts once for each, so shares need not sum to 1).
 Datasets without categories get named clusters instead: k-means over the item embeddings
@@ -8,7 +14,8 @@ Datasets without categories get named clusters instead: k-means over the item em
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -31,6 +38,15 @@ class ShiftExplanation:
     representative_after: pd.DataFrame
     summary: str  # e.g. "Horror 45% → 5%, Sci-Fi 10% → 60%"
     category_source: str  # "categories" or "clusters"
+    # The two segments compared: events [segment_start, change_point) and
+    # [change_point, segment_end) of the history.
+    segment_start: int = 0
+    segment_end: int = -1
+    # Categories whose share rose by at least the explainer's min_change, biggest rise first,
+    # and the share of the after-segment's events whose item carries one of them (what the
+    # user actually consumed after the change; NaN when no category rose).
+    rising_categories: tuple[str, ...] = field(default_factory=tuple)
+    after_rising_share: float = float("nan")
 
     @property
     def rose(self) -> pd.DataFrame:
@@ -40,6 +56,54 @@ class ShiftExplanation:
     def fell(self) -> pd.DataFrame:
         fell = self.categories[self.categories["change"] < 0]
         return fell.sort_values(["change", "category"], ignore_index=True)
+
+
+@dataclass(frozen=True)
+class UserShifts:
+    """A user's history cut at its change points, and what changed at each of them."""
+
+    segments: pd.DataFrame  # segment, start, end (exclusive), n_events; in history order
+    explanations: list[ShiftExplanation]  # one per change point, in history order
+
+    @property
+    def change_points(self) -> list[int]:
+        return [e.change_point for e in self.explanations]
+
+    def at(self, change_point: int) -> ShiftExplanation:
+        """The explanation of the change at ``change_point``."""
+        for e in self.explanations:
+            if e.change_point == int(change_point):
+                return e
+        raise ShiftError(f"{change_point} is not one of the change points {self.change_points}")
+
+
+def segment_bounds(n_events: int, change_points: Sequence[int]) -> list[tuple[int, int]]:
+    """``[start, end)`` of each segment of a history of ``n_events`` cut at ``change_points``.
+
+    Points outside ``1 … n_events - 1`` (which would leave a side empty) and repeats are dropped.
+
+    >>> segment_bounds(10, [7, 3, 3, 0])
+    [(0, 3), (3, 7), (7, 10)]
+    """
+    cuts = sorted({int(c) for c in change_points if 0 < int(c) < n_events})
+    edges = [0, *cuts, int(n_events)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def neighbouring_segments(n_events: int, change_points: Sequence[int], change_point: int) -> tuple[int, int]:
+    """``(start, end)`` around ``change_point``: the previous change point (or 0) and the next
+    one (or ``n_events``); ``change_point`` need not be one of ``change_points``.
+
+    >>> neighbouring_segments(10, [3, 7], 7)
+    (3, 10)
+    """
+    cp = int(change_point)
+    if not 0 < cp < n_events:
+        raise ShiftError(f"change point {cp} must leave events on both sides (1 … {n_events - 1})")
+    cuts = [int(c) for c in change_points if 0 < int(c) < n_events]
+    return max([c for c in cuts if c < cp], default=0), min(
+        [c for c in cuts if c > cp], default=int(n_events)
+    )
 
 
 class ShiftExplainer:
@@ -121,15 +185,24 @@ class ShiftExplainer:
         self.cluster_names_ = names
         return [[names[label]] for label in km.labels_]
 
-    def explain(self, history: np.ndarray, change_point: int) -> ShiftExplanation:
-        """Explain the change at ``change_point`` (index of the first event after it)."""
-        if not hasattr(self, "indicator_"):
-            raise ShiftError("ShiftExplainer is not fitted; call fit(items, item_vectors) first")
+    def explain(
+        self, history: np.ndarray, change_point: int, start: int = 0, end: int | None = None
+    ) -> ShiftExplanation:
+        """Explain the change at ``change_point`` (index of the first event after it) by the
+        events ``[start, change_point)`` against ``[change_point, end)``; the defaults compare
+        the whole history. :meth:`explain_changes` passes the neighbouring change points."""
+        self._check_fitted()
         history = np.asarray(history, dtype=np.int64)
         cp = int(change_point)
+        end = len(history) if end is None else int(end)
         if not 0 < cp < len(history):
             raise ShiftError(f"change point {cp} must leave events on both sides (1 … {len(history) - 1})")
-        before, after = history[:cp], history[cp:]
+        if not 0 <= start < cp < end <= len(history):
+            raise ShiftError(
+                f"segment bounds {start} … {cp} … {end} must satisfy 0 <= start < change point < end "
+                f"<= {len(history)} (the number of events)"
+            )
+        before, after = history[start:cp], history[cp:end]
         counts_before = self._category_counts(before)
         counts_after = self._category_counts(after)
         share_before, share_after = counts_before / len(before), counts_after / len(after)
@@ -157,6 +230,7 @@ class ShiftExplainer:
             )
         else:
             summary = f"no category share changed by {self.min_change:.0%} or more"
+        rising = tuple(self.category_names_[j] for j in order if change[j] >= self.min_change)
         return ShiftExplanation(
             change_point=cp,
             n_before=len(before),
@@ -166,7 +240,51 @@ class ShiftExplainer:
             representative_after=self._representative(after),
             summary=summary,
             category_source=self.category_source_,
+            segment_start=int(start),
+            segment_end=end,
+            rising_categories=rising,
+            after_rising_share=self.share_in(after, rising),
         )
+
+    def explain_changes(self, history: np.ndarray, change_points: Sequence[int]) -> UserShifts:
+        """The user's segments and one explanation per change point, each by its neighbours.
+
+        ``change_points`` are indices of first events after a change, in any order; repeats
+        and points that leave no event on one side are dropped.
+        """
+        history = np.asarray(history, dtype=np.int64)
+        bounds = segment_bounds(len(history), change_points)
+        segments = pd.DataFrame(
+            {
+                "segment": np.arange(len(bounds), dtype=np.int64),
+                "start": np.array([b[0] for b in bounds], dtype=np.int64),
+                "end": np.array([b[1] for b in bounds], dtype=np.int64),
+            }
+        )
+        segments["n_events"] = segments["end"] - segments["start"]
+        explanations = [
+            self.explain(history, before_end, before_start, after_end)
+            for (before_start, before_end), (_, after_end) in zip(bounds, bounds[1:], strict=False)
+        ]
+        return UserShifts(segments, explanations)
+
+    def items_in(self, categories: Sequence[str]) -> np.ndarray:
+        """Boolean mask over items: True where the item carries one of ``categories``."""
+        self._check_fitted()
+        wanted = np.isin(self.category_names_, np.asarray(list(categories), dtype=object))
+        return np.asarray(self.indicator_[:, np.flatnonzero(wanted)].sum(axis=1)).ravel() > 0
+
+    def share_in(self, item_idx: np.ndarray, categories: Sequence[str]) -> float:
+        """Share of ``item_idx`` (events or a list; repeats count) carrying one of
+        ``categories``; NaN when either is empty."""
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        if len(item_idx) == 0 or len(categories) == 0:
+            return float("nan")
+        return float(self.items_in(categories)[item_idx].mean())
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "indicator_"):
+            raise ShiftError("ShiftExplainer is not fitted; call fit(items, item_vectors) first")
 
     def _category_counts(self, segment: np.ndarray) -> np.ndarray:
         per_item = np.bincount(segment, minlength=self.indicator_.shape[0]).astype(np.float64)

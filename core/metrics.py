@@ -118,6 +118,10 @@ def paired_relative_ci(
     from scipy.stats import bootstrap
 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if np.array_equal(a, b) and b.mean() > 0:
+        # Identical per-user scores (e.g. a policy that falls back to its baseline): every
+        # resample differs by exactly 0, where the bootstrap would report NaN (0/0 resamples).
+        return 0.0, 0.0, 0.0
 
     def relative(x, y, axis=-1):
         return x.mean(axis=axis) / y.mean(axis=axis) - 1.0

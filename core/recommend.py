@@ -14,7 +14,8 @@ the dashboard can keep one in ``st.cache_resource``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from core.errors import DataError, ShiftError
+from core.explain import ShiftExplainer, ShiftExplanation, neighbouring_segments
 
 if TYPE_CHECKING:
     from core.store import EventArrays
@@ -32,6 +34,9 @@ POLICIES = ("before", "after", "now")
 # (python -m bench.lift --validate): on MovieLens-100K content alone gives NDCG@10 about 0.02-0.05,
 # co-occurrence lifts every profile to about 0.2-0.35, and weights 1-4 form a plateau; 1 keeps
 # the content score a real part of the ranking (bench/RESULTS.md, "Recommendation lift").
+# The fair protocol (python -m bench.lift --fair) chooses it per log on validation users:
+# 4 on MovieLens-100K, 0.25 on Food.com; the product default stays 1 until a per-dataset
+# setting exists.
 DEFAULT_COLLABORATIVE_WEIGHT = 1.0
 # Co-occurrence neighbours kept per item. Pruning is standard item-kNN practice and keeps a
 # query to a few thousand sparse entries (on MovieLens-100K the full matrix is 70% dense,
@@ -40,6 +45,9 @@ DEFAULT_NEIGHBOURS = 100
 # Share of the "now" profile that the pre-change segment keeps: old interests are
 # down-weighted, not erased.
 DEFAULT_PAST_WEIGHT = 0.25
+# Recency half-life (in events) inside the "now" profile; None weighs a segment's events
+# equally.
+DEFAULT_HALF_LIFE: float | None = None
 
 
 def policy_weights(
@@ -48,16 +56,26 @@ def policy_weights(
     policy: str,
     past_weight: float = DEFAULT_PAST_WEIGHT,
     last_n: int = 10,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    half_life: float | None = None,
 ) -> np.ndarray:
     """Per-event weights (summing to 1) of a profile policy over a sequence of ``n_events``.
 
-    ``change_point`` is the index of the first event after the change. Policies:
-    ``before`` (events ``[0, cp)``), ``after`` (``[cp, n)``), ``now`` (both segment means,
-    the past one scaled by ``past_weight``), ``whole`` (all events) and ``recent`` (the last
-    ``last_n`` events).
+    ``change_point`` is the index of the first event after the change; ``start`` and ``end``
+    bound the segments around it (the previous and next change points, see
+    :func:`core.explain.neighbouring_segments`; by default the whole history). Policies:
+    ``before`` (events ``[start, cp)``), ``after`` (``[cp, end)``), ``now`` (both segments,
+    the one before scaled to ``past_weight`` of the one after, and each event discounted by
+    ``half_life`` events of recency when given), ``whole`` (all events), ``recent`` (the last
+    ``last_n`` events) and ``decay`` (all events, weight halving every ``half_life`` events
+    back).
 
     >>> policy_weights(5, 2, "now", past_weight=0.25).round(3).tolist()
     [0.1, 0.1, 0.267, 0.267, 0.267]
+    >>> policy_weights(4, None, "decay", half_life=1).round(3).tolist()
+    [0.067, 0.133, 0.267, 0.533]
     """
     if n_events < 1:
         raise ShiftError("the user has no events to build a profile from")
@@ -66,22 +84,41 @@ def policy_weights(
         w[:] = 1.0
     elif policy == "recent":
         w[-max(1, int(last_n)) :] = 1.0
+    elif policy == "decay":
+        w[:] = _recency(n_events, n_events, half_life)
     elif policy in POLICIES:
         cp = _check_change_point(n_events, change_point)
+        end = n_events if end is None else int(end)
+        if not 0 <= start < cp < end <= n_events:
+            raise ShiftError(
+                f"segment bounds {start} … {cp} … {end} must satisfy 0 <= start < change point "
+                f"< end <= {n_events} (the number of events)"
+            )
         if policy == "before":
-            w[:cp] = 1.0
+            w[start:cp] = 1.0
         elif policy == "after":
-            w[cp:] = 1.0
+            w[cp:end] = 1.0
         else:
-            # Segment means mixed in fixed proportion, so a long past cannot outvote a
-            # short present however many events it has.
-            w[:cp] = past_weight / cp
-            w[cp:] = 1.0 / (n_events - cp)
+            # Segments mixed in fixed proportion, so a long past cannot outvote a short
+            # present however many events it has; recency shapes the weights within them.
+            recency = _recency(end, n_events, half_life)
+            w[start:cp] = past_weight * recency[start:cp] / recency[start:cp].sum()
+            w[cp:end] = recency[cp:end] / recency[cp:end].sum()
     else:
         raise ShiftError(
-            f"unknown policy {policy!r}; choose one of {', '.join((*POLICIES, 'whole', 'recent'))}"
+            f"unknown policy {policy!r}; choose one of {', '.join((*POLICIES, 'whole', 'recent', 'decay'))}"
         )
     return w / w.sum()
+
+
+def _recency(end: int, n_events: int, half_life: float | None) -> np.ndarray:
+    """Weight of each event: 1 at ``end - 1``, halving every ``half_life`` events back."""
+    age = (end - 1 - np.arange(n_events)).astype(np.float64)
+    if half_life is None:
+        return np.ones(n_events)
+    if half_life <= 0:
+        raise ShiftError(f"half_life must be positive; got {half_life}")
+    return np.exp2(-np.maximum(age, 0.0) / float(half_life))
 
 
 def _check_change_point(n_events: int, change_point: int | None) -> int:
@@ -105,6 +142,7 @@ class Recommender:
         added to the cosine score; 0 gives a pure content recommender.
     past_weight : share kept by the pre-change segment in the ``now`` policy.
     n_neighbours : co-occurrence neighbours kept per item (item-kNN); None keeps them all.
+    half_life : recency half-life (events) inside the ``now`` profile; None: no discount.
 
     Items 0-2 point along one axis and 3-5 along the other. A user who saw 0 and 1, then
     4 and 5, is recommended item 2 first before the change and item 3 first after it (seen
@@ -123,10 +161,12 @@ class Recommender:
         collaborative_weight: float = DEFAULT_COLLABORATIVE_WEIGHT,
         past_weight: float = DEFAULT_PAST_WEIGHT,
         n_neighbours: int | None = DEFAULT_NEIGHBOURS,
+        half_life: float | None = DEFAULT_HALF_LIFE,
     ) -> None:
         self.collaborative_weight = collaborative_weight
         self.past_weight = past_weight
         self.n_neighbours = n_neighbours
+        self.half_life = half_life
 
     def fit(
         self,
@@ -249,15 +289,53 @@ class Recommender:
             order = head[np.sort(first)]
         return order[:k]
 
-    def policy_lists(self, history: np.ndarray, change_point: int, k: int = 10) -> dict[str, np.ndarray]:
-        """The ``before``, ``after`` and ``now`` lists; none contains an item of ``history``."""
+    def policy_weights(
+        self, n_events: int, change_point: int, policy: str, start: int = 0, end: int | None = None
+    ) -> np.ndarray:
+        """:func:`policy_weights` with this recommender's past weight and half-life."""
+        return policy_weights(
+            n_events, change_point, policy, self.past_weight, start=start, end=end, half_life=self.half_life
+        )
+
+    def policy_lists(
+        self, history: np.ndarray, change_point: int, k: int = 10, start: int = 0, end: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """The ``before``, ``after`` and ``now`` lists of the segments ``[start, change_point)``
+        and ``[change_point, end)``; none contains an item of ``history``."""
         history = np.asarray(history, dtype=np.int64)
         return {
             policy: self.recommend(
-                history, policy_weights(len(history), change_point, policy, self.past_weight), k=k
+                history, self.policy_weights(len(history), change_point, policy, start, end), k=k
             )
             for policy in POLICIES
         }
+
+    def follow_shift(
+        self, score: np.ndarray, exclude: np.ndarray, rising: np.ndarray, target_share: float, k: int = 10
+    ) -> np.ndarray:
+        """Top ``k`` of ``score`` with at least ``ceil(target_share * k)`` items where ``rising``
+        (a boolean mask over items) is True, or as many as there are.
+
+        Item-kNN scores lean towards the items the old segment co-occurs with, so a list built
+        from the after segment can miss the categories that rose (user 620 of MovieLens-100K:
+        Children's 2% -> 73%, none of ten After items). Like calibrated recommendations
+        (Steck, RecSys 2018), the list is made to carry the after segment's mix: the
+        lowest-scored other items give way to the best-scored rising ones, and the list keeps
+        score order. bench/lift.py measures what this costs in NDCG@10.
+        """
+        top = self.rank(score, exclude, k)
+        rising = np.asarray(rising, dtype=bool)
+        need = min(len(top), int(np.ceil(target_share * len(top) - 1e-9))) if np.isfinite(target_share) else 0
+        missing = need - int(rising[top].sum())
+        if missing <= 0:
+            return top
+        only_rising = np.where(rising, np.asarray(score, dtype=np.float64), -np.inf)
+        extra = self.rank(only_rising, np.concatenate([np.asarray(exclude, dtype=np.int64), top]), missing)
+        others = top[~rising[top]]
+        keep = np.setdiff1d(top, others[len(others) - len(extra) :]) if len(extra) else top
+        merged = np.concatenate([keep, extra])
+        # The same order as rank(): score desc, then popularity desc, then item_idx.
+        return merged[np.lexsort((merged, -self.popularity_[merged], -np.asarray(score)[merged]))]
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "item_vectors_"):
@@ -298,6 +376,15 @@ class UserRecommendations:
     change_point: int
     change_point_source: str  # "given" or the detector's name
     lists: dict[str, pd.DataFrame]  # policy -> rank, item_idx, item_id, title, categories, score
+    # The segments the lists were built from: [segment_start, change_point) and
+    # [change_point, segment_end).
+    segment_start: int = 0
+    segment_end: int = -1
+    # Share of each list's items in the rising categories (NaN when none rose or not asked),
+    # and the same share among the events the user consumed after the change.
+    rising_share: dict[str, float] = field(default_factory=dict)
+    consumed_rising_share: float = float("nan")
+    explanation: ShiftExplanation | None = None
 
 
 def recommendation_table(
@@ -334,13 +421,79 @@ def recommend_for_user(
     change_point: int,
     k: int = 10,
     change_point_source: str = "given",
+    *,
+    start: int = 0,
+    end: int | None = None,
+    rising: np.ndarray | None = None,
+    target_share: float = float("nan"),
 ) -> UserRecommendations:
-    """Before/after/now tables for a user whose history (item indices, in order) is given."""
+    """Before/after/now tables for a user whose history (item indices, in order) is given.
+
+    The lists come from the segments ``[start, change_point)`` and ``[change_point, end)``.
+    With ``rising`` (a boolean mask over items: in a category that rose), each list's share
+    of rising items is measured and the After list is made to hold at least
+    ``target_share`` of them (:meth:`Recommender.follow_shift`).
+    """
     history = np.asarray(history, dtype=np.int64)
-    lists = {}
+    end = len(history) if end is None else int(end)
+    lists, shares = {}, {}
     for policy in POLICIES:
-        w = policy_weights(len(history), change_point, policy, recommender.past_weight)
+        w = recommender.policy_weights(len(history), change_point, policy, start, end)
         score = recommender.scores(history, w)
-        top = recommender.rank(score, history, k=k)
+        if policy == "after" and rising is not None:
+            top = recommender.follow_shift(score, history, rising, target_share, k=k)
+        else:
+            top = recommender.rank(score, history, k=k)
         lists[policy] = recommendation_table(items, top, score)
-    return UserRecommendations(str(user_id), int(change_point), change_point_source, lists)
+        if rising is not None and len(top):
+            shares[policy] = float(np.asarray(rising)[top].mean())
+    return UserRecommendations(
+        str(user_id), int(change_point), change_point_source, lists, int(start), end, shares, target_share
+    )
+
+
+def recommend_around_change(
+    recommender: Recommender,
+    explainer: ShiftExplainer,
+    items: pd.DataFrame,
+    user_id: str,
+    history: np.ndarray,
+    change_points: list[int] | np.ndarray,
+    change_point: int | None = None,
+    k: int = 10,
+    change_point_source: str = "given",
+    follow_shift: bool = True,
+) -> UserRecommendations:
+    """Explanation and Before/After/Now lists of one change, from the same segments.
+
+    ``change_points`` are all the user's change points; ``change_point`` the one to act on
+    (default: the latest; it need not be among them). The segment before it starts at the
+    previous change point and the one after it ends at the next; the explanation compares
+    them, and the After list follows the categories (or clusters) that rose unless
+    ``follow_shift`` is False. The dashboard and the CLI call this one function.
+    """
+    history = np.asarray(history, dtype=np.int64)
+    if change_point is None:
+        inside = [int(c) for c in change_points if 0 < int(c) < len(history)]
+        if not inside:
+            raise ShiftError(f"user {user_id!r} has no change point inside their {len(history)} events")
+        change_point = max(inside)
+    start, end = neighbouring_segments(len(history), change_points, change_point)
+    explanation = explainer.explain(history, change_point, start, end)
+    rising = explainer.items_in(explanation.rising_categories)
+    result = recommend_for_user(
+        recommender,
+        items,
+        user_id,
+        history,
+        change_point,
+        k,
+        change_point_source,
+        start=start,
+        end=end,
+        rising=rising,
+        target_share=explanation.after_rising_share if follow_shift else float("nan"),
+    )
+    return dataclasses.replace(
+        result, consumed_rising_share=explanation.after_rising_share, explanation=explanation
+    )

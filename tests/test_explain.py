@@ -105,3 +105,80 @@ def test_representative_items_never_repeat_a_title():
     ex = ShiftExplainer(n_representative=3).fit(items, vectors).explain(np.array([0, 1, 2, 3]), 3)
     assert ex.representative_before["title"].tolist() == ["Twin", "Other"]
     assert ex.representative_before["item_idx"].tolist() == [0, 2]
+
+
+def _three_segment_user():
+    """Comedy/Drama, then Thriller, then Children's: change points at events 12 and 22."""
+    genres = ["Comedy", "Drama", "Thriller", "Children's"]
+    items = pd.DataFrame(
+        {
+            "title": [f"{g} {i}" for g in genres for i in range(10)],
+            "categories": [[g] for g in genres for _ in range(10)],
+        }
+    )
+    comedy, drama, thriller, children = (np.arange(10) + 10 * g for g in range(4))
+    history = np.concatenate(
+        [
+            comedy[:8], drama[:4],  # events 0-11: Comedy 8, Drama 4
+            thriller[:7], comedy[8:10], comedy[:1],  # events 12-21: Thriller 7, Comedy 3
+            children[:6], comedy[1:2], thriller[7:8],  # events 22-29: Children's 6, Comedy 1, Thriller 1
+        ]
+    )  # fmt: skip
+    return items, history
+
+
+def test_each_change_is_explained_by_its_neighbouring_segments_not_the_whole_history():
+    items, history = _three_segment_user()
+    explainer = ShiftExplainer().fit(items, np.eye(len(items), dtype=np.float32))
+    shifts = explainer.explain_changes(history, [22, 12])
+    assert shifts.segments[["start", "end", "n_events"]].values.tolist() == [
+        [0, 12, 12],
+        [12, 22, 10],
+        [22, 30, 8],
+    ]
+    assert shifts.change_points == [12, 22]
+    second = shifts.at(22)
+    assert (second.segment_start, second.change_point, second.segment_end) == (12, 22, 30)
+    assert (second.n_before, second.n_after) == (10, 8)
+    table = second.categories.set_index("category")
+    assert table.loc["Thriller", ["share_before", "share_after"]].tolist() == pytest.approx([0.7, 0.125])
+    assert table.loc["Comedy", ["share_before", "share_after"]].tolist() == pytest.approx([0.3, 0.125])
+    assert table.loc["Children's", ["share_before", "share_after"]].tolist() == pytest.approx([0.0, 0.75])
+    assert "Drama" not in table.index  # Drama lives two segments back
+    assert second.summary == "Thriller 70% → 12%, Comedy 30% → 12%, Children's 0% → 75%"
+    assert second.rising_categories == ("Children's",)
+    assert second.after_rising_share == pytest.approx(0.75)
+    # Everything before against everything after tells another story: Comedy, not Thriller, leads.
+    whole = explainer.explain(history, 22)
+    assert whole.summary == "Comedy 50% → 12%, Thriller 32% → 12%, Children's 0% → 75%"
+    first = shifts.at(12)
+    assert (first.segment_start, first.segment_end) == (0, 22)
+    first_table = first.categories.set_index("category")
+    assert first_table.loc["Comedy", ["share_before", "share_after"]].tolist() == pytest.approx([8 / 12, 0.3])
+    assert first_table.loc["Thriller", "share_after"] == pytest.approx(0.7)
+    assert first.rising_categories == ("Thriller",)
+    assert set(first.representative_after["item_idx"]) <= set(history[12:22])
+
+
+def test_segment_bounds_drop_repeats_and_points_that_leave_a_side_empty():
+    from core.explain import neighbouring_segments, segment_bounds
+
+    assert segment_bounds(5, []) == [(0, 5)]
+    assert segment_bounds(5, [5, 0, 2, 2]) == [(0, 2), (2, 5)]
+    assert neighbouring_segments(30, [12, 22], 12) == (0, 22)
+    assert neighbouring_segments(30, [12, 22], 15) == (12, 22)
+    with pytest.raises(ShiftError, match="both sides"):
+        neighbouring_segments(30, [12], 30)
+    items, history = _three_segment_user()
+    explainer = ShiftExplainer().fit(items, np.eye(len(items), dtype=np.float32))
+    with pytest.raises(ShiftError, match="segment bounds"):
+        explainer.explain(history, 12, start=12)
+    assert explainer.explain_changes(history, []).explanations == []
+
+
+def test_share_in_categories_counts_items_with_any_of_them():
+    items, history = _three_segment_user()
+    explainer = ShiftExplainer().fit(items, np.eye(len(items), dtype=np.float32))
+    assert explainer.share_in(np.array([30, 31, 0, 20]), ["Children's", "Thriller"]) == 0.75
+    assert np.isnan(explainer.share_in(np.array([30]), []))
+    assert explainer.items_in(["Drama"]).sum() == 10

@@ -132,3 +132,64 @@ def test_run_lift_end_to_end_on_a_synthetic_dataset(data_dir):
         "splice: detected is not worse than recent on NDCG@k",
         "control: acting on detections costs <= 2% NDCG@k",
     }
+
+
+def test_decay_and_the_products_now_policy():
+    case = LiftCase("u", "splice", "easy", np.arange(40), np.array([99]), 30)
+    decay = policy_profile(case, "decay", [], 10, 0.25, half_life=5.0)
+    assert decay[-1] == pytest.approx(2 * decay[-6]) and decay.sum() == pytest.approx(1)
+    # "now" acts on the latest detection, its past segment starting at the one before.
+    now = policy_profile(case, "now", [12, 30], 10, 0.25, half_life=5.0)
+    assert now[:12].sum() == 0 and now[12:30].sum() == pytest.approx(0.2) and now[39] > now[30]
+    # Without a detection it is the static policy it falls back to.
+    assert policy_profile(case, "now", [], 10, 0.25, 5.0, static="recent").tolist() == [0] * 30 + [0.1] * 10
+    assert policy_profile(case, "now", [], 10, 0.25, 5.0).tolist() == pytest.approx(decay)
+
+
+def test_tuning_uses_validation_users_and_after_lists_follow_the_shift(catalogue, background_events):
+    from core.benchmark.lift import LiftSetup, after_shares, fair_comparisons, tune_on_validation
+    from core.explain import ShiftExplainer
+
+    vectors, category, cases = _synthetic_cases(catalogue)
+    item_idx, offsets = background_events(category)
+    rec = Recommender().fit(vectors, item_idx, offsets)
+    detected = [[c.true_change_point] if c.kind == "splice" else [] for c in cases]
+    validation = LiftSetup(cases, detected, vectors, None, {})
+    choice, grid = tune_on_validation(
+        validation, rec, last_ns=(5, 10), half_lives=(2, 50), past_weights=(0.0, 1.0)
+    )
+    assert set(grid["policy"]) == {"recent", "decay", "now"} and len(grid) == 2 + 2 + 2 * 2
+    # On Horror -> Sci-Fi splices the past only hurts: the shortest memory wins everywhere.
+    assert (choice["half_life"], choice["past_weight"], choice["now_half_life"]) == (2.0, 0.0, 2.0)
+    assert choice["best_static"] in ("recent", "decay")
+    assert (rec.past_weight, rec.half_life) == (0.25, None)  # left as they were
+    assert ("splice", "now", "decay") in fair_comparisons("decay")
+    assert ("control", "true", "decay") not in fair_comparisons("decay")
+    items, _, _ = catalogue()
+    shares = after_shares(rec, ShiftExplainer().fit(items, vectors), cases, detected)
+    assert set(shares["at"]) == {"true", "detected"} and len(shares) == 24
+    # Sci-Fi rose; what the users went on to consume is all Sci-Fi, and so is the After list.
+    assert (shares["consumed_share"] == 1.0).all() and (shares["list_share"] == 1.0).all()
+    assert (shares["after_segment_share"] == 1.0).all()
+
+
+def test_validation_and_test_users_split_the_benchmark_half(data_dir):
+    from core.benchmark.lift import prepare_lift_splits
+    from core.ingest import ingest_synthetic
+
+    ingest_synthetic("synthetic", 160, random_state=0)
+    with store.connect("synthetic") as con:
+        n_items = len(store.load_items(con))
+    vectors = np.random.default_rng(0).normal(size=(n_items, 8)).astype(np.float32)
+
+    def nothing(item_idx, offsets):
+        return [[] for _ in range(len(offsets) - 1)]
+
+    kwargs = {"item_vectors": vectors, "detect": nothing, "n_visible_after": 10}
+    validation, test = prepare_lift_splits(
+        "synthetic", n_splices=20, n_controls=10, n_validation_splices=12, n_validation_controls=6, **kwargs
+    )
+    whole = run_lift("synthetic", n_splices=20, n_controls=10, n_resamples=10, **kwargs)
+    assert validation.params["n_test_users"] + test.params["n_test_users"] == whole.params["n_test_users"]
+    assert validation.training is test.training and validation.cases and test.cases
+    assert len(validation.cases) < len(test.cases)

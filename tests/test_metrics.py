@@ -67,3 +67,10 @@ def test_paired_bootstrap_interval_is_seeded_and_brackets_the_estimate():
     rel, lo, hi = paired_relative_ci(a, b, n_resamples=500, random_state=3)
     assert lo < rel < hi and 0.2 < rel < 0.4
     assert paired_relative_ci(a, b, n_resamples=500, random_state=3) == (rel, lo, hi)
+
+
+def test_identical_paired_scores_differ_by_exactly_zero():
+    from core.metrics import paired_relative_ci
+
+    same = np.array([0.0, 0.0, 0.0, 0.5, 0.0])
+    assert paired_relative_ci(same, same.copy(), n_resamples=50) == (0.0, 0.0, 0.0)

@@ -231,3 +231,96 @@ def test_catalogue_duplicates_count_as_one_item():
     assert rec.recommend(np.array([0, 2]), k=5).tolist() == [3, 5]
     with pytest.raises(ShiftError, match="3 item keys for 6 items"):
         Recommender().fit(vectors, item_keys=keys[:3])
+
+
+def test_cli_json_holds_the_lists_the_explanation_shares_and_the_segment_bounds(shifts_world, capsys):
+    import json
+
+    from core.cli import main
+
+    # u3 moves Horror -> Sci-Fi -> Cooking -> Sports in 30-event blocks.
+    assert main(["recommend", "shifts", "--user", "u3", "--format", "json", "--k", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["change_point"], out["change_points"]) == (90, [30, 60, 90])
+    assert out["segments"] == [{"start": a, "end": a + 30} for a in (0, 30, 60, 90)]
+    assert out["before_segment"] == {"start": 60, "end": 90}
+    assert out["after_segment"] == {"start": 90, "end": 120}
+    # Compared with its neighbours only: Cooking -> Sports, not "Horror, Sci-Fi, Cooking -> Sports".
+    assert out["explanation"]["summary"] == "Cooking 100% → 0%, Sports 0% → 100%"
+    assert out["explanation"]["rising_categories"] == ["Sports"]
+    shares = {r["category"]: (r["share_before"], r["share_after"]) for r in out["explanation"]["categories"]}
+    assert shares == {"Sports": (0.0, 1.0), "Cooking": (1.0, 0.0)}
+    assert out["consumed_rising_share"] == 1.0
+    # u3 has seen every Sports title of the 12-per-genre catalogue: no list can hold one.
+    assert out["rising_share"] == {"before": 0.0, "after": 0.0, "now": 0.0}
+    assert [len(out["lists"][p]) for p in ("before", "after", "now")] == [3, 3, 3]
+    assert set(out["lists"]["after"][0]) == {"rank", "item_idx", "item_id", "title", "categories", "score"}
+    assert out["explanation"]["representative_after"][0]["title"].startswith("Sports title")
+
+
+def test_cli_bounds_a_given_change_point_by_the_detected_ones_when_asked(shifts_world, capsys):
+    from core.cli import main
+
+    assert (
+        main(["recommend", "shifts", "--user", "u3", "--change-point", "60", "--neighbours", "detected"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "change point at event 60 (given); segments 30-59 and 60-89" in out
+    assert "what changed: Sci-Fi 100% → 0%, Cooking 0% → 100%" in out
+    assert "typical before (events 30-59): Sci-Fi title" in out
+
+
+def test_follow_shift_swaps_the_lowest_other_items_for_the_best_rising_ones():
+    rec = Recommender(collaborative_weight=0.0).fit(np.eye(6, dtype=np.float32))
+    score = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    rising = np.array([False, False, False, True, False, True])
+    assert rec.follow_shift(score, np.array([], dtype=np.int64), rising, 0.5, k=4).tolist() == [0, 1, 3, 5]
+    # Already enough rising items, or nothing rose (NaN target): the plain ranking.
+    assert rec.follow_shift(score, np.array([0]), rising, 0.2, k=4).tolist() == [1, 2, 3, 4]
+    assert rec.follow_shift(score, np.array([0]), rising, float("nan"), k=4).tolist() == [1, 2, 3, 4]
+    # Fewer rising items than asked for: as many as there are.
+    assert rec.follow_shift(score, np.array([3]), rising, 1.0, k=3).tolist() == [0, 1, 5]
+
+
+def test_segment_bounded_policies_and_recency_decay():
+    w = policy_weights(10, 6, "before", start=3, end=8)
+    assert np.flatnonzero(w).tolist() == [3, 4, 5] and w.sum() == pytest.approx(1)
+    assert np.flatnonzero(policy_weights(10, 6, "after", start=3, end=8)).tolist() == [6, 7]
+    now = policy_weights(10, 6, "now", past_weight=0.5, start=3, end=8)
+    assert now[3:6].sum() == pytest.approx(now[6:8].sum() / 2) and now[:3].sum() == now[8:].sum() == 0
+    decayed = policy_weights(10, 6, "now", past_weight=0.5, start=3, end=8, half_life=1.0)
+    assert decayed[7] == pytest.approx(2 * decayed[6]) and decayed[5] == pytest.approx(2 * decayed[4])
+    assert decayed[3:6].sum() == pytest.approx(decayed[6:8].sum() / 2)
+    assert policy_weights(3, None, "decay", half_life=2.0).tolist() == pytest.approx(
+        np.array([0.5, 2**-0.5, 1.0]) / (0.5 + 2**-0.5 + 1.0)
+    )
+    with pytest.raises(ShiftError, match="segment bounds"):
+        policy_weights(10, 6, "after", start=6)
+    with pytest.raises(ShiftError, match="half_life must be positive"):
+        policy_weights(3, None, "decay", half_life=0)
+
+
+def test_after_list_follows_the_rising_category_when_co_occurrence_pulls_back(catalogue):
+    from core.explain import ShiftExplainer
+    from core.recommend import recommend_around_change
+
+    items, vectors, category = catalogue()
+    rng = np.random.default_rng(3)
+    # Horror (events 0-19) -> Sci-Fi (20-34) -> Comedy (35-44); training users who watched
+    # Comedy mostly watched Sci-Fi too, so item-kNN from the Comedy segment leans to Sci-Fi.
+    horror, scifi, comedy = (np.flatnonzero(category == c) for c in range(3))
+    history = np.concatenate([horror[:20], scifi[:15], comedy[:10]])
+    rows = [np.concatenate([rng.choice(scifi, 10, replace=False), rng.choice(comedy, 2)]) for _ in range(60)]
+    offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+    rec = Recommender(collaborative_weight=1000.0).fit(vectors, np.concatenate(rows), offsets)
+    explainer = ShiftExplainer().fit(items, vectors)
+    plain = recommend_around_change(rec, explainer, items, "u", history, [20, 35], follow_shift=False)
+    result = recommend_around_change(rec, explainer, items, "u", history, [20, 35])
+    assert (result.segment_start, result.change_point, result.segment_end) == (20, 35, 45)
+    assert result.explanation.summary == "Sci-Fi 100% → 0%, Comedy 0% → 100%"
+    assert result.consumed_rising_share == 1.0
+    assert plain.rising_share["after"] < 0.5  # co-occurrence drags the list back to Sci-Fi
+    assert result.rising_share["after"] == 1.0
+    assert (result.lists["after"]["categories"] == "Comedy").all()
+    assert result.lists["after"]["score"].is_monotonic_decreasing
+    assert result.lists["before"].equals(plain.lists["before"])

@@ -20,6 +20,7 @@ import numpy as np
 
 import core.calibration
 import core.detectors
+import core.real_null
 import core.trajectory
 import core.user_events
 from core import store
@@ -30,6 +31,7 @@ from core.calibration import Calibration
 from core.detectors import DEFAULT, make_detector
 from core.detectors.base import ChangePoints, Detector, DetectorResult
 from core.detectors.population import CALIBRATION_SHUFFLES, PopulationFit, Scorer, fit_population
+from core.real_null import RealCalibration
 
 KIND = "detector-fit"
 # Folders of earlier versions of this cache (pickled fits, separate calibration files):
@@ -58,7 +60,12 @@ def fit_path(name: str, detector: str, features: np.ndarray) -> Path:
 
 def _code_version() -> str:
     return code_version(
-        core.detectors, core.calibration, core.trajectory, core.user_events, sys.modules[__name__]
+        core.detectors,
+        core.calibration,
+        core.real_null,
+        core.trajectory,
+        core.user_events,
+        sys.modules[__name__],
     )
 
 
@@ -71,6 +78,7 @@ def fit_manifest(name: str, det: Detector, features: np.ndarray) -> Manifest:
             "settings": detector_params(det),
             "features": fingerprint(features),
             "calibration_shuffles": CALIBRATION_SHUFFLES,
+            "calibration_null": det.null,
         },
         _code_version(),
     )
@@ -107,13 +115,19 @@ def _remove_legacy(name: str) -> None:
 
 def _write(path: Path, fit: PopulationFit, manifest: Manifest) -> None:
     r, cal = fit.result, fit.calibration
+    if isinstance(cal, RealCalibration):
+        calibration = {f"real_calibration.{k}": v for k, v in cal.to_arrays().items()}
+    else:
+        calibration = {
+            "calibration.thresholds": cal.thresholds,
+            "calibration.false_alarms": cal.false_alarms,
+            "calibration.n_null_events": np.asarray(cal.n_null_events),
+        }
     arrays = {
         "scores": r.scores,
         "offsets": r.offsets,
         **{f"candidates.{f}": getattr(r.candidates, f) for f in _CANDIDATE_FIELDS},
-        "calibration.thresholds": cal.thresholds,
-        "calibration.false_alarms": cal.false_alarms,
-        "calibration.n_null_events": np.asarray(cal.n_null_events),
+        **calibration,
         **{f"state.{k}": v for k, v in fit.detector.export_state().items()},
     }
     save_npz(path, manifest, arrays)
@@ -128,10 +142,20 @@ def _read(path: Path, name: str, detector: str, ev: store.EventArrays, features:
     cand = ChangePoints(*(a[f"candidates.{f}"] for f in _CANDIDATE_FIELDS))
     if len({len(getattr(cand, f)) for f in _CANDIDATE_FIELDS}) != 1 or not np.isfinite(cand.score).all():
         raise InvalidArtefact(f"{path}: inconsistent candidates")
-    thresholds, rates = a["calibration.thresholds"], a["calibration.false_alarms"]
-    if thresholds.shape != rates.shape or np.isnan(thresholds).any() or not np.isfinite(rates).all():
-        raise InvalidArtefact(f"{path}: invalid calibration")
-    cal = Calibration(detector, thresholds, rates, int(a["calibration.n_null_events"]))
+    real = {k.removeprefix("real_calibration."): v for k, v in a.items() if k.startswith("real_calibration.")}
+    if real:
+        try:
+            cal = RealCalibration.from_arrays(detector, real)
+        except (KeyError, ValueError) as err:
+            raise InvalidArtefact(f"{path}: invalid real calibration ({err})") from None
+    else:
+        thresholds, rates = a["calibration.thresholds"], a["calibration.false_alarms"]
+        if thresholds.shape != rates.shape or np.isnan(thresholds).any() or not np.isfinite(rates).all():
+            raise InvalidArtefact(f"{path}: invalid calibration")
+        cal = Calibration(detector, thresholds, rates, int(a["calibration.n_null_events"]))
     state = {k.removeprefix("state."): v for k, v in a.items() if k.startswith("state.")}
-    det = make_detector(detector).restore(state, DetectorResult(a["scores"], a["offsets"], cand))
+    try:
+        det = make_detector(detector).restore(state, DetectorResult(a["scores"], a["offsets"], cand))
+    except (KeyError, ValueError) as err:
+        raise InvalidArtefact(f"{path}: stored detector state does not load ({err!r})") from None
     return manifest, PopulationFit(name, det, ev, features, cal, det.result_)

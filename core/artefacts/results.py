@@ -267,6 +267,7 @@ def _frame(cp: pd.DataFrame, detector: str) -> pd.DataFrame:
             "score": cp.score.astype(np.float64),
             "detector": detector,
             "alert_index": cp.alert_index.astype(np.int64),
+            "kind": "located",  # stored results hold located change points (no tentative alerts)
         }
     )
 

@@ -9,9 +9,15 @@ Protocol (spliced users from :mod:`core.benchmark.splices`, real histories A‖B
   the last change point the default detector finds in the visible events (the whole history
   when it finds none: the system only acts on detections), (iv) ``true``: the events since the
   true splice, and ``now``: the product policy at the detected change point (post-change
-  profile with the past down-weighted);
+  profile with the past down-weighted, recency-discounted within when a half-life is given;
+  the recency-decayed profile when nothing was detected), and ``decay``: every visible event,
+  weight halving every ``half_life`` events back;
 - on unspliced control users (their last ``control_holdout`` share held out) the same
   comparison gives the cost of acting on false alarms.
+
+Static settings (N, half-life) and the product's blending weight are chosen on validation
+users (:func:`prepare_lift_splits`: benchmark users drawn from other real users than the
+test ones) and only then applied to the test users (:func:`tune_on_validation`).
 
 Recall@k = hits / relevant; NDCG@k with binary gains and the ideal DCG of
 min(k, relevant) hits. Relative differences of mean NDCG between two policies come with a
@@ -37,6 +43,10 @@ from core.store import EventArrays
 
 # Policies compared, in the order of the table; "detected" is policy (iii) above.
 POLICIES = ("whole", "recent", "detected", "now", "true")
+# The fair protocol adds the recency-decayed static profile.
+ALL_POLICIES = ("whole", "recent", "decay", "detected", "now", "true")
+# Static policies the product's shift-aware "now" must not lose to.
+STATIC_POLICIES = ("recent", "decay")
 # Detector hook: (visible item sequences in CSR: item_idx, offsets) -> per user, the change
 # points found (indices of the first event after each change), ascending.
 Detect = Callable[[np.ndarray, np.ndarray], list[list[int]]]
@@ -83,18 +93,43 @@ def lift_cases(
     return cases
 
 
-def policy_profile(case: LiftCase, policy: str, detected: list[int], last_n: int, past_weight: float):
-    """Weights over ``case.visible`` for a policy; ``None`` when the policy cannot apply."""
+def policy_profile(
+    case: LiftCase,
+    policy: str,
+    detected: list[int],
+    last_n: int,
+    past_weight: float,
+    half_life: float | None = None,
+    static: str | None = None,
+):
+    """Weights over ``case.visible`` for a policy; ``None`` when the policy cannot apply.
+
+    ``static`` is the policy "now" falls back to when nothing was detected (default: the
+    decayed profile with ``half_life``, or the whole history without one)."""
     n = len(case.visible)
     cp = detected[-1] if detected else None
     if policy == "whole":
         return policy_weights(n, None, "whole")
     if policy == "recent":
         return policy_weights(n, None, "recent", last_n=last_n)
-    if policy in ("detected", "now"):
+    if policy == "decay":
+        return policy_weights(n, None, "decay", half_life=half_life or float(n))
+    if policy == "detected":
         if cp is None:  # no detection: the system keeps its whole-history profile
             return policy_weights(n, None, "whole")
-        return policy_weights(n, cp, "after" if policy == "detected" else "now", past_weight)
+        return policy_weights(n, cp, "after")
+    if policy == "now":
+        if cp is None:  # no detection: the product's static profile
+            if static is not None:
+                return policy_profile(case, static, [], last_n, past_weight, half_life)
+            return (
+                policy_weights(n, None, "decay", half_life=half_life)
+                if half_life
+                else policy_weights(n, None, "whole")
+            )
+        # The segment before the latest change starts at the detection before it.
+        start = max([c for c in detected if c < cp], default=0)
+        return policy_weights(n, cp, "now", past_weight, start=start, half_life=half_life)
     if policy == "true":
         return None if case.true_change_point is None else policy_weights(n, case.true_change_point, "after")
     raise ShiftError(f"unknown lift policy {policy!r}")
@@ -106,12 +141,31 @@ def score_cases(
     detected: list[list[int]],
     k: int = 10,
     last_n: int = 10,
+    half_life: float | None = None,
+    policies: Sequence[str] = POLICIES,
+    static: str | None = None,
 ) -> pd.DataFrame:
-    """One row per (case, policy): recall@k, ndcg@k, and the change point acted on."""
+    """One row per (case, policy): recall@k, ndcg@k, and the change point acted on.
+
+    ``half_life`` is the decay policy's; inside the "now" profile recency uses the
+    recommender's ``half_life`` (when it has none, ``half_life``); ``static`` is what "now"
+    does without a detection (see :func:`policy_profile`), with ``last_n`` or ``half_life``."""
+    now_half_life = half_life if recommender.half_life is None else recommender.half_life
     rows = []
     for case, found in zip(cases, detected, strict=True):
-        for policy in POLICIES:
-            w = policy_profile(case, policy, found, last_n, recommender.past_weight)
+        for policy in policies:
+            if policy == "now" and not found and static is not None:
+                w = policy_profile(case, static, [], last_n, recommender.past_weight, half_life)
+            else:
+                w = policy_profile(
+                    case,
+                    policy,
+                    found,
+                    last_n,
+                    recommender.past_weight,
+                    now_half_life if policy == "now" else half_life,
+                    static,
+                )
             if w is None:
                 continue
             top = recommender.recommend(case.visible, w, k=k)
@@ -130,6 +184,76 @@ def score_cases(
     return pd.DataFrame(rows)
 
 
+def reference_scores(
+    reference, cases: list[LiftCase], k: int = 10, policy: str = "reference"
+) -> pd.DataFrame:
+    """The rows of :func:`score_cases` for a reference recommender: ``reference(visible, k)``
+    gives the top ``k`` unseen items of a whole visible history."""
+    rows = []
+    for case in cases:
+        top = reference(case.visible, k)
+        rows.append(
+            {
+                "user_id": case.user_id,
+                "kind": case.kind,
+                "bin": case.bin,
+                "policy": policy,
+                "recall": recall_at_k(top, case.relevant),
+                "ndcg": ndcg_at_k(top, case.relevant),
+                "detected_change_point": -1,
+                "true_change_point": -1 if case.true_change_point is None else case.true_change_point,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def after_shares(
+    recommender: Recommender,
+    explainer,
+    cases: list[LiftCase],
+    detected: list[list[int]],
+    k: int = 10,
+) -> pd.DataFrame:
+    """Does the After list follow the shift? One row per (spliced case, change point acted on).
+
+    At the true and at the latest detected change point, the rising categories (or clusters)
+    come from the visible segments on either side (:meth:`core.explain.ShiftExplainer.explain`);
+    ``consumed_share`` is the share of the held-out relevant items (what the user went on to
+    consume) in them, ``raw_share`` the After list's share as the recommender ranks it and
+    ``list_share`` after :meth:`Recommender.follow_shift`; NDCG@k of both lists shows what
+    following costs.
+    """
+    rows = []
+    for case, found in zip(cases, detected, strict=True):
+        if case.kind != "splice":
+            continue
+        points = [("true", case.true_change_point)] + ([("detected", found[-1])] if found else [])
+        for at, cp in points:
+            start = max([c for c in found if c < cp], default=0) if at == "detected" else 0
+            ex = explainer.explain(case.visible, cp, start)
+            if not ex.rising_categories:
+                continue
+            rising = explainer.items_in(ex.rising_categories)
+            score = recommender.scores(
+                case.visible, policy_weights(len(case.visible), cp, "after", start=start)
+            )
+            raw = recommender.rank(score, case.visible, k)
+            followed = recommender.follow_shift(score, case.visible, rising, ex.after_rising_share, k)
+            rows.append(
+                {
+                    "user_id": case.user_id,
+                    "at": at,
+                    "after_segment_share": ex.after_rising_share,
+                    "consumed_share": float(rising[case.relevant].mean()),
+                    "raw_share": float(rising[raw].mean()),
+                    "list_share": float(rising[followed].mean()),
+                    "raw_ndcg": ndcg_at_k(raw, case.relevant),
+                    "list_ndcg": ndcg_at_k(followed, case.relevant),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 @dataclass(frozen=True)
 class LiftReport:
     """Per-case scores and the summary tables of one lift run."""
@@ -139,6 +263,24 @@ class LiftReport:
     comparisons: pd.DataFrame  # kind, policy, baseline, relative, ci_low, ci_high
     detection: pd.DataFrame  # kind, users, with_detection, median |detected - true|
     params: dict
+
+
+def fair_comparisons(best_static: str) -> tuple[tuple[str, str, str], ...]:
+    """The fair protocol's pairs: every policy against the best static one (chosen on
+    validation users), and the static ones against the whole history."""
+    return tuple(
+        (kind, policy, baseline)
+        for kind in ("splice", "control")
+        for policy, baseline in (
+            ("recent", "whole"),
+            ("decay", "whole"),
+            ("now", "whole"),
+            ("detected", best_static),
+            ("now", best_static),
+            ("true", best_static),
+        )
+        if not (kind == "control" and policy == "true")
+    )
 
 
 # (kind, policy, baseline) pairs compared with paired bootstrap intervals.
@@ -156,7 +298,11 @@ COMPARISONS = (
 
 
 def summarise(
-    scores: pd.DataFrame, n_resamples: int = 2000, random_state: int = 0, params=None
+    scores: pd.DataFrame,
+    n_resamples: int = 2000,
+    random_state: int = 0,
+    params=None,
+    comparisons: Sequence[tuple[str, str, str]] = COMPARISONS,
 ) -> LiftReport:
     """Means per (kind, policy), paired bootstrap comparisons and how often the detector acted."""
     summary = (
@@ -167,7 +313,7 @@ def summarise(
     # pivot (not pivot_table): a user id appearing twice is an error, never silently averaged.
     wide = scores.pivot(index=["kind", "user_id"], columns="policy", values="ndcg")
     rows = []
-    for kind, policy, baseline in COMPARISONS:
+    for kind, policy, baseline in comparisons:
         if kind not in wide.index.get_level_values(0):
             continue
         part = wide.loc[kind]
@@ -284,6 +430,43 @@ def prepare_lift(
     calibrated threshold; ``n_visible_after`` defaults to that detector's window ``h``: the
     "first few" events after the change are as many as the detector needs to see it.
     """
+    return _prepare(
+        name, n_visible_after, [(n_splices, n_controls)], detect, random_state, item_vectors, progress
+    )[0]
+
+
+def prepare_lift_splits(
+    name: str,
+    *,
+    n_visible_after: int | None = None,
+    n_splices: int = 300,
+    n_controls: int = 200,
+    n_validation_splices: int = 200,
+    n_validation_controls: int = 100,
+    detect: Detect | None = None,
+    random_state: int = 0,
+    item_vectors: np.ndarray | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[LiftSetup, LiftSetup]:
+    """Validation and test setups of the fair protocol: as :func:`prepare_lift`, but the
+    benchmark half of the real users is split again (seeded) into validation users, on which
+    settings are chosen, and test users, on which they are reported. Training users (the
+    recommender's co-occurrence, the detector's fit and calibration) are shared by both."""
+    validation, test = _prepare(
+        name,
+        n_visible_after,
+        [(n_validation_splices, n_validation_controls), (n_splices, n_controls)],
+        detect,
+        random_state,
+        item_vectors,
+        progress,
+    )
+    return validation, test
+
+
+def _prepare(name, n_visible_after, sizes, detect, random_state, item_vectors, progress) -> list[LiftSetup]:
+    """One setup per (n_splices, n_controls) in ``sizes``, each from its own disjoint share of
+    the benchmark users (one share: all of them)."""
     from core import store
     from core.detectors import DEFAULT, make_detector
 
@@ -299,21 +482,9 @@ def prepare_lift(
         events = store.load_event_arrays(con)
         titles = store.load_items(con)["title"].to_numpy()
     train_ids, test_ids = split_users(events.user_ids, random_state=random_state)
-    say(f"building {n_splices} splices and {n_controls} controls from {len(test_ids)} test users")
-    users = splice_benchmark(
-        events,
-        item_vectors,
-        users=test_ids,
-        n_splices=n_splices,
-        n_multi=0,
-        n_gradual=0,
-        n_controls=n_controls,
-        n_shuffled=0,
-        random_state=random_state,
-    )
-    cases = lift_cases(users, n_visible_after=n_visible_after)
-    if not cases:
-        raise ShiftError(f"dataset {name!r} gave no benchmark users with enough held-out events")
+    shares = [test_ids]
+    if len(sizes) == 2:  # validation users, then test users
+        shares = list(split_users(test_ids, random_state=random_state + 1))
     training = training_events(events, train_ids)
     detector_settings = {"detector": "given"}
     if detect is None:
@@ -323,18 +494,115 @@ def prepare_lift(
         kind = make_detector(DEFAULT).features
         features = item_vectors if kind == "embedding" else item_features(name, kind)
         detect, detector_settings = default_detect(features, training, random_state)
-    say(f"detecting change points in {len(cases)} visible histories")
-    visible_offsets = np.concatenate([[0], np.cumsum([len(c.visible) for c in cases])])
-    detected = detect(np.concatenate([c.visible for c in cases]), visible_offsets)
-    params = {
-        "dataset": name,
-        "n_visible_after": n_visible_after,
-        "random_state": random_state,
-        "n_train_users": training.n_users,
-        "n_test_users": len(test_ids),
-        **detector_settings,
+    setups = []
+    for part, (ids, (n_splices, n_controls)) in enumerate(zip(shares, sizes, strict=True)):
+        say(f"building {n_splices} splices and {n_controls} controls from {len(ids)} benchmark users")
+        users = splice_benchmark(
+            events,
+            item_vectors,
+            users=ids,
+            n_splices=n_splices,
+            n_multi=0,
+            n_gradual=0,
+            n_controls=n_controls,
+            n_shuffled=0,
+            random_state=random_state + part,
+        )
+        cases = lift_cases(users, n_visible_after=n_visible_after)
+        if not cases:
+            raise ShiftError(f"dataset {name!r} gave no benchmark users with enough held-out events")
+        say(f"detecting change points in {len(cases)} visible histories")
+        visible_offsets = np.concatenate([[0], np.cumsum([len(c.visible) for c in cases])])
+        detected = detect(np.concatenate([c.visible for c in cases]), visible_offsets)
+        params = {
+            "dataset": name,
+            "n_visible_after": n_visible_after,
+            "random_state": random_state,
+            "n_train_users": training.n_users,
+            "n_test_users": len(ids),
+            **detector_settings,
+        }
+        setups.append(LiftSetup(cases, detected, item_vectors, training, params, titles))
+    return setups
+
+
+def tune_on_validation(
+    validation: LiftSetup,
+    recommender: Recommender,
+    last_ns: Sequence[int] = (5, 10, 20, 40),
+    half_lives: Sequence[float] = (2, 5, 10, 20, 40),
+    past_weights: Sequence[float] = (0.0, 0.1, 0.25, 0.5),
+    collaborative_weights: Sequence[float] = (),
+    k: int = 10,
+) -> tuple[dict, pd.DataFrame]:
+    """Choose the settings by mean NDCG@k on the validation users only (splices and controls
+    weigh the same: a setting must not buy splice gains with control losses).
+
+    First the recommender's collaborative weight (when ``collaborative_weights`` are given:
+    the one whose best static policy scores best; it then serves every policy) with last-N
+    and the decay half-life, then the "now" policy's past weight and recency half-life.
+    Returns the choice and the grid with its means; ``recommender`` is left as it was.
+    """
+    rows = []
+
+    def mean_ndcg(rec: Recommender, policy: str, **kwargs) -> float:
+        scores = score_cases(rec, validation.cases, validation.detected, k=k, policies=(policy,), **kwargs)
+        return float(scores.groupby("kind")["ndcg"].mean().mean())
+
+    candidates = {recommender.collaborative_weight: recommender}
+    for weight in collaborative_weights:
+        if weight not in candidates:
+            candidates[weight] = validation.recommender(
+                collaborative_weight=weight, n_neighbours=recommender.n_neighbours
+            )
+    for weight, rec in candidates.items():
+        for setting, policy, values in (("last_n", "recent", last_ns), ("half_life", "decay", half_lives)):
+            for value in values:
+                ndcg = mean_ndcg(rec, policy, **{setting: value})
+                rows.append(
+                    {
+                        "policy": policy,
+                        "setting": setting,
+                        "value": value,
+                        "ndcg": ndcg,
+                        "collaborative_weight": weight,
+                    }
+                )
+    grid = pd.DataFrame(rows)
+    best_row = grid.loc[grid["ndcg"].idxmax()]
+    weight, best_static = float(best_row["collaborative_weight"]), str(best_row["policy"])
+    at_weight = grid[grid["collaborative_weight"] == weight]
+    best = at_weight.loc[at_weight.groupby("policy")["ndcg"].idxmax()].set_index("policy")["value"]
+    half_life = float(best["decay"])
+    rec = candidates[weight]
+    original = rec.past_weight, rec.half_life
+    for w in past_weights:
+        rec.past_weight = w
+        for h in half_lives:
+            rec.half_life = h
+            ndcg = mean_ndcg(rec, "now", half_life=half_life, last_n=int(best["recent"]), static=best_static)
+            rows.append(
+                {
+                    "policy": "now",
+                    "setting": f"past_weight {w:g}, half_life",
+                    "value": h,
+                    "ndcg": ndcg,
+                    "collaborative_weight": weight,
+                    "past_weight": w,
+                }
+            )
+    rec.past_weight, rec.half_life = original
+    grid = pd.DataFrame(rows)
+    now_best = grid[grid["policy"] == "now"].sort_values("ndcg", ascending=False, kind="stable").iloc[0]
+    choice = {
+        "collaborative_weight": weight,
+        "last_n": int(best["recent"]),
+        "half_life": half_life,
+        "past_weight": float(now_best["past_weight"]),
+        "now_half_life": float(now_best["value"]),
+        "best_static": best_static,
     }
-    return LiftSetup(cases, detected, item_vectors, training, params, titles)
+    return choice, grid
 
 
 def run_lift(

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.detectors.base import ChangePoints, Detector
+from core.detectors.best_split import BestSplit
 from core.detectors.discriminant import UserDiscriminant
 from core.detectors.isolation_forest import IsolationForestShift
 from core.detectors.kernel_cpd import KernelCPD
 from core.detectors.linear_rule import LinearInterestRule
 from core.detectors.page_hinkley import OnlinePageHinkley, PageHinkley
+from core.detectors.recent_shift import RecentShift
 from core.detectors.two_window import GenreHistogram, TwoWindow
 from core.detectors.zscore import ZScore
 from core.errors import ShiftError
@@ -34,6 +36,10 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
     "kernel_cpd_raw": lambda: KernelCPD(kernel="linear", n_components=None, min_size=10),
     "page_hinkley": lambda: OnlinePageHinkley(memory=20),
     "genre_histogram": lambda: GenreHistogram(h=20, metric="l2", standardize=True),
+    "best_split": lambda: BestSplit(
+        n_components=16, min_size=12, detrend="index"
+    ),  # bench/detection_study.py
+    "recent_shift": lambda: RecentShift(n_components=16, detrend="index"),  # tentative alerts, last 8 events
 }
 # The highest F1@10 at its calibrated default on splices drawn from the *calibration* users of
 # MovieLens-100K (0.677; next kernel_cpd 0.552): bench/RESULTS.md, section Detectors.

@@ -121,7 +121,26 @@ class Detector:
     features = "embedding"  # which per-event vectors it reads: "embedding" or "genres"
     online = False
     peak_based = True  # change points = peaks of scores_ filtered by the threshold
+    # score() of a user chunk is exact with the fitted state and result.at() needs no rerun,
+    # so a log too large for memory is fitted on a user sample and scored chunk by chunk
+    # (peak-picking detectors, and the segmentation trees that record every node at fit).
+    chunkable = False
+    null = "shuffled"  # the calibration's null histories: "shuffled" or "real" (core.real_null)
+    tentative: str | None = None  # a detector whose last-event alerts complement this one's
     h = 20
+
+    @property
+    def min_events(self) -> int:
+        """The fewest events a user needs to get a score: a window of ``h`` either side."""
+        return 2 * self.h
+
+    def user_states(self, offsets: np.ndarray) -> list[str]:
+        """Per user: "scored", or "too short: N events, needs M" (a user is never silently
+        left out)."""
+        m = self.min_events
+        return [
+            "scored" if n >= m else f"too short: {n} events, needs {m}" for n in np.diff(offsets).tolist()
+        ]
 
     def _fit_population(self, vectors: np.ndarray, offsets: np.ndarray, ratings: np.ndarray | None) -> None:
         """Learn population-level state (a model, a projection); none by default."""

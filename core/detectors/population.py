@@ -27,6 +27,7 @@ from core.calibration import Calibration, calibrate
 from core.detectors import DEFAULT, make_detector
 from core.detectors.base import ChangePoints, Detector, DetectorResult
 from core.errors import ShiftError, UnknownUser
+from core.real_null import RealCalibration
 
 DEFAULT_FALSE_ALARMS = 1.0  # per 1,000 events, on shuffled (shift-free) histories
 CALIBRATION_SHUFFLES = 2
@@ -50,7 +51,7 @@ class PopulationFit:
     detector: Detector
     events: store.EventArrays
     items: np.ndarray  # the item feature matrix the detector read
-    calibration: Calibration
+    calibration: Calibration | RealCalibration  # .null says which: "shuffled" or "real"
     result: DetectorResult  # scores and candidates of every user (the whole log)
 
     @property
@@ -113,32 +114,38 @@ def fit_population(
 ) -> PopulationFit:
     """Fit ``detector`` on every user of ``events`` (item features ``items``) and calibrate it.
 
-    Logs over ``MAX_EVENTS_IN_MEMORY`` events are handled in user chunks (peak-picking
-    detectors only; the segmentation and online detectors keep per-event state of the whole
-    log and refuse with a clear error there). ``dataset`` names the data in messages.
-    ``scorer`` (peak-picking detectors only) scores every user after fitting and calibrating
-    here, e.g. on a process pool or a Ray cluster; the fit and calibration stay the same.
+    Logs over ``MAX_EVENTS_IN_MEMORY`` events: the detector is fitted and calibrated on a
+    seeded sample of whole users, then scores every user chunk by chunk (detectors whose
+    ``chunkable`` result is exact per user; the others keep per-event state of the whole log
+    and refuse with a clear error there). The calibration is on shuffled histories, or on the
+    real ones for detectors whose ``null`` is ``"real"``. ``dataset`` names the data in messages.
+    ``scorer`` (peak-picking or chunkable detectors) scores every user after fitting and
+    calibrating here, e.g. on a process pool or a Ray cluster; the fit and calibration stay
+    the same.
     """
     det = make_detector(detector) if isinstance(detector, str) else detector
     big = int(events.offsets[-1]) > MAX_EVENTS_IN_MEMORY
-    if big and not det.peak_based:
+    if big and not (det.peak_based or det.chunkable):
         raise ShiftError(
             f"detector {det.name!r} keeps per-event state of the whole log and {dataset!r} has "
             f"{int(events.offsets[-1]):,} events (limit {MAX_EVENTS_IN_MEMORY:,}); use a peak-picking "
-            f"detector such as {DEFAULT!r}"
+            f"detector such as 'two_window', or 'best_split' (scored in user chunks)"
         )
     if big:
         rows, offsets = _sample_users(events, MAX_EVENTS_IN_MEMORY)
         vectors, ratings = items[events.item_idx[rows]], events.rating[rows]
     else:
         vectors, offsets, ratings = items[events.item_idx], events.offsets, events.rating
-    if scorer is not None and not det.peak_based:
+    if scorer is not None and not (det.peak_based or det.chunkable):
         raise ShiftError(
             f"detector {det.name!r} keeps per-event state of the whole log, so its users cannot be "
             "scored apart; run it with the local engine"
         )
     det.fit(vectors, offsets, ratings)
-    cal = calibrate(det, vectors, offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0)
+    if det.null == "real":
+        cal = det.real_calibration(vectors, offsets)
+    else:
+        cal = calibrate(det, vectors, offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0)
     if scorer is not None:
         result = scorer(det, events, items, dataset)
     elif big:
@@ -148,7 +155,9 @@ def fit_population(
     return PopulationFit(dataset, det, events, items, cal, result)
 
 
-def _frame(fit: PopulationFit, cp: ChangePoints, users: np.ndarray | None = None) -> pd.DataFrame:
+def _frame(
+    fit: PopulationFit, cp: ChangePoints, users: np.ndarray | None = None, kind: str = "located"
+) -> pd.DataFrame:
     ev = fit.events
     user_pos = cp.user if users is None else users[cp.user]
     rows = ev.offsets[user_pos] + cp.event_index
@@ -160,6 +169,7 @@ def _frame(fit: PopulationFit, cp: ChangePoints, users: np.ndarray | None = None
             "score": cp.score.astype(np.float64),
             "detector": fit.detector.name,
             "alert_index": cp.alert_index.astype(np.int64),
+            "kind": kind,
         }
     )
 
@@ -205,3 +215,77 @@ def threshold_for_false_alarms(fit: PopulationFit, false_alarms_per_1000: float)
 def false_alarms_for_threshold(fit: PopulationFit, threshold: float) -> float:
     """Expected false alarms per 1,000 events at ``threshold``."""
     return fit.calibration.false_alarms_at(threshold)
+
+
+def tentative_alerts(fit: PopulationFit, threshold: float | None = None) -> pd.DataFrame:
+    """Alerts at each user's last event of a last-event detector (``recent_shift``), the frame
+    of :func:`change_points` with ``kind`` "tentative": ``event_index`` is the tentative change
+    (its first event), ``alert_index`` the user's last event. None: its calibrated default."""
+    thr = fit.default_threshold if threshold is None else float(threshold)
+    return _frame(fit, fit.result.at(thr), kind="tentative")
+
+
+@dataclass(frozen=True)
+class FalseAlarmRates:
+    """What a threshold costs in false alarms, in the units the product states.
+
+    ``per_1000``: false alarms per 1,000 events; ``users``: the share of users flagged at
+    least once (real calibration only, else None); ``null``: "real" (measured on held-aside
+    real histories of the dataset) or "shuffled" (on shuffled, shift-free histories);
+    ``check_*``: the same rates on the second held-aside half, which did not set the curve.
+    """
+
+    threshold: float
+    per_1000: float
+    users: float | None
+    null: str
+    check_per_1000: float | None = None
+    check_users: float | None = None
+
+    def summary(self) -> str:
+        """ "~1.01 false alarms per 1,000 events, 8.0% of users, measured on held-aside real
+        histories; check sample: 1.26 per 1,000, 9.1% of users"."""
+        if self.null != "real":
+            return f"~{self.per_1000:.3g} false alarms per 1,000 events on shuffled histories"
+        text = (
+            f"~{self.per_1000:.3g} false alarms per 1,000 events, {self.users:.1%} of users, "
+            "measured on held-aside real histories"
+        )
+        if self.check_per_1000 is not None:
+            text += f"; check sample: {self.check_per_1000:.3g} per 1,000, {self.check_users:.1%} of users"
+        return text
+
+
+def false_alarm_rates(fit: PopulationFit, threshold: float | None = None) -> FalseAlarmRates:
+    """The calibrated false-alarm rates at ``threshold`` (None: the calibrated default)."""
+    thr = fit.default_threshold if threshold is None else float(threshold)
+    cal = fit.calibration
+    if not isinstance(cal, RealCalibration):
+        return FalseAlarmRates(thr, cal.false_alarms_at(thr), None, cal.null)
+    per, users = cal.rates_at(thr)
+    check = cal.checked_rates_at(thr) if cal.check else (None, None)
+    return FalseAlarmRates(thr, per, users, cal.null, *check)
+
+
+def user_states(
+    fit: PopulationFit, located: pd.DataFrame, tentative: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per user of the dataset: ``user_id, n_events, state, tentative, change_points``.
+
+    ``state`` is "scored" or "too short: 12 events, needs 24" (the detector's minimum), so a
+    user without change points is never ambiguous; ``tentative`` whether the user has a
+    tentative recent alert in ``tentative``; ``change_points`` the located ones in ``located``.
+    """
+    ev = fit.events
+    ids = pd.Index(ev.user_ids.astype(str))
+    flagged = set() if tentative is None else set(tentative["user_id"].astype(str))
+    counts = located["user_id"].astype(str).value_counts()
+    return pd.DataFrame(
+        {
+            "user_id": ids,
+            "n_events": np.diff(ev.offsets).astype(np.int64),
+            "state": fit.detector.user_states(ev.offsets),
+            "tentative": ids.isin(flagged),
+            "change_points": counts.reindex(ids, fill_value=0).to_numpy(np.int64),
+        }
+    )

@@ -1,0 +1,288 @@
+"""Best split with a significance statistic, then binary segmentation.
+
+For a segment x_1..x_n of a user's (block-standardised, detrended) features and a split
+tau, F(tau) = BSS(tau) / (WSS(tau) / (n - 2)), with BSS(tau) = tau (n - tau) / n ·
+||mean_1 - mean_2||² and WSS = TSS - BSS: the between-segment variance over the residual
+variance, an F statistic that compares users of any spread on one scale. The split at
+argmax F is an alarm when max F reaches the threshold; both halves are then split again
+with the same threshold (binary segmentation), down to ``min_size`` events per segment.
+
+Fit once, predict many: the split of every segment is its argmax, which does not depend
+on the threshold, so ``fit`` records the whole binary-segmentation tree of every user
+with each node's max F. A threshold keeps a node when its F and every ancestor's F reach
+it, i.e. when its *effective* score min(F along the path from the root) does; so
+``predict`` is one comparison per node, exact, and the calibration of
+:mod:`core.real_null` is exact too (an alarm fires at t exactly when its score >= t).
+
+Why hand-written: ruptures' ``Binseg`` segments by a penalty or a number of breakpoints,
+with no significance statistic and no fit-once / predict-at-any-threshold path (each
+``predict(pen=...)`` reruns the search); sktime/skchange's (seeded) binary segmentation
+takes its penalty in the constructor too, and skchange is not in our environment. The
+per-node "smallest threshold that keeps it" is the bookkeeping of R's ``wbs::sbs``
+(``min.th``). The F-scan is a few lines of numpy over prefix sums, O(n·d) per segment.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> x = np.vstack([rng.normal(size=(30, 5)) + [2, 0, 0, 0, 0], rng.normal(size=(30, 5))])
+>>> det = BestSplit(n_components=5, detrend="none", min_size=8, length_null=False)
+>>> det.fit(x, np.array([0, 60])).predict(threshold=5.0).event_index
+array([30])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from core.detectors.base import ChangePoints, Detector, DetectorResult, check_population
+from core.detectors.shift_features import ShiftFeatures
+from core.errors import ShiftError
+from core.real_null import RealCalibration, calibrate_real
+
+
+def f_scan(z: np.ndarray, min_size: int) -> np.ndarray:
+    """F(tau) for tau = min_size .. n - min_size of one segment z (n, d); NaN-free."""
+    n = len(z)
+    cum = np.cumsum(z, axis=0)
+    total = cum[-1]
+    tss = float((z**2).sum() - total @ total / n)
+    t = np.arange(min_size, n - min_size + 1)
+    left = cum[t - 1] - np.outer(t / n, total)  # L - t S / n
+    bss = (left**2).sum(axis=1) * n / (t * (n - t))
+    wss = np.maximum(tss - bss, 1e-12 * max(tss, 1e-300))
+    return bss / (wss / (n - 2))
+
+
+def split_tree(z: np.ndarray, min_size: int) -> list[tuple[int, float, int, int]]:
+    """Binary-segmentation tree of one user: (split index, max F, segment length, parent
+    node or -1) per node, every parent listed before its children."""
+    nodes: list[tuple[int, float, int, int]] = []
+    stack = [(0, len(z), -1)]
+    while stack:
+        a, b, parent = stack.pop()
+        if b - a < 2 * min_size or b - a < 3:
+            continue
+        f = f_scan(z[a:b], min_size)
+        j = int(np.argmax(f))
+        tau = a + min_size + j
+        nodes.append((tau, float(f[j]), b - a, parent))
+        me = len(nodes) - 1
+        stack += [(a, tau, me), (tau, b, me)]
+    return nodes
+
+
+def effective_scores(score: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """min(score along the path from the root): parents come before their children."""
+    eff = score.copy()
+    for i, p in enumerate(parent.tolist()):
+        if p >= 0 and eff[p] < eff[i]:
+            eff[i] = eff[p]
+    return eff
+
+
+class LengthNull:
+    """The population's own distribution of max F by segment length.
+
+    On real histories max F grows with the segment's length (real users drift, and a
+    drift's F grows with the events that carry it): on MovieLens-100K the median root max F
+    is 2.1 for users of 16-40 events and 8.5 for 160-320. One F threshold would then be
+    spent on long users and miss changes in short ones. So a split's score is its
+    significance among the population's segments of similar length: -log10 of the share
+    of them whose max F is at least as large (equal-count length buckets; the top decile of
+    each bucket is extended by an exponential tail, so scores beyond the largest observed F
+    still rise).
+    """
+
+    def __init__(self, f: np.ndarray, length: np.ndarray, per_bucket: int = 200, tail: float = 0.1) -> None:
+        order = np.argsort(length, kind="stable")
+        n_buckets = int(np.clip(len(f) // per_bucket, 1, 16))
+        groups = np.array_split(order, n_buckets)
+        # a bucket's upper edge: the midpoint to the next bucket's first length
+        self.edges = np.array([length[g[-1]] for g in groups[:-1]], dtype=np.float64)
+        self.sorted = [np.sort(f[g]) for g in groups]
+        self.tail = tail
+        self.f_q, self.beta = [], []
+        for s in self.sorted:
+            q = float(np.quantile(s, 1 - tail)) if len(s) else 0.0
+            excess = s[s > q] - q
+            self.f_q.append(q)
+            self.beta.append(max(float(excess.mean()) if len(excess) else 1.0, 1e-9))
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        """Plain arrays (no pickle): bucket edges, each bucket's sorted max F, tail parameters."""
+        sizes = np.array([len(s) for s in self.sorted], np.int64)
+        return {
+            "null.edges": self.edges,
+            "null.sizes": sizes,
+            "null.sorted": np.concatenate(self.sorted) if len(self.sorted) else np.empty(0),
+            "null.f_q": np.asarray(self.f_q, np.float64),
+            "null.beta": np.asarray(self.beta, np.float64),
+            "null.tail": np.asarray(self.tail, np.float64),
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, np.ndarray]) -> LengthNull:
+        """The null :meth:`export_state` wrote (ValueError when the arrays do not fit together)."""
+        null = cls.__new__(cls)
+        sizes = np.asarray(state["null.sizes"], np.int64)
+        flat = np.asarray(state["null.sorted"], np.float64)
+        null.edges = np.asarray(state["null.edges"], np.float64)
+        null.f_q = [float(v) for v in state["null.f_q"]]
+        null.beta = [float(v) for v in state["null.beta"]]
+        null.tail = float(state["null.tail"])
+        if sizes.sum() != len(flat) or len(null.edges) != len(sizes) - 1 or len(null.f_q) != len(sizes):
+            raise ValueError("best_split: stored length null is inconsistent")
+        null.sorted = np.split(flat, np.cumsum(sizes)[:-1])
+        return null
+
+    def significance(self, f: np.ndarray, length: np.ndarray) -> np.ndarray:
+        """-log10 of the population's share of same-length segments with max F >= ``f``."""
+        f, length = np.asarray(f, np.float64), np.asarray(length)
+        bucket = np.searchsorted(self.edges, np.broadcast_to(length, f.shape), side="left")
+        out = np.zeros(f.shape)
+        for b in np.unique(bucket):
+            s, m = self.sorted[b], bucket == b
+            if len(s) == 0:
+                continue
+            fb = f[m]
+            ge = len(s) - np.searchsorted(s, fb, side="left")
+            body = -np.log10(np.maximum(ge, 1) / len(s))
+            tail = -np.log10(self.tail) + (fb - self.f_q[b]) / self.beta[b] / np.log(10)
+            out[m] = np.where(fb >= self.f_q[b], tail, body)
+        return out
+
+
+class BestSplit(Detector):
+    """Best split by F statistic plus binary segmentation, on :class:`ShiftFeatures`.
+
+    ``n_categories`` > 0 means the last ``n_categories`` columns of each event vector are
+    its category histogram (the second feature block); 0 for logs without categories.
+    """
+
+    name = "best_split"
+    peak_based = False
+    exact_threshold = True  # an alarm fires at t exactly when its effective score >= t
+    chunkable = True  # each user's tree depends only on that user and the fitted state
+    # Real users drift on their own; shuffled histories understated real false alarms 3-8x
+    # (bench/results/detection_study.md), so the stated rate comes from real histories.
+    null = "real"
+    tentative = "recent_shift"  # changes in the last min_size events cannot be located
+
+    def __init__(
+        self,
+        n_components: int = 8,
+        n_categories: int = 0,
+        min_size: int = 8,
+        detrend: str = "index",
+        length_null: bool = True,
+        random_state: int = 0,
+    ) -> None:
+        self.n_components = n_components
+        self.n_categories = n_categories
+        self.min_size = min_size
+        self.detrend = detrend
+        self.length_null = length_null
+        self.random_state = random_state
+
+    @property
+    def h(self) -> int:  # the base class's window: here the shortest segment
+        return self.min_size
+
+    @property
+    def min_events(self) -> int:
+        """The fewest events a user needs to be scored (two segments of ``min_size``)."""
+        return max(2 * self.min_size, 3)
+
+    def real_calibration(self, vectors: np.ndarray, offsets: np.ndarray) -> RealCalibration:
+        """Calibration on the fitted population's own real histories (half set, half check),
+        from the tree already recorded at fit: no second pass."""
+        return calibrate_real(self)
+
+    def _fit_population(self, vectors: np.ndarray, offsets: np.ndarray, ratings: np.ndarray | None) -> None:
+        if self.min_size < 2:
+            raise ShiftError(f"{self.name}: min_size must be >= 2, got {self.min_size}")
+        self.features_ = ShiftFeatures(
+            self.n_components, self.n_categories, self.detrend, random_state=self.random_state
+        ).fit(vectors, offsets)
+
+    def fit(self, vectors: np.ndarray, offsets: np.ndarray, ratings: np.ndarray | None = None) -> BestSplit:
+        vectors, offsets = check_population(vectors, offsets)
+        self._fit_population(vectors, offsets, ratings)
+        self.offsets_, self.n_events_ = offsets, int(offsets[-1])
+        z = self.features_.transform(vectors, offsets)
+        nodes = self._nodes(z, offsets)
+        self.null_ = LengthNull(nodes["f"], nodes["length"]) if self.length_null and len(nodes["f"]) else None
+        self.result_ = DetectorResult(self._root_scan(z, offsets), offsets, self._candidates_of(nodes))
+        return self
+
+    def score(self, vectors: np.ndarray, offsets: np.ndarray) -> DetectorResult:
+        """Root-scan signal and every tree node of another population (fitted state; changes
+        nothing): exact per user, so a large log can be scored chunk by chunk."""
+        vectors, offsets = check_population(vectors, offsets)
+        z = self.features_.transform(vectors, offsets)
+        return DetectorResult(self._root_scan(z, offsets), offsets, self._tree(z, offsets))
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        """The features' PCA, scales and trend, and the length null's sorted max F per bucket."""
+        state = self.features_.export_state()
+        if self.null_ is not None:
+            state.update(self.null_.export_state())
+        return state
+
+    def _import_state(self, state: dict[str, np.ndarray]) -> None:
+        self.features_ = ShiftFeatures(
+            self.n_components, self.n_categories, self.detrend, random_state=self.random_state
+        ).restore(state)
+        self.null_ = LengthNull.restore(state) if "null.edges" in state else None
+        if self.length_null and self.null_ is None:
+            raise KeyError("null.edges")
+
+    def _root_scan(self, z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Per-event signal for timelines: the score of a single split of the whole history there."""
+        out = np.full(len(z), np.nan)
+        m = self.min_size
+        for k in range(len(offsets) - 1):
+            lo, hi = int(offsets[k]), int(offsets[k + 1])
+            if hi - lo >= self.min_events:
+                f = f_scan(z[lo:hi], m)
+                out[lo + m : hi - m + 1] = f if self.null_ is None else self.null_.significance(f, hi - lo)
+        return out
+
+    def _nodes(self, z: np.ndarray, offsets: np.ndarray) -> dict[str, np.ndarray]:
+        """Every user's tree, concatenated; ``parent`` indexes the concatenation."""
+        cols: dict[str, list] = {"user": [], "split": [], "f": [], "length": [], "parent": [], "last": []}
+        for k in range(len(offsets) - 1):
+            lo, hi = int(offsets[k]), int(offsets[k + 1])
+            base = len(cols["f"])
+            for tau, f, n, parent in split_tree(z[lo:hi], self.min_size):
+                cols["user"].append(k)
+                cols["split"].append(tau)
+                cols["f"].append(f)
+                cols["length"].append(n)
+                cols["parent"].append(parent + base if parent >= 0 else -1)
+                cols["last"].append(hi - lo - 1)
+        return {c: np.asarray(v, np.float64 if c == "f" else np.int64) for c, v in cols.items()}
+
+    def _candidates_of(self, nodes: dict[str, np.ndarray]) -> ChangePoints:
+        if not len(nodes["f"]):
+            return ChangePoints.empty()
+        score = nodes["f"] if self.null_ is None else self.null_.significance(nodes["f"], nodes["length"])
+        eff = effective_scores(score, nodes["parent"])
+        order = np.lexsort((nodes["split"], nodes["user"]))
+        # Offline: a split is known once the whole history is seen (alert = last event).
+        return ChangePoints(nodes["user"][order], nodes["split"][order], eff[order], nodes["last"][order])
+
+    def _tree(self, z: np.ndarray, offsets: np.ndarray) -> ChangePoints:
+        return self._candidates_of(self._nodes(z, offsets))
+
+    def detect(
+        self, vectors: np.ndarray, offsets: np.ndarray, thresholds: Sequence[float]
+    ) -> list[ChangePoints]:
+        vectors, offsets = check_population(vectors, offsets)
+        cand = self._tree(self.features_.transform(vectors, offsets), offsets)
+        return [cand.where(cand.score >= t) for t in thresholds]
+
+    def null_alarm_scores(self, vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        vectors, offsets = check_population(vectors, offsets)
+        return self._tree(self.features_.transform(vectors, offsets), offsets).score

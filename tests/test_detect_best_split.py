@@ -1,0 +1,194 @@
+"""best_split in the product path: stored fit with its real calibration, logs over the memory
+limit, ``detect --detector best_split`` with its two rates, tentative alerts and user states.
+
+The log is seeded and small: 120 users of 10-80 events over four item categories, half of
+the longer ones moving to another category mid-history, and user "recent" moving in its
+last 6 events (too recent to be located; the tentative alert's case).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import artefacts, cli
+from core.detectors import population
+from core.real_null import RealCalibration
+
+NAME = "drifts"
+CATEGORIES = ("Horror", "Sci-Fi", "Cooking", "Sports")
+
+
+def _log(random_state: int = 0) -> tuple[str, str]:
+    rng = np.random.default_rng(random_state)
+    items = [(f"i{c}{j}", f"{g} title {j}", g) for c, g in enumerate(CATEGORIES) for j in range(15)]
+    rows = []
+
+    def history(user: str, cats: list[int]) -> None:
+        t0 = 1_700_000_000 + int(rng.integers(0, 10**6))
+        for k, c in enumerate(cats):
+            rows.append((user, f"i{c}{int(rng.integers(0, 15))}", t0 + 3600 * k))
+
+    for u in range(120):
+        n = int(rng.integers(10, 81))
+        a = int(rng.integers(0, 4))
+        cats = [a] * n
+        if n >= 40 and u % 2 == 0:
+            b = (a + 1 + int(rng.integers(0, 3))) % 4
+            tau = int(rng.integers(15, n - 14))
+            cats[tau:] = [b] * (n - tau)
+        # a few off-category events: real histories are never pure
+        noise = rng.random(n) < 0.15
+        cats = [int(rng.integers(0, 4)) if z else c for c, z in zip(cats, noise, strict=True)]
+        history(f"u{u:03d}", cats)
+    history("recent", [0] * 74 + [2] * 6)
+    events = "user_id,item_id,timestamp\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows)
+    item_csv = "item_id,title,genres\n" + "".join(f"{i},{t},{g}\n" for i, t, g in items)
+    return events, item_csv
+
+
+@pytest.fixture
+def drifts(data_dir, write_file, stub_embeddings):
+    from core.ingest import ingest_files
+    from core.store import TableSource
+
+    events, items = _log()
+    ingest_files(NAME, TableSource(write_file("e.csv", events)), TableSource(write_file("i.csv", items)))
+    return stub_embeddings(NAME)
+
+
+def _no_fit(monkeypatch):
+    def refit(*args, **kwargs):
+        raise AssertionError("fitted again instead of loading the stored fit")
+
+    monkeypatch.setattr(artefacts.fits, "fit_population", refit)
+
+
+def test_best_split_is_stored_with_its_real_calibration_and_reruns_one_user(drifts, monkeypatch):
+    first = artefacts.fitted_detector(NAME, "best_split")
+    cal = first.calibration
+    assert isinstance(cal, RealCalibration) and cal.null == "real"
+    assert (cal.n_users, cal.check["n_users"]) == (61, 60)  # 121 users: half set the curve, half check it
+    t = first.default_threshold
+    assert t == pytest.approx(1.98617, abs=1e-5)
+    assert cal.rates_at(t) == pytest.approx((0.70998, 0.03279), abs=1e-5)
+    _no_fit(monkeypatch)
+    second = artefacts.fitted_detector(NAME, "best_split")  # from the .npz: arrays only, no pickle
+    assert second.calibration.rates_at(t) == cal.rates_at(t)
+    assert second.calibration.checked_rates_at(t) == cal.checked_rates_at(t)
+    np.testing.assert_array_equal(second.result.candidates.score, first.result.candidates.score)
+    # the restored detector reruns one user from its exported state, exactly
+    for user in ("u062", "u094", "recent"):
+        a, b = population.user_signal(first, user, 1.0), population.user_signal(second, user, 1.0)
+        pd.testing.assert_frame_equal(a.change_points, b.change_points)
+    assert population.user_signal(second, "u062").change_points.event_index.tolist() == [34]
+
+
+def test_logs_over_the_memory_limit_fit_a_sample_and_score_every_user_exactly(drifts, monkeypatch):
+    events, items = artefacts.events(NAME), artefacts.item_features(NAME, "embedding")
+    monkeypatch.setattr(population, "MAX_EVENTS_IN_MEMORY", 2_000)  # the log has ~5,500 events
+    assert int(events.offsets[-1]) > 2_000
+    for name in ("best_split", "recent_shift"):
+        fit = population.fit_population(events, items, name, dataset=NAME)
+        assert fit.calibration.n_events <= 2_000  # fitted and calibrated on a user sample
+        whole = fit.detector.score(items[events.item_idx].astype(np.float64), events.offsets)
+        np.testing.assert_array_equal(fit.result.offsets, events.offsets)
+        for f in ("user", "event_index", "alert_index"):
+            np.testing.assert_array_equal(getattr(fit.result.candidates, f), getattr(whole.candidates, f))
+        # the same splits and scores; only the prefix sums' rounding differs (1e-13)
+        np.testing.assert_allclose(fit.result.candidates.score, whole.candidates.score, rtol=1e-10)
+        np.testing.assert_allclose(fit.result.scores, whole.scores, rtol=1e-10)
+
+
+SUMMARY = re.compile(
+    r"^(\d+) change points of (\d+) users \(best_split, threshold ([\d.]+), ~([\d.]+) false alarms per "
+    r"1,000 events, ([\d.]+)% of users, measured on held-aside real histories; check sample: ([\d.]+) per "
+    r"1,000, ([\d.]+)% of users\); (\d+) tentative recent alerts \(recent_shift, threshold ([\d.]+), "
+    r"~([\d.]+) new alerts per 1,000 events\) -> "
+)
+
+
+def test_detect_best_split_writes_located_and_tentative_rows_and_both_rates(drifts, tmp_path, capsys):
+    out = tmp_path / "cp.csv"
+    assert cli.main(["detect", NAME, "--detector", "best_split", "--out", str(out)]) == 0
+    summary = SUMMARY.match(capsys.readouterr().err)
+    assert summary is not None
+    assert summary.groups() == ("2", "2", "1.986", "0.71", "3.3", "0", "0.0", "1", "4.79", "0.71")
+    frame = pd.read_csv(out, dtype={"user_id": str})
+    assert list(frame.columns) == [
+        "user_id",
+        "timestamp",
+        "score",
+        "event_index",
+        "detector",
+        "alert_index",
+        "kind",
+    ]
+    assert frame[["user_id", "event_index", "alert_index", "detector", "kind"]].values.tolist() == [
+        ["u062", 34, 74, "best_split", "located"],
+        ["u094", 30, 62, "best_split", "located"],
+        ["recent", 74, 79, "recent_shift", "tentative"],  # the planted recent change, at the last event
+    ]
+
+
+def test_detect_threshold_and_false_alarm_options_set_the_stated_rates(drifts, tmp_path, capsys):
+    out = tmp_path / "cp.csv"
+    assert (
+        cli.main(["detect", NAME, "--detector", "best_split", "--false-alarms", "5", "--out", str(out)]) == 0
+    )
+    groups = SUMMARY.match(capsys.readouterr().err).groups()
+    assert groups == ("29", "29", "0.9475", "4.97", "23.0", "5.12", "25.0", "1", "3.861", "4.97")
+    assert pd.read_csv(out).kind.value_counts().to_dict() == {"located": 29, "tentative": 1}
+    assert cli.main(["detect", NAME, "--detector", "best_split", "--threshold", "1.0"]) == 0
+    err = capsys.readouterr().err.splitlines()[-1]
+    # --threshold is a best_split score; the tentative alerts keep their calibrated default
+    assert SUMMARY.match(err).groups() == (
+        "26",
+        "26",
+        "1",
+        "4.61",
+        "21.3",
+        "4.77",
+        "23.3",
+        "1",
+        "4.79",
+        "0.71",
+    )
+
+
+def test_detect_users_file_states_every_user(drifts, tmp_path, capsys):
+    users = tmp_path / "users.csv"
+    assert cli.main(["detect", NAME, "--detector", "best_split", "--users", str(users)]) == 0
+    frame = pd.read_csv(users, dtype={"user_id": str}).set_index("user_id")
+    assert list(frame.columns) == ["n_events", "state", "tentative", "change_points"]
+    assert len(frame) == 121
+    short = frame[frame.state != "scored"]
+    assert (short.n_events < 24).all() and ((frame.state == "scored") == (frame.n_events >= 24)).all()
+    n = int(short.n_events.iloc[0])
+    assert short.state.iloc[0] == f"too short: {n} events, needs 24"
+    assert frame.loc["recent"].tolist() == [80, "scored", True, 0]
+    assert frame.loc["u062"].tolist()[2:] == [False, 1]
+    assert int(frame.tentative.sum()) == 1 and int(frame.change_points.sum()) == 2
+
+
+def test_other_detectors_export_located_rows_only(drifts, tmp_path, capsys):
+    out, users = tmp_path / "cp.csv", tmp_path / "users.csv"
+    assert (
+        cli.main(["detect", NAME, "--detector", "two_window", "--out", str(out), "--users", str(users)]) == 0
+    )
+    assert "on shuffled histories" in capsys.readouterr().err
+    frame = pd.read_csv(out)
+    assert len(frame) > 0 and (frame.kind == "located").all() and (frame.detector == "two_window").all()
+    states = pd.read_csv(users)
+    assert not states.tentative.any()
+    assert ((states.state == "scored") == (states.n_events >= 40)).all()  # two windows of h = 20
+
+
+def test_detect_help_documents_the_kind_column(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["detect", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "kind is 'located'" in text and "'tentative'" in text and "--users" in text
