@@ -80,15 +80,19 @@ def _assert_same(local: population.PopulationFit, other: population.PopulationFi
     assert len(a) > 0
 
 
-@pytest.mark.parametrize("big", [False, True], ids=["whole", "sampled+chunked"])
-def test_ray_scores_like_the_local_engine(world, local_ray, monkeypatch, big):
+@pytest.mark.parametrize(
+    ("detector", "big"),
+    [("two_window", False), ("two_window", True), ("best_split", False)],
+    ids=["whole", "sampled+chunked", "best_split"],
+)
+def test_ray_scores_like_the_local_engine(world, local_ray, monkeypatch, detector, big):
     from core.runner.ray_detect import RayScorer
 
     if big:  # the path of logs over the memory limit: fit on a sample, score in chunks
         monkeypatch.setattr(population, "MAX_EVENTS_IN_MEMORY", 2_000)
     ev, feats = _inputs()
-    local = fit_population(ev, feats, "two_window", dataset=NAME)
-    on_ray = fit_population(ev, feats, "two_window", dataset=NAME, scorer=RayScorer())
+    local = fit_population(ev, feats, detector, dataset=NAME)
+    on_ray = fit_population(ev, feats, detector, dataset=NAME, scorer=RayScorer())
     _assert_same(local, on_ray)
 
 
