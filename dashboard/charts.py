@@ -23,7 +23,14 @@ ALERT = "#f08c00"
 TRUTH = "#2f9e44"
 POLICY_COLOURS = {"before": BEFORE, "after": AFTER, "now": NOW}
 
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), hovermode="closest", legend=dict(orientation="h", y=-0.2))
+# The legend sits above the plot, right-aligned: below it, it collided with the x-axis title.
+_LAYOUT = dict(
+    margin=dict(l=10, r=10, t=60, b=10),
+    hovermode="closest",
+    legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
+)
+SUPPRESSED = "#868e96"
+UNSCORED = "#dee2e6"
 
 
 def escape(values: Sequence) -> list[str]:
@@ -73,8 +80,21 @@ def timeline(
     truth_x: Sequence = (),
     extra: tuple[str, np.ndarray] | None = None,
     x_title: str = "event index",
+    change_y: Sequence = (),
+    unscored: Sequence[tuple] = (),
+    suppressed: Sequence[tuple] = (),
+    selected_x=None,
+    recent_x=None,
 ) -> go.Figure:
-    """The detector's score over the user's events, the threshold line and change markers."""
+    """The detector's score over the user's events, the threshold line and change markers.
+
+    ``change_y``: the change points' scores (drawn as clickable points; the point's
+    customdata is its event index, set by the caller through ``change_x``'s order);
+    ``unscored``: (x0, x1) spans the detector cannot score, shaded; ``suppressed``: (x, y,
+    reason) peaks at or above ε that are not change points; ``selected_x``: the change
+    point the page explains; ``recent_x``: a tentative recent-shift alert (drawn apart
+    from located changes).
+    """
     data = [
         go.Scatter(
             x=x,
@@ -105,10 +125,57 @@ def timeline(
             )
         )
         layout["yaxis2"] = dict(title=label, overlaying="y", side="right", showgrid=False)
-    shapes = [_vline(tx, TRUTH, width=6, opacity=0.25) for tx in truth_x]
-    shapes += [_vline(cx, CHANGE) for cx in change_x]
+    if len(change_y):
+        data.append(
+            go.Scatter(
+                x=list(change_x),
+                y=list(change_y),
+                mode="markers",
+                name="change point (click to explain)",
+                marker=dict(color=CHANGE, size=11, symbol="diamond"),
+                hovertemplate="change point at %{x}<br>score %{y:.3g}<extra></extra>",
+            )
+        )
+    if len(suppressed):
+        data.append(
+            go.Scatter(
+                x=[p[0] for p in suppressed],
+                y=[p[1] for p in suppressed],
+                mode="markers",
+                name="peak above ε, not a change point",
+                marker=dict(color=SUPPRESSED, size=10, symbol="x"),
+                customdata=escape([p[2] for p in suppressed]),
+                hovertemplate="%{y:.3g} at %{x}: %{customdata}<extra></extra>",
+            )
+        )
+    # Planted truth: a translucent band drawn above the line (it was hidden under it).
+    shapes = [dict(_vline(tx, TRUTH, width=10, opacity=0.3), layer="above") for tx in truth_x]
+    shapes += [
+        dict(
+            type="rect",
+            xref="x",
+            yref="paper",
+            x0=a,
+            x1=b,
+            y0=0,
+            y1=1,
+            fillcolor=UNSCORED,
+            opacity=0.6,
+            line=dict(width=0),
+            layer="below",
+        )
+        for a, b in unscored
+    ]
+    shapes += [_vline(cx, CHANGE, width=3 if cx == selected_x else 1.5) for cx in change_x]
     shapes += [_vline(ax, ALERT, dash="dot") for ax in alert_x]
-    notes = []
+    if recent_x is not None:
+        shapes.append(_vline(recent_x, ALERT, width=2, dash="dashdot"))
+    notes = [
+        dict(_label(a, "not scored", y=1.0, yanchor="top"), font=dict(size=10, color="#495057"))
+        for a, _ in unscored
+    ]
+    if recent_x is not None:
+        notes.append(_label(recent_x, "recent shift (tentative)", y=0.5))
     if change_x:
         notes.append(_label(change_x[0], "change"))
     if alert_x:

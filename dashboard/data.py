@@ -546,3 +546,141 @@ def stored_evaluation(name: str):
     if folder is None:
         return None
     return (*_stored_evaluation(str(folder), (folder / "results.json").stat().st_mtime), folder)
+
+
+# --------------------------------------------------------------------------- states
+#
+# What the headline and the timeline say about *who could be scored* and *how many flags to
+# expect by chance*. These are the functions to repoint when the detector grows those states
+# itself (a per-user "too short" state, a real-history false-alarm rate, a tentative
+# recent-shift alert): pages read only these frozen values, never the fit.
+
+
+@dataclass(frozen=True)
+class PopulationSummary:
+    """The headline of a dataset at a threshold: who shifted, out of whom, and how many of
+    those flags chance alone would give."""
+
+    n_users: int
+    n_scorable: int  # users long enough for the detector to score any event
+    min_events: int  # the shortest history the detector scored (0: none scored)
+    n_shifted: int  # users with at least one located change point
+    n_change_points: int
+    false_alarms_per_1000: float  # the fit's calibration at this threshold, per 1,000 events
+    scored_events: int  # events of scorable users (the base of the rate)
+    expected_false: float  # flags expected by chance among the scorable users' events
+    n_recent: int | None  # users with a tentative recent shift (None: the detector has none)
+    calibration_source: str  # what the rate was measured on, in words
+
+
+@by_version(max_entries=16)
+def _scorable(name: str, detector: str) -> tuple[np.ndarray, np.ndarray]:
+    """(scorable per user, n_events per user) in the fit's user order."""
+    fit = _fitted(name, detector)
+    offsets = np.asarray(fit.result.offsets, dtype=np.int64)
+    counts = np.diff(offsets)
+    finite = np.isfinite(np.asarray(fit.result.scores, dtype=np.float64)).astype(np.int64)
+    per_user = np.add.reduceat(finite, offsets[:-1]) if len(finite) else np.zeros(len(counts), np.int64)
+    per_user[counts == 0] = 0  # reduceat repeats a value for an empty slice
+    return per_user > 0, counts
+
+
+def population_summary(name: str, detector: str, threshold: float) -> PopulationSummary:
+    """The headline numbers at ``threshold``.
+
+    Repoint here when the detector reports its own states: ``n_scorable`` from its "too
+    short" state, ``false_alarms_per_1000``/``expected_false`` from its real-history
+    calibration (in users), ``n_recent`` from its recent-shift alerts.
+    """
+    scorable, counts = _scorable(name, detector)
+    cps = change_points(name, detector, threshold)
+    rate = false_alarms_at(name, detector, threshold)
+    scored_events = int(counts[scorable].sum())
+    return PopulationSummary(
+        n_users=len(counts),
+        n_scorable=int(scorable.sum()),
+        min_events=int(counts[scorable].min()) if scorable.any() else 0,
+        n_shifted=int(cps["user_id"].nunique()),
+        n_change_points=len(cps),
+        false_alarms_per_1000=rate,
+        scored_events=scored_events,
+        # An upper bound in users: each false alarm flags at most one user.
+        expected_false=rate * scored_events / 1000.0,
+        n_recent=recent_shift_count(name, detector, threshold),
+        calibration_source="the same histories shuffled (no shift by construction)",
+    )
+
+
+def recent_shift_count(name: str, detector: str, threshold: float) -> int | None:
+    """Users whose last events hint at a shift too recent to locate (a tentative alert).
+
+    None: the current detectors raise no such alert. Repoint to the new detector's
+    recent-shift state when it lands.
+    """
+    return None
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What the detector can and cannot say about one user."""
+
+    n_events: int
+    scored: tuple[int, int] | None  # first and last scored event index; None: too short
+    min_events: int  # the shortest history the detector scored in this dataset
+    suppressed: pd.DataFrame  # event_index, score, reason: peaks at or above ε left unmarked
+    recent: int | None  # event index of a tentative recent-shift alert (None: none)
+
+    @property
+    def too_short(self) -> bool:
+        return self.scored is None
+
+
+def user_state(name: str, detector: str, threshold: float, user_id: str) -> UserState:
+    """One user's scored range, why peaks above ``threshold`` are not change points, and a
+    recent-shift alert. Repoint ``scored``/``recent`` to the new detector's states."""
+    fit = _fitted(name, detector)
+    signal = user_detection(name, detector, threshold, user_id)
+    scores = signal.scores
+    finite = np.flatnonzero(np.isfinite(scores))
+    scorable, counts = _scorable(name, detector)
+    min_events = int(counts[scorable].min()) if scorable.any() else 0
+    scored = (int(finite[0]), int(finite[-1])) if len(finite) else None
+    return UserState(
+        n_events=len(scores),
+        scored=scored,
+        min_events=min_events,
+        suppressed=suppressed_peaks(scores, signal.change_points, threshold, fit.detector),
+        recent=None,
+    )
+
+
+def suppressed_peaks(scores: np.ndarray, cps: pd.DataFrame, threshold: float, detector) -> pd.DataFrame:
+    """Local maxima of ``scores`` at or above ``threshold`` that are not change points, with
+    the reason in words (a peak detector keeps one peak per ``h`` events; a segmentation or
+    online detector decides on its own terms)."""
+    s = np.where(np.isfinite(scores), scores, -np.inf)
+    if len(s) < 3:
+        return pd.DataFrame({"event_index": [], "score": [], "reason": []})
+    left = np.concatenate([[-np.inf], s[:-1]])
+    right = np.concatenate([s[1:], [-np.inf]])
+    marked = set(cps["event_index"].astype(int))
+    local = np.flatnonzero((s >= threshold) & (s > left) & (s >= right) & np.isfinite(s))
+    rows = []
+    h = int(getattr(detector, "h", 1))
+    for i in local:
+        if int(i) in marked:
+            continue
+        if getattr(detector, "peak_based", True):
+            lo, hi = max(0, i - h), min(len(s), i + h + 1)
+            j = lo + int(np.argmax(s[lo:hi]))
+            reason = (
+                f"within {h} events of a stronger score at event {j} ({s[j]:.3g}): "
+                f"one change point per {h} events (minimum distance)"
+            )
+        elif getattr(detector, "online", False):
+            reason = "the online detector had already raised an alarm in this stretch"
+        else:
+            size = int(getattr(detector, "min_size", h))
+            reason = f"not chosen by the segmentation (segments are at least {size} events long)"
+        rows.append((int(i), float(scores[i]), reason))
+    return pd.DataFrame(rows, columns=["event_index", "score", "reason"])

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import sidebar
@@ -30,8 +32,20 @@ def route() -> None:
             for i, (script, title, icon) in enumerate(PAGES)
         ]
     )
-    sidebar.share(sidebar.build(with_user=page.url_path in ONE_USER_PAGES))
-    page.run()
+    stems = {Path(script).stem: script for script, _, _ in PAGES}
+    here = page.url_path or Path(PAGES[0][0]).stem
+    wanted = sidebar.load_link(stems)
+    if wanted is not None and wanted != here:
+        st.switch_page(stems[wanted], query_params=dict(st.query_params))
+    notes = st.container()  # above the page; filled once the sidebar has checked the link's user
+    slot = st.sidebar.empty()  # the link to this view: filled after the page chose its values
+    sidebar.share(sidebar.build(with_user=here in ONE_USER_PAGES))
+    for warning in sidebar.link_warnings():
+        notes.warning(warning, icon=":material/link_off:")
+    try:
+        page.run()
+    finally:
+        sidebar.write_link(here, slot)
 
 
 def selection() -> sidebar.Selection:

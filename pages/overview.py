@@ -66,13 +66,30 @@ st.caption(f"Source: {text.md_escape(info.get('source', ''))}")
 
 actions.require_encoded(selection)
 cps = data.change_points(name, selection.detector, selection.threshold)
-n_users = int(info.get("n_users", 0)) or 1
-shifted = cps["user_id"].nunique()
-st.subheader(f"{shifted:,} of {n_users:,} users shifted at ε = {selection.threshold:.3g}")
-st.caption(
-    f"Detector {selection.detector}: {len(cps):,} change points, about "
-    f"{selection.false_alarms:.2f} false alarms per 1,000 events expected at this ε."
-)
+summary = data.population_summary(name, selection.detector, selection.threshold)
+eps_text = text.eps(selection.threshold)
+st.subheader(f"{summary.n_shifted:,} of {summary.n_users:,} users shifted at ε = {eps_text}")
+headline = [
+    f"**{summary.n_scorable:,} of {summary.n_users:,}** users could be scored"
+    + (
+        f" (the others have fewer than {summary.min_events} events, too few for {text.md_code(selection.detector)})."
+        if summary.n_scorable < summary.n_users
+        else "."
+    ),
+    f"By chance alone, about **{summary.expected_false:,.1f}** of the flagged users may be false: "
+    f"{summary.false_alarms_per_1000:.2f} false alarms per 1,000 events at this ε, measured on "
+    f"{summary.calibration_source}, over {summary.scored_events:,} scored events.",
+    (
+        f"**{summary.n_recent:,}** more users show a recent shift, too recent to locate (tentative)."
+        if summary.n_recent is not None
+        else f"Recent shifts (too recent to locate): {text.md_code(selection.detector)} does not report them."
+    ),
+]
+st.markdown("  \n".join(headline))
+st.caption(f"Detector {text.md_code(selection.detector)}: {summary.n_change_points:,} change points in all.")
+with st.expander("What these words mean", icon=":material/help:"):
+    st.markdown(text.GLOSSARY)
+cps = data.change_points(name, selection.detector, selection.threshold)
 
 left, right = st.columns(2)
 with left:
