@@ -105,8 +105,12 @@ def warn_no_dataset() -> None:
 
 
 def require_encoded(selection: Selection) -> None:
-    """Continue only if the dataset's items are encoded; else offer a button that encodes
-    them (and the command that does), and stop the page."""
+    """Continue only if the dataset's items are encoded and the detector's fit is ready;
+    else offer a button that encodes them, or show the background fit's progress, and stop
+    the page (the sidebar stays usable)."""
+    if selection.encoded and selection.fitting is not None:
+        fit_progress(selection.dataset, selection.detector)
+        st.stop()
     if selection.encoded:
         return
     name = selection.dataset
@@ -129,3 +133,24 @@ def require_encoded(selection: Selection) -> None:
         encode_with_progress(name)
         st.rerun()
     st.stop()
+
+
+@st.fragment(run_every=1.0)
+def fit_progress(name: str, detector: str) -> None:
+    """A background fit's progress, refreshed every second; reruns the page when it is done."""
+    status = data.fit_status(name, detector)
+    if status.ready:
+        st.rerun()
+    if status.error is not None:
+        st.error(f"Fitting {detector} failed: {text.md_escape(status.error)}", icon=":material/error:")
+        return
+    if not status.running:  # a run of another session may have started it a moment ago
+        data.start_fit(name, detector)
+        status = data.fit_status(name, detector)
+    share = min(status.elapsed / max(status.expected, 1e-9), 0.95)
+    st.progress(
+        share,
+        text=f"Fitting detector {detector} on every user of {name} (once; it is stored for every later "
+        f"visit): {status.elapsed:.0f} s so far, roughly {status.expected:.0f} s in all. The sidebar stays "
+        "usable: pick another detector to look at meanwhile.",
+    )

@@ -23,6 +23,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,8 +277,97 @@ def _fitted(name: str, detector: str):
 
     matrix = stored_item_matrix(name)
     if matrix is None:
-        raise ShiftError(f"the items of {name!r} are not encoded: run `python -m core encode {name}`")
-    return fitted_detector(name, detector, matrix)
+        raise ShiftError(f"the items of {name!r} are not encoded yet: encode them first")
+    fit = fitted_detector(name, detector, matrix)
+    _READY.add((name, version(name), detector))
+    return fit
+
+
+# Fitting a detector on a dataset takes from seconds to minutes (MovieLens-100K: 17–125 s on
+# two cores), so a page never waits for one: a missing fit is built in a background thread
+# (one per dataset and detector, shared by every session of the process) while pages show
+# its progress. Small logs fit in well under the 2 s an interaction may take, in the run.
+FOREGROUND_FIT_EVENTS = 20_000
+# Rough fitting seconds per 100,000 events on two cores (MovieLens-100K, bench runs): only
+# to draw a progress bar, which never claims to be done before the fit is.
+_FIT_SECONDS_PER_100K = {"kernel_cpd": 125.0, "kernel_cpd_raw": 125.0, "isolation_forest": 60.0}
+_READY: set[tuple[str, str, str]] = set()  # (dataset, version, detector) loaded without fitting
+
+
+@dataclass
+class _FitJob:
+    started: float
+    thread: threading.Thread | None = None
+    error: str | None = None
+
+
+_JOBS: dict[tuple[str, str, str], _FitJob] = {}
+_JOBS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class FitStatus:
+    """Whether a detector's fit on a dataset can be read now, or is being built."""
+
+    ready: bool
+    running: bool = False
+    elapsed: float = 0.0  # seconds since the background fit started
+    expected: float = 0.0  # a rough estimate of its duration, seconds
+    error: str | None = None
+
+
+def fit_status(name: str, detector: str) -> FitStatus:
+    """Ready (in memory or stored on disk), running in the background, or failed."""
+    from core.artefacts import fit_is_stored
+
+    key = (name, version(name), detector)
+    if key in _READY:
+        return FitStatus(True)
+    n_events = int(info(name).get("n_events", 0))
+    expected = max(3.0, _FIT_SECONDS_PER_100K.get(detector, 30.0) * n_events / 100_000)
+    with _JOBS_LOCK:
+        job = _JOBS.get(key)
+    if job is not None and job.thread is not None and job.thread.is_alive():
+        return FitStatus(False, True, time.monotonic() - job.started, expected)
+    if job is not None and job.error is not None:
+        return FitStatus(False, False, 0.0, expected, job.error)
+    matrix = stored_item_matrix(name)
+    if matrix is not None and fit_is_stored(name, detector, matrix):
+        _READY.add(key)
+        return FitStatus(True)
+    return FitStatus(False, False, 0.0, expected)
+
+
+def fits_in_foreground(name: str) -> bool:
+    """Small logs are fitted in the run that asks (well under 2 s)."""
+    return int(info(name).get("n_events", 0)) <= FOREGROUND_FIT_EVENTS
+
+
+def start_fit(name: str, detector: str) -> None:
+    """Fit ``detector`` on ``name`` in a background thread (no-op if one runs already); the
+    fit is stored on disk, where :func:`fit_status` and the next page run find it."""
+    from core.artefacts import cached_item_matrix, fitted_detector
+
+    key = (name, version(name), detector)
+    with _JOBS_LOCK:
+        job = _JOBS.get(key)
+        if job is not None and job.thread is not None and job.thread.is_alive():
+            return
+        job = _JOBS[key] = _FitJob(time.monotonic())
+
+        def run() -> None:
+            try:
+                matrix = cached_item_matrix(name)  # core's reader: no Streamlit cache in a thread
+                if matrix is None:
+                    raise ShiftError(f"the items of {name!r} are not encoded yet: encode them first")
+                fitted_detector(name, detector, matrix)
+            except ShiftError as err:  # shown on the page; anything else is a bug and is raised
+                job.error = str(err)
+
+        # The thread calls core only (no Streamlit element, no session state): it needs no
+        # script-run context.
+        job.thread = threading.Thread(target=run, name=f"fit-{name}-{detector}", daemon=True)
+        job.thread.start()
 
 
 @dataclass(frozen=True)

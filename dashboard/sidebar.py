@@ -32,6 +32,7 @@ class Selection:
     false_alarms: float = math.nan  # expected per 1,000 events at ``threshold``
     online: bool = False  # online detectors raise their alarm after the change
     user: str | None = None
+    fitting: data.FitStatus | None = None  # set while the detector's fit is being built
 
 
 def share(selection: Selection) -> None:
@@ -168,7 +169,10 @@ def build(with_user: bool) -> Selection:
     link(dataset=name)
     if data.stored_item_matrix(name) is None:
         return Selection(name)  # pages offer the encode button (actions.require_encoded)
-    detector, threshold, false_alarms = _detection_controls(name)
+    detector, status = _choose_detector(name)
+    if not status.ready:
+        return Selection(name, encoded=True, detector=detector, fitting=status)
+    threshold, false_alarms = _threshold_controls(name, detector)
     user = None
     if with_user:
         user = _choose_user(name, ranked=data.user_ranking(name, detector)["user_id"].tolist())
@@ -218,8 +222,9 @@ def _remember_and_clear(key: str) -> None:
     clear_link_warnings()
 
 
-def _detection_controls(name: str) -> tuple[str, float, float]:
-    """Detector selector and the ε slider, also settable as false alarms per 1,000 events."""
+def _choose_detector(name: str) -> tuple[str, data.FitStatus]:
+    """The detector selector, and whether its fit can be read now (else it is being built in
+    the background, and the page shows its progress)."""
     state = st.session_state
     names = data.detector_names()
     det_key = f"detector:{name}"
@@ -236,6 +241,19 @@ def _detection_controls(name: str) -> tuple[str, float, float]:
         "spliced real users). Every detector is fitted once per dataset.",
     )
     link(detector=detector)
+    status = data.fit_status(name, detector)
+    if not status.ready and not status.running and status.error is None:
+        if data.fits_in_foreground(name):
+            status = data.FitStatus(True)  # fitted in this run, in well under 2 s
+        else:
+            data.start_fit(name, detector)
+            status = data.fit_status(name, detector)
+    return detector, status
+
+
+def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
+    """The ε slider, also settable as false alarms per 1,000 events."""
+    state = st.session_state
     scale = data.threshold_scale(name, detector)
     eps_key = f"eps:{name}:{detector}"
     if eps_key not in state:
@@ -296,7 +314,7 @@ def _detection_controls(name: str) -> tuple[str, float, float]:
             else ""
         )
     )
-    return detector, float(threshold), false_alarms
+    return float(threshold), false_alarms
 
 
 def _choose_user(name: str, ranked: list[str]) -> str:

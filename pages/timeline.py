@@ -61,11 +61,23 @@ else:
 change_x = [to_x(i) for i in cps["event_index"]]
 alert_x = [to_x(i) for i in cps["alert_index"]] if selection.online else []
 extra = None
-if detector != "linear" and st.toggle("Also show |wᵀΔf| (the linear rule)", value=False):
-    try:
-        extra = ("|wᵀΔf|", data.user_scores(name, "linear", user))
-    except ShiftError as err:
-        st.caption(f"|wᵀΔf| unavailable: {text.md_escape(err)}")
+if detector != "linear" and st.toggle(
+    "Also show |wᵀΔf| (the linear rule)",
+    value=False,
+    help="|wᵀΔf|: how far the user's recent mean moved along the direction the linear rule learned to "
+    "separate shifts from noise.",
+):
+    linear = data.fit_status(name, "linear")
+    if not linear.ready and not data.fits_in_foreground(name):
+        data.start_fit(name, "linear")
+        st.caption(
+            "|wᵀΔf| appears once the linear rule is fitted on this dataset (running in the background)."
+        )
+    else:
+        try:
+            extra = ("|wᵀΔf|", data.user_scores(name, "linear", user))
+        except ShiftError as err:
+            st.caption(f"|wᵀΔf| unavailable: {text.md_escape(err)}")
 first, last = state.scored
 unscored = [(to_x(0), to_x(first))] if first > 0 else []
 if last < len(events) - 1:

@@ -196,3 +196,26 @@ def test_a_too_short_user_says_so_instead_of_an_empty_chart(world_copy):
     # The headline counts who could be scored.
     at.switch_page("pages/overview.py").run()
     assert any("1 of 2" in m.value and "could be scored" in m.value for m in at.markdown)
+
+
+def test_a_detector_without_a_fit_is_fitted_in_the_background(world_copy, monkeypatch):
+    from dashboard import data
+
+    monkeypatch.setattr(data, "FOREGROUND_FIT_EVENTS", 0)  # treat the tiny world as a big log
+    at = _timeline(world_copy.app, "30")
+    at.sidebar.selectbox(key=f"_widget_detector:{NAME}").set_value("zscore").run()
+    assert not at.exception, at.exception
+    bars = at.get("progress")
+    assert bars and "Fitting detector zscore" in bars[0].proto.text
+    # The sidebar stays usable meanwhile: it still offers the detectors.
+    assert at.sidebar.selectbox(key=f"_widget_detector:{NAME}").value == "zscore"
+    for job in list(data._JOBS.values()):
+        job.thread.join(timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert (
+        "(zscore)"
+        in json.loads([c for c in at.get("plotly_chart") if "timeline" in c.proto.id][0].proto.spec)[
+            "layout"
+        ]["title"]["text"]
+    )
