@@ -187,8 +187,17 @@ def segments(n_events: int, change_points: list[int]) -> np.ndarray:
     return segment_of(n_events, change_points)
 
 
+def import_options(**fields: Any) -> store.ImportOptions:
+    """The importer's options (core.store.ImportOptions)."""
+    return store.ImportOptions(**fields)
+
+
 def ingest_uploaded(
-    name: str, events: tuple[Path, str], items: tuple[Path, str], delimiter: str = ","
+    name: str,
+    events: tuple[Path, str],
+    items: tuple[Path, str],
+    delimiter: str = ",",
+    options: store.ImportOptions | None = None,
 ) -> store.ImportReport:
     """Import (path on disk, name shown in messages) pairs through the CLI's validated,
     atomic importer, then forget the cached list of datasets."""
@@ -198,7 +207,7 @@ def ingest_uploaded(
     sources = [
         store.TableSource(path, delimiter=delimiter, display_name=label) for path, label in (events, items)
     ]
-    report = ingest_files(name, sources[0], sources[1])
+    report = ingest_files(name, sources[0], sources[1], options)
     _dataset_names.clear()
     return report
 
@@ -775,3 +784,94 @@ def suppressed_peaks(scores: np.ndarray, cps: pd.DataFrame, threshold: float, de
             reason = f"not chosen by the segmentation (segments are at least {size} events long)"
         rows.append((int(i), float(scores[i]), reason))
     return pd.DataFrame(rows, columns=["event_index", "score", "reason"])
+
+
+# --------------------------------------------------------------------------- set-up tasks
+#
+# Building the item map (UMAP) and running the benchmark take tens of seconds to minutes: a
+# button starts them in a background thread (one per dataset and task, shared by every
+# session) and pages show their progress; the result lands on disk, where the pages read it.
+
+
+@dataclass
+class _Task:
+    started: float
+    thread: threading.Thread | None = None
+    message: str = "starting…"
+    error: str | None = None
+    finished: float | None = None
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    running: bool
+    done: bool = False
+    elapsed: float = 0.0
+    message: str = ""
+    error: str | None = None
+
+
+_TASKS: dict[tuple[str, str], _Task] = {}
+TASKS = ("projection", "benchmark")
+
+
+def task_status(kind: str, name: str) -> TaskStatus | None:
+    """The state of the last ``kind`` task started on ``name`` in this process (None: none)."""
+    with _JOBS_LOCK:
+        task = _TASKS.get((kind, name))
+    if task is None:
+        return None
+    running = task.thread is not None and task.thread.is_alive()
+    end = time.monotonic() if running or task.finished is None else task.finished
+    return TaskStatus(
+        running, not running and task.error is None, end - task.started, task.message, task.error
+    )
+
+
+def start_task(kind: str, name: str) -> None:
+    """Start building ``kind`` ("projection": the item map; "benchmark": the spliced-user
+    evaluation of every detector) for ``name`` in the background (no-op while one runs)."""
+    if kind not in TASKS:
+        raise ValueError(f"unknown task {kind!r}")
+    with _JOBS_LOCK:
+        task = _TASKS.get((kind, name))
+        if task is not None and task.thread is not None and task.thread.is_alive():
+            return
+        task = _TASKS[(kind, name)] = _Task(time.monotonic())
+
+        def say(message: str) -> None:
+            task.message = message
+
+        def run() -> None:
+            try:
+                if kind == "projection":
+                    _build_projection(name, say)
+                else:
+                    _run_benchmark(name, say)
+            except ShiftError as err:  # shown on the page; anything else is a bug and is raised
+                task.error = str(err)
+            finally:
+                task.finished = time.monotonic()
+
+        task.thread = threading.Thread(target=run, name=f"{kind}-{name}", daemon=True)
+        task.thread.start()
+
+
+def _build_projection(name: str, say: Callable[[str], None]) -> None:
+    from core.artefacts import build_projection, cached_item_matrix
+
+    matrix = cached_item_matrix(name)
+    if matrix is None:
+        raise ShiftError(f"the items of {name!r} are not encoded yet: encode them first")
+    say(f"fitting the map of {len(matrix):,} items (UMAP)…")
+    build_projection(name, matrix)
+    say("done")
+
+
+def _run_benchmark(name: str, say: Callable[[str], None]) -> None:
+    from core.benchmark.detection import run_evaluation
+    from core.benchmark.report import write_evaluation
+
+    result = run_evaluation(name, None, target=1.0, random_state=0, progress=say)
+    write_evaluation(result, store.cache_dir(name) / "evaluation")
+    say("done")

@@ -70,14 +70,22 @@ else:
         )
         st.caption(f"Median alert delay {np.median(live['delays']):.0f} events (alert event − true change).")
 
-st.subheader("Benchmark: spliced real users (`python -m core evaluate`)")
+st.subheader(
+    "Benchmark: spliced real users",
+    help="Real users' histories spliced together at a known event, so the true change is known; every "
+    "detector is scored on them.",
+)
 stored = data.stored_evaluation(name)
 if stored is None:
-    st.info(
-        f"No stored benchmark for {text.md_code(name)}. Run {text.md_code(f'python -m core evaluate {name}')} (minutes on "
-        "MovieLens-100K), then reload."
+    actions.offer_task(
+        "benchmark",
+        name,
+        "Run the benchmark",
+        f"No benchmark of {text.md_code(name)} yet. It splices real users into ground-truth shifts and scores "
+        "every detector on them: minutes on MovieLens-100K, in the background; the page shows the results "
+        "when they are ready. (From a terminal: "
+        f"{text.md_code(f'python -m core evaluate {name}')}.)",
     )
-    st.stop()
 meta, table, curves, folder = stored
 shown_folder = (
     folder.relative_to(folder.parents[2]) if folder.is_relative_to(data.RECORDED_RESULTS) else folder

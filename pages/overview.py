@@ -35,24 +35,48 @@ with st.expander("Import your own log (events + items, CSV or Parquet)", expande
         delimiter = st.selectbox("CSV delimiter", [",", ";", "\t", "|"], format_func=repr)
         events_file = st.file_uploader("Events file", type=["csv", "parquet", "tsv", "txt"])
         items_file = st.file_uploader("Items file", type=["csv", "parquet", "tsv", "txt"])
+        with st.expander("Options for messy files"):
+            drop_unknown = st.checkbox(
+                actions.FORM_LABELS["drop_unknown_items"],
+                key="upload_drop_unknown",
+                help="Otherwise an event of an item the items file lacks stops the import.",
+            )
+            drop_duplicates = st.checkbox(
+                actions.FORM_LABELS["drop_duplicates"],
+                key="upload_drop_duplicates",
+                help="Otherwise a repeated event (same user, item and time) stops the import.",
+            )
+            unit = st.selectbox(
+                actions.FORM_LABELS["timestamp_unit"],
+                [None, "s", "ms", "us", "ns"],
+                format_func=lambda u: actions.UNIT_LABELS[u],
+                key="upload_unit",
+            )
+            separator = st.text_input(actions.FORM_LABELS["genre_separator"], value="|", max_chars=3)
         submitted = st.form_submit_button("Import")
     if submitted:
         if not (new_name and events_file and items_file):
             st.error("Give a dataset name, an events file and an items file.")
         else:
+            options = actions.import_options(drop_unknown, drop_duplicates, unit, separator or "|")
             try:
                 with st.spinner("Validating and importing…"):
-                    report = actions.import_uploads(new_name, events_file, items_file, delimiter, replace)
+                    report = actions.import_uploads(
+                        new_name, events_file, items_file, delimiter, replace, options=options
+                    )
             except ShiftError as err:
                 st.error(text.md_escape(err), icon=":material/error:")
             else:
-                st.success(
-                    f"Imported {report.n_events:,} events of {report.n_users:,} users over "
-                    f"{report.n_items:,} items as {text.md_code(new_name)}."
-                )
                 actions.encode_with_progress(new_name)
-                st.session_state["dataset"] = new_name
+                # Switch every page to the new dataset now (its detector is fitted next, in the
+                # run for a small log, in the background for a big one).
+                actions.flash(
+                    f"Imported {report.n_events:,} events of {report.n_users:,} users over "
+                    f"{report.n_items:,} items as {text.md_code(new_name)}. It is now the selected dataset."
+                )
+                actions.switch_dataset(new_name)
 
+actions.show_flash()
 if name is None:
     st.stop()
 

@@ -12,12 +12,14 @@ actions.require_encoded(selection)
 user = selection.user
 coords = data.projection(name)
 if coords is None:
-    st.info(
-        f"No UMAP map of {text.md_code(name)} yet. Fitting UMAP takes tens of seconds, so it is a set-up "
-        f"step and never runs in a page: run {text.md_code(f'python -m core project {name}')}, then reload.",
-        icon=":material/info:",
+    actions.offer_task(
+        "projection",
+        name,
+        "Build the map",
+        f"No map of the items of {text.md_code(name)} yet. Building it (UMAP) takes tens of seconds and runs "
+        "in the background; the page shows it when it is ready. (From a terminal: "
+        f"{text.md_code(f'python -m core project {name}')}.)",
     )
-    st.stop()
 
 items = data.items(name)
 top_category = [c[0] if c is not None and len(c) else "(no category)" for c in items["categories"]]
