@@ -360,17 +360,25 @@ def add_user_path(
 
 
 def shift_arrows(before: np.ndarray, after: np.ndarray, labels: Sequence) -> go.Figure:
-    """Population view: each shifted user's interest before (blue) and after (orange)."""
+    """Population view: where shifted users' interest sat before (blue) and after (orange),
+    as two density clouds with the users' points on top (one line per user was a tangle)."""
     fig = go.Figure()
-    xs, ys = [], []
-    for b, a in zip(before, after):
-        xs += [b[0], a[0], None]
-        ys += [b[1], a[1], None]
-    fig.add_trace(
-        go.Scatter(
-            x=xs, y=ys, mode="lines", line=dict(color="#adb5bd", width=1), name="shift", hoverinfo="skip"
-        )
-    )
+    for points, name, colour in ((before, "where they were", BEFORE), (after, "where they went", AFTER)):
+        if len(points) >= 3:
+            fig.add_trace(
+                go.Histogram2dContour(
+                    x=points[:, 0],
+                    y=points[:, 1],
+                    name=name,
+                    colorscale=[[0, "rgba(255,255,255,0)"], [1, colour]],
+                    showscale=False,
+                    contours=dict(coloring="fill", showlines=False),
+                    opacity=0.45,
+                    ncontours=8,
+                    hoverinfo="skip",
+                    showlegend=True,
+                )
+            )
     text = escape(labels)
     fig.add_trace(
         go.Scatter(
@@ -378,7 +386,7 @@ def shift_arrows(before: np.ndarray, after: np.ndarray, labels: Sequence) -> go.
             y=before[:, 1],
             mode="markers",
             name="before",
-            marker=dict(color=BEFORE, size=7),
+            marker=dict(color=BEFORE, size=5),
             hovertext=text,
             hoverinfo="text",
         )
@@ -389,15 +397,15 @@ def shift_arrows(before: np.ndarray, after: np.ndarray, labels: Sequence) -> go.
             y=after[:, 1],
             mode="markers",
             name="after",
-            marker=dict(color=AFTER, size=7, symbol="diamond"),
+            marker=dict(color=AFTER, size=5, symbol="diamond"),
             hovertext=text,
             hoverinfo="text",
         )
     )
     fig.update_layout(
         height=520,
-        xaxis=dict(showticklabels=False, title="UMAP 1"),
-        yaxis=dict(showticklabels=False, title="UMAP 2"),
+        xaxis=dict(showticklabels=False, title=""),
+        yaxis=dict(showticklabels=False, title=""),
         **_LAYOUT,
     )
     return fig
@@ -462,5 +470,56 @@ def delay_histogram(delays: Sequence[int], title: str) -> go.Figure:
         yaxis_title="alerts",
         height=300,
         **_LAYOUT,
+    )
+    return fig
+
+
+def category_flows(moves: pd.DataFrame, title: str, top: int = 15) -> go.Figure:
+    """What flagged users left (left column) and joined (right column), as flows sized by
+    users: the ``top`` most common from -> to pairs."""
+    moves = moves.head(top)
+    left = list(dict.fromkeys(moves["from"]))
+    right = list(dict.fromkeys(moves["to"]))
+    labels = escape([f"{c} (left)" for c in left] + [f"{c} (joined)" for c in right])
+    fig = go.Figure(
+        go.Sankey(
+            arrangement="snap",
+            node=dict(
+                label=labels,
+                color=[BEFORE] * len(left) + [AFTER] * len(right),
+                pad=12,
+                thickness=14,
+            ),
+            link=dict(
+                source=[left.index(f) for f in moves["from"]],
+                target=[len(left) + right.index(t) for t in moves["to"]],
+                value=moves["users"].tolist(),
+                color="rgba(134,142,150,0.35)",
+            ),
+        )
+    )
+    fig.update_layout(
+        title=title, height=max(320, 28 * max(len(left), len(right))), margin=dict(l=10, r=10, t=40, b=10)
+    )
+    return fig
+
+
+def add_category_labels(
+    fig: go.Figure, coords: np.ndarray, categories: Sequence[str], top: int = 12
+) -> go.Figure:
+    """Name the map's regions: each of the ``top`` largest categories at its items' median."""
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "c": list(categories)})
+    biggest = frame["c"].value_counts().head(top).index
+    centres = frame[frame["c"].isin(biggest)].groupby("c")[["x", "y"]].median()
+    fig.add_trace(
+        go.Scatter(
+            x=centres["x"],
+            y=centres["y"],
+            mode="text",
+            text=escape(centres.index),
+            textfont=dict(size=12, color="#212529"),
+            name="category",
+            hoverinfo="skip",
+        )
     )
     return fig

@@ -875,3 +875,62 @@ def _run_benchmark(name: str, say: Callable[[str], None]) -> None:
     result = run_evaluation(name, None, target=1.0, random_state=0, progress=say)
     write_evaluation(result, store.cache_dir(name) / "evaluation")
     say("done")
+
+
+# --------------------------------------------------------------------------- population moves
+
+
+@by_version("resource", max_entries=4)
+def _item_categories(name: str):
+    """(sparse items x categories matrix, each row summing to 1; category names)."""
+    from scipy import sparse
+
+    cats = items(name)["categories"]
+    names: dict[str, int] = {}
+    rows, cols, vals = [], [], []
+    for i, row in enumerate(cats):
+        row = list(row) if row is not None and len(row) else ["(no category)"]
+        for c in row:
+            rows.append(i)
+            cols.append(names.setdefault(str(c), len(names)))
+            vals.append(1.0 / len(row))
+    matrix = sparse.csr_matrix((vals, (rows, cols)), shape=(len(cats), max(len(names), 1)))
+    return matrix, np.array(list(names), dtype=object)
+
+
+@by_version(max_entries=32)
+def category_moves(name: str, detector: str, threshold: float, window: int = 20) -> pd.DataFrame:
+    """What flagged users left and joined: ``from``, ``to``, ``users``, ``example`` (a user id).
+
+    Per user with a change point at ``threshold`` (its strongest one), the category whose
+    share fell most and the one whose share rose most between the ``window`` events before
+    and after it. Counted with a sparse items x categories matrix rather than one
+    explanation per user (hundreds of explanations would take seconds on MovieLens-100K).
+    """
+    cps = change_points(name, detector, threshold)
+    columns = ["from", "to", "users", "example"]
+    if len(cps) == 0:
+        return pd.DataFrame(columns=columns)
+    strongest = cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id")
+    matrix, cat_names = _item_categories(name)
+    ev, pos = _event_arrays(name), _user_positions(name)
+    moves = []
+    for r in strongest.itertuples():
+        history = ev.item_idx[ev.user_slice(pos[r.user_id])]
+        cp = int(r.event_index)
+        before, after = history[max(0, cp - window) : cp], history[cp : cp + window]
+        if len(before) == 0 or len(after) == 0:
+            continue
+        change = (
+            np.asarray(matrix[after].mean(axis=0)).ravel() - np.asarray(matrix[before].mean(axis=0)).ravel()
+        )
+        moves.append((cat_names[int(np.argmin(change))], cat_names[int(np.argmax(change))], r.user_id))
+    frame = pd.DataFrame(moves, columns=["from", "to", "example"])
+    table = (
+        frame.groupby(["from", "to"], sort=False)
+        .agg(users=("example", "size"), example=("example", "first"))
+        .reset_index()
+        .sort_values(["users", "from", "to"], ascending=[False, True, True], kind="stable")
+        .reset_index(drop=True)
+    )
+    return table[columns]

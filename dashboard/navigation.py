@@ -14,6 +14,7 @@ from dashboard import sidebar
 # (script, title, icon); the first is the default page. A page's URL is its file's stem.
 PAGES = (
     ("pages/overview.py", "Overview", ":material/dashboard:"),
+    ("pages/tour.py", "Tour", ":material/tour:"),
     ("pages/timeline.py", "User timeline", ":material/timeline:"),
     ("pages/projection.py", "Projection", ":material/scatter_plot:"),
     ("pages/recommendations.py", "Recommendations", ":material/recommend:"),

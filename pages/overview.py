@@ -184,6 +184,20 @@ if len(cps):
     if rows:
         sidebar.select_user(name, top.loc[rows[0], "user_id"])
         st.switch_page("pages/timeline.py")
+    st.subheader("What they left and joined")
+    moves = data.category_moves(name, selection.detector, selection.threshold)
+    st.dataframe(
+        moves,
+        hide_index=True,
+        key="category_moves",
+        column_config={
+            "from": "left (share fell most)",
+            "to": "joined (share rose most)",
+            "users": st.column_config.NumberColumn("users", format="%d"),
+            "example": "for example, user",
+        },
+    )
+    st.caption("Per shifted user, between the 20 events before and after the strongest change point.")
 else:
     st.info("No change point at this ε: lower it in the sidebar.")
 
