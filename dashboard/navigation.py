@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import sidebar
+from dashboard import sidebar, text
 
 # (script, title, icon); the first is the default page. A page's URL is its file's stem.
 PAGES = (
@@ -41,6 +41,8 @@ def route() -> None:
     notes = st.container()  # above the page; filled once the sidebar has checked the link's user
     slot = st.sidebar.empty()  # the link to this view: filled after the page chose its values
     sidebar.share(sidebar.build(with_user=here in ONE_USER_PAGES))
+    with st.sidebar.expander("What the words mean", icon=":material/help:"):
+        st.markdown(text.GLOSSARY)
     for warning in sidebar.link_warnings():
         notes.warning(warning, icon=":material/link_off:")
     try:

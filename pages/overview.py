@@ -111,8 +111,6 @@ headline = [
 ]
 st.markdown("  \n".join(headline))
 st.caption(f"Detector {text.md_code(selection.detector)}: {summary.n_change_points:,} change points in all.")
-with st.expander("What these words mean", icon=":material/help:"):
-    st.markdown(text.GLOSSARY)
 cps = data.change_points(name, selection.detector, selection.threshold)
 
 left, right = st.columns(2)

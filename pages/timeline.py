@@ -21,7 +21,11 @@ truth_idx = truth.loc[truth["user_id"] == user, "event_index"].astype(int).tolis
 
 cols = st.columns(4)
 cols[0].metric("Events", f"{len(events):,}")
-cols[1].metric("Change points", len(cps), help=f"Score peaks of {detector} at or above ε")
+cols[1].metric(
+    "Change points",
+    len(cps),
+    help=f"Peaks of the {detector} shift score at or above ε. " + text.TERMS["change point"],
+)
 cols[2].metric("Strongest score", f"{np.nanmax(signal):.3g}" if np.isfinite(signal).any() else "—")
 if truth_idx:
     cols[3].metric("Planted change points", ", ".join(map(str, truth_idx)))
