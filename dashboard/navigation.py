@@ -39,16 +39,16 @@ def route() -> None:
     if wanted is not None and wanted != here:
         st.switch_page(stems[wanted], query_params=dict(st.query_params))
     notes = st.container()  # above the page; filled once the sidebar has checked the link's user
-    slot = st.sidebar.empty()  # the link to this view: filled after the page chose its values
+    slot = st.empty()  # the link to this view, atop the page: filled after the page chose its values
     sidebar.share(sidebar.build(with_user=here in ONE_USER_PAGES))
-    with st.sidebar.expander("What the words mean", icon=":material/help:"):
-        st.markdown(text.GLOSSARY)
     for warning in sidebar.link_warnings():
         notes.warning(warning, icon=":material/link_off:")
     try:
         page.run()
     finally:
         sidebar.write_link(here, slot)
+        with st.expander("What the words mean", icon=":material/help:"):
+            st.markdown(text.GLOSSARY)
 
 
 def selection() -> sidebar.Selection:

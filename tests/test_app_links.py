@@ -62,7 +62,7 @@ def test_a_link_with_every_parameter_reproduces_the_view_and_is_written_back(wor
     assert written == {**link, "eps": f"{slider.value:.3g}"}
     assert any(
         str(c.value).endswith("/recommendations?" + "&".join(f"{k}={v}" for k, v in written.items()))
-        for c in at.sidebar.code
+        for c in at.code
     )
 
 
