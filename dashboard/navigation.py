@@ -46,7 +46,7 @@ def route() -> None:
     try:
         page.run()
     finally:
-        sidebar.write_link(here, slot)
+        sidebar.write_link(here, slot, page.url_path)
         with st.expander("What the words mean", icon=":material/help:"):
             st.markdown(text.GLOSSARY)
 

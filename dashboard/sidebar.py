@@ -146,8 +146,9 @@ def link(**values: object) -> None:
             params[key] = str(value)
 
 
-def write_link(page: str, slot) -> None:
-    """Put this run's view into the query string and draw the copy-link control."""
+def write_link(page: str, slot, path: str) -> None:
+    """Put this run's view into the query string and draw the copy-link control; ``path``
+    is the page's URL path ("" for the default page, which Streamlit serves at the root)."""
     params = {"page": page, **st.session_state.pop(_PARAMS, {})}
     ordered = {k: params[k] for k in LINK_KEYS if k in params}
     if dict(st.query_params) != ordered:
@@ -155,7 +156,7 @@ def write_link(page: str, slot) -> None:
     base = st.context.url or ""
     # st.context.url ends with the page's path; the link names the page in its query.
     root = base.rstrip("/").removesuffix(f"/{page}") if base else ""
-    url = f"{root}/{page}?{urlencode(ordered)}"
+    url = f"{root}/{path}?{urlencode(ordered)}"
     with slot.container(), st.expander("Link to this view", icon=":material/link:"):
         st.code(url, language=None, wrap_lines=True)
         st.caption("Copy it with the button at the code's top right; it opens this page as you see it.")

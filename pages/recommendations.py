@@ -98,13 +98,28 @@ cols[1].metric("After ∩ now", f"{len(after & now)} of {k}", help="Items in bot
 cols[2].metric("Before ∩ now", f"{len(before & now)} of {k}", help="Items in both lists (∩: in both).")
 
 titles = {
-    "before": ":blue[Before] · profile before the change",
-    "after": ":orange[After] · profile since the change",
-    "now": ":green[Now] · after, older interests down-weighted",
+    "before": ":blue[Before]",
+    "after": ":orange[After]",
+    "now": ":green[Now]",
+}
+helps = {
+    "before": "From the profile before the change.",
+    "after": "From the profile since the change.",
+    "now": "From the profile since the change, older interests down-weighted.",
 }
 for col, policy in zip(st.columns(3), ("before", "after", "now")):
-    col.markdown(f"**{titles[policy]}**")
-    col.dataframe(recs.lists[policy][["rank", "title", "categories"]], hide_index=True, key=f"list_{policy}")
+    col.markdown(f"**{titles[policy]}**", help=helps[policy])
+    # Narrow columns at 1,024 px: the rank takes little room and the title most of it.
+    col.dataframe(
+        recs.lists[policy][["rank", "title", "categories"]],
+        hide_index=True,
+        key=f"list_{policy}",
+        column_config={
+            "rank": st.column_config.NumberColumn("#", width=32),
+            "title": st.column_config.TextColumn("title", width="medium"),
+            "categories": st.column_config.TextColumn("categories", width="small"),
+        },
+    )
 
 left, right = st.columns(2)
 with left:
@@ -118,6 +133,7 @@ with left:
         table,
         hide_index=True,
         key="category_shares",
+        column_order=["category", "share_before", "share_after", "change"],
         column_config={"share_before": "before %", "share_after": "after %", "change": "change (points)"},
     )
 with right:

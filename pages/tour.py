@@ -49,7 +49,7 @@ st.header("2. Where did they go?", divider="gray")
 moves = data.category_moves(name, detector, eps)
 top_moves = moves.head(3)
 lines = [
-    f"- **{users:,}** users moved from **{text.md_escape(left)}** to **{text.md_escape(joined)}**"
+    f"- **{users:,}** {'user' if users == 1 else 'users'} moved from **{text.md_escape(left)}** to **{text.md_escape(joined)}**"
     for left, joined, users in zip(top_moves["from"], top_moves["to"], top_moves["users"])
 ]
 st.markdown("The most common moves:\n" + "\n".join(lines))
