@@ -23,11 +23,12 @@ ALERT = "#f08c00"
 TRUTH = "#2f9e44"
 POLICY_COLOURS = {"before": BEFORE, "after": AFTER, "now": NOW}
 
-# The legend sits above the plot, right-aligned: below it, it collided with the x-axis title.
+# The legend sits under the x-axis title (anchored by its top, below it): inside the top
+# margin it ran into the chart's title at 1,024 px, and at y=-0.2 the axis title ran into it.
 _LAYOUT = dict(
-    margin=dict(l=10, r=10, t=60, b=10),
+    margin=dict(l=10, r=10, t=40, b=10),
     hovermode="closest",
-    legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
+    legend=dict(orientation="h", y=-0.28, yanchor="top", x=0, xanchor="left"),
 )
 SUPPRESSED = "#868e96"
 UNSCORED = "#dee2e6"
@@ -109,7 +110,7 @@ def timeline(
         title=f"Shift score ({detector}) with {len(change_x)} change point(s)",
         xaxis_title=x_title,
         yaxis_title="score",
-        height=360,
+        height=400,
         **_LAYOUT,
     )
     if extra is not None:
@@ -229,7 +230,7 @@ def composition(
         title="Category composition (trailing window)",
         xaxis_title=x_title,
         yaxis=dict(title="share of events", tickformat=".0%", range=[0, 1]),
-        height=320,
+        height=360,
         shapes=[_vline(cx, CHANGE) for cx in change_x],
         **_LAYOUT,
     )

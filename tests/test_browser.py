@@ -234,7 +234,7 @@ def test_the_tour_on_the_synthetic_world_and_a_1024_px_layout(server):
             # 1,024 px wide: the pages still lay out (screenshots to look at in artifacts/).
             narrow = browser.new_page(viewport={"width": 1024, "height": 1400})
             for path, ready, shot in [
-                ("overview?dataset=synthetic", "users shifted at", "overview_1024.png"),
+                ("?dataset=synthetic", "users shifted at", "overview_1024.png"),
                 (f"timeline?dataset=synthetic&user={USER}", "Composition window", "timeline_1024.png"),
                 (
                     f"recommendations?dataset=synthetic&user={USER}",
