@@ -246,7 +246,7 @@ def test_the_tour_on_the_synthetic_world_and_a_1024_px_layout(server):
                 _settled(narrow, ready)
                 narrow.screenshot(path=str(ARTIFACTS / shot), full_page=True)
             (ROOT / "docs").mkdir(exist_ok=True)
-            for shot in ("tour_synthetic.png", "overview_1024.png"):
+            for shot in ("tour_synthetic.png",):
                 shutil.copy(ARTIFACTS / shot, ROOT / "docs" / shot)
             assert not errors, errors
         finally:
