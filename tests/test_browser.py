@@ -318,6 +318,21 @@ def test_the_tour_on_movielens_100k(movielens_server):
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             _walk_tour(page, movielens_server, "movielens-100k", "tour_movielens.png")
+            # Clicking a change point's marker on the timeline explains that change point.
+            page.goto(f"{movielens_server}/timeline?dataset=movielens-100k&user=405")
+            _settled(page, "What changed at event")
+            shown = page.get_by_text("What changed at event").first.inner_text()
+            markers = page.locator(".js-plotly-plot").first.locator(".scatterlayer .trace").nth(1)
+            point = markers.locator("path.point").first.bounding_box()
+            page.mouse.click(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)
+            page.wait_for_function(
+                "(before) => [...document.querySelectorAll('p')].some("
+                "p => p.innerText.startsWith('What changed at event') && p.innerText !== before)",
+                arg=shown,
+                timeout=120_000,
+            )
+            _settled(page, "What changed at event")
+            assert "cp=" in page.url
             (ROOT / "docs").mkdir(exist_ok=True)
             shutil.copy(ARTIFACTS / "tour_movielens.png", ROOT / "docs" / "tour_movielens.png")
             assert not errors, errors
