@@ -30,13 +30,14 @@ def _icon():
     a Material icon name made every page fetch an SVG from fonts.gstatic.com, which fails
     offline."""
     import numpy as np
+    from PIL import Image  # Streamlit's own dependency; an array fails set_page_config's checks
 
     tile = np.zeros((32, 32, 4), dtype=np.uint8)
     tile[..., :3], tile[..., 3] = (112, 72, 232), 255  # the score line's colour (charts.SIGNAL)
     tile[20:24, 4:16, :3] = 255  # before the shift: low
     tile[8:24, 14:18, :3] = 255  # the change
     tile[8:12, 16:28, :3] = 255  # after it: high
-    return tile
+    return Image.fromarray(tile)  # 4 channels of uint8: RGBA
 
 
 def route() -> None:
