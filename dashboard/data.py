@@ -408,8 +408,25 @@ def threshold_scale(name: str, detector: str) -> ThresholdScale:
 
 
 def false_alarms_at(name: str, detector: str, threshold: float) -> float:
-    """Expected false alarms per 1,000 events at ``threshold`` (measured on shuffled histories)."""
+    """Expected false alarms per 1,000 events at ``threshold``, from the fit's calibration
+    (held-aside real histories or shuffled ones: :func:`calibration_source` says which)."""
     return _fitted(name, detector).calibration.false_alarms_at(float(threshold))
+
+
+def false_alarm_rates(name: str, detector: str, threshold: float):
+    """Both units the product states at ``threshold``: per 1,000 events and the share of users
+    flagged (real-history calibration only), with the check sample's rates
+    (core.detectors.population.FalseAlarmRates)."""
+    from core.detectors.population import false_alarm_rates as rates
+
+    return rates(_fitted(name, detector), float(threshold))
+
+
+def calibration_source(name: str, detector: str) -> str:
+    """What the detector's false-alarm rate was measured on, in words."""
+    if getattr(_fitted(name, detector).calibration, "null", "shuffled") == "real":
+        return "held-aside real histories of this dataset (every alarm there counted as false)"
+    return "the same histories shuffled (no shift by construction)"
 
 
 def threshold_for_rate(name: str, detector: str, false_alarms_per_1000: float) -> float:
@@ -504,17 +521,23 @@ def _explainer(name: str):
 
 
 @by_version(max_entries=256)
-def recommendations(name: str, user_id: str, change_point: int, k: int = 10, source: str = "given"):
-    """Before/after/now lists (core.recommend.UserRecommendations: ``.lists[policy]`` frames
-    with rank, item_idx, title, categories) around one change point."""
-    from core.recommend import recommend_for_user
+def recommendations(
+    name: str, user_id: str, change_point: int, k: int = 10, source: str = "given", neighbours: tuple = ()
+):
+    """Before/after/now lists around one change point (core.recommend.UserRecommendations:
+    ``.lists[policy]`` frames with rank, item_idx, title, categories; ``.rising_share``),
+    from the segments between its neighbouring change points ``neighbours`` (the user's
+    change points at the current ε), as the CLI's ``recommend`` does."""
+    from core.recommend import recommend_around_change
 
     history = user_events(name, user_id)["item_idx"].to_numpy()
-    return recommend_for_user(
+    return recommend_around_change(
         _recommender(name),
+        _explainer(name),
         items(name),
         str(user_id),
         history,
+        [int(c) for c in neighbours],
         int(change_point),
         k=int(k),
         change_point_source=source,
@@ -522,11 +545,22 @@ def recommendations(name: str, user_id: str, change_point: int, k: int = 10, sou
 
 
 @by_version(max_entries=256)
-def explanation(name: str, user_id: str, change_point: int):
+def explanation(name: str, user_id: str, change_point: int, neighbours: tuple = ()):
     """What changed at the change point (core.explain.ShiftExplanation: summary, categories,
-    representative_before/after frames)."""
+    representative_before/after frames): the segment from the previous change point in
+    ``neighbours`` against the segment up to the next one, never across them."""
+    from core.explain import neighbouring_segments
+
     history = user_events(name, user_id)["item_idx"].to_numpy()
-    return _explainer(name).explain(history, int(change_point))
+    start, end = neighbouring_segments(len(history), [int(c) for c in neighbours], int(change_point))
+    return _explainer(name).explain(history, int(change_point), start, end)
+
+
+def user_change_point_indices(name: str, detector: str, threshold: float, user_id: str) -> tuple[int, ...]:
+    """The user's change points (event indices, ascending) at ``threshold``: the segment
+    bounds that explanations and lists respect."""
+    cps = user_detection(name, detector, threshold, user_id).change_points
+    return tuple(sorted(int(c) for c in cps["event_index"]))
 
 
 # --------------------------------------------------------------------------- projection
@@ -671,6 +705,7 @@ class PopulationSummary:
     expected_false: float  # flags expected by chance among the scorable users' events
     n_recent: int | None  # users with a tentative recent shift (None: the detector has none)
     calibration_source: str  # what the rate was measured on, in words
+    rates_text: str = ""  # both units and the check sample, as the CLI prints them
 
 
 @by_version(max_entries=16)
@@ -694,8 +729,13 @@ def population_summary(name: str, detector: str, threshold: float) -> Population
     """
     scorable, counts = _scorable(name, detector)
     cps = change_points(name, detector, threshold)
-    rate = false_alarms_at(name, detector, threshold)
+    rates = false_alarm_rates(name, detector, threshold)
+    rate = rates.per_1000
     scored_events = int(counts[scorable].sum())
+    # In users when the calibration measured it (the share of held-aside real users flagged,
+    # over all users as it was measured); else an upper bound from the per-event rate (each
+    # false alarm flags at most one user).
+    expected = rates.users * len(counts) if rates.users is not None else rate * scored_events / 1000.0
     return PopulationSummary(
         n_users=len(counts),
         n_scorable=int(scorable.sum()),
@@ -704,20 +744,34 @@ def population_summary(name: str, detector: str, threshold: float) -> Population
         n_change_points=len(cps),
         false_alarms_per_1000=rate,
         scored_events=scored_events,
-        # An upper bound in users: each false alarm flags at most one user.
-        expected_false=rate * scored_events / 1000.0,
+        expected_false=float(expected),
         n_recent=recent_shift_count(name, detector, threshold),
-        calibration_source="the same histories shuffled (no shift by construction)",
+        calibration_source=calibration_source(name, detector),
+        rates_text=rates.summary(),
     )
 
 
 def recent_shift_count(name: str, detector: str, threshold: float) -> int | None:
     """Users whose last events hint at a shift too recent to locate (a tentative alert).
 
-    None: the current detectors raise no such alert. Repoint to the new detector's
-    recent-shift state when it lands.
+    None: the detector has no recent-shift companion (only ``best_split`` has one,
+    ``recent_shift``, calibrated on its own to its default rate).
     """
-    return None
+    alerts = tentative_alerts(name, detector)
+    return None if alerts is None else int(alerts["user_id"].nunique())
+
+
+@by_version(max_entries=16)
+def tentative_alerts(name: str, detector: str) -> pd.DataFrame | None:
+    """The recent-shift companion's alerts at each user's last event, at its calibrated
+    default (user_id, event_index = the tentative change, alert_index = the last event), or
+    None when ``detector`` has no companion."""
+    from core.detectors.population import tentative_alerts as alerts
+
+    companion = getattr(_fitted(name, detector).detector, "tentative", None)
+    if not companion:
+        return None
+    return alerts(_fitted(name, companion))
 
 
 @dataclass(frozen=True)
@@ -745,12 +799,14 @@ def user_state(name: str, detector: str, threshold: float, user_id: str) -> User
     scorable, counts = _scorable(name, detector)
     min_events = int(counts[scorable].min()) if scorable.any() else 0
     scored = (int(finite[0]), int(finite[-1])) if len(finite) else None
+    alerts = tentative_alerts(name, detector)
+    mine = alerts[alerts["user_id"] == str(user_id)] if alerts is not None else None
     return UserState(
         n_events=len(scores),
         scored=scored,
         min_events=min_events,
         suppressed=suppressed_peaks(scores, signal.change_points, threshold, fit.detector),
-        recent=None,
+        recent=int(mine["event_index"].iloc[-1]) if mine is not None and len(mine) else None,
     )
 
 

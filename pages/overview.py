@@ -110,7 +110,10 @@ headline = [
     ),
 ]
 st.markdown("  \n".join(headline))
-st.caption(f"Detector {text.md_code(selection.detector)}: {summary.n_change_points:,} change points in all.")
+st.caption(
+    f"Detector {text.md_code(selection.detector)}: {summary.n_change_points:,} change points in all; "
+    f"{text.md_escape(summary.rates_text)} (as `python -m core detect` reports it)."
+)
 cps = data.change_points(name, selection.detector, selection.threshold)
 
 left, right = st.columns(2)
@@ -156,7 +159,12 @@ if len(cps):
         .reset_index(drop=True)
     )
     top["from → to"] = [
-        data.explanation(name, r.user_id, r.event_index).summary
+        data.explanation(
+            name,
+            r.user_id,
+            r.event_index,
+            tuple(sorted(int(c) for c in cps.loc[cps["user_id"] == r.user_id, "event_index"])),
+        ).summary
         if 0 < r.event_index < len(data.user_events(name, r.user_id))
         else ""
         for r in top.itertuples()

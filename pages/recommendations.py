@@ -81,8 +81,10 @@ k = st.slider(
 )
 sidebar.link(k=k)
 try:
-    recs = data.recommendations(name, user, change_point, k, source)
-    why = data.explanation(name, user, change_point)
+    # Bounded by the user's other change points at this ε, as in the CLI's `recommend`.
+    neighbours = data.user_change_point_indices(name, selection.detector, selection.threshold, user)
+    recs = data.recommendations(name, user, change_point, k, source, neighbours)
+    why = recs.explanation
 except ShiftError as err:
     st.error(text.md_escape(err), icon=":material/error:")
     st.stop()
@@ -120,6 +122,12 @@ for col, policy in zip(st.columns(3), ("before", "after", "now")):
             "categories": st.column_config.TextColumn("categories", width="small"),
         },
     )
+    share = recs.rising_share.get(policy, float("nan"))
+    if share == share and why.rising_categories:  # NaN: nothing rose at this change
+        col.caption(
+            f"{share:.0%} of this list in what rose ({text.md_escape(', '.join(map(str, why.rising_categories)))}); "
+            f"the segment after the change: {recs.consumed_rising_share:.0%}."
+        )
 
 left, right = st.columns(2)
 with left:

@@ -157,7 +157,7 @@ if chosen is not None:
     )
     sidebar.choose_change_point(name, user, chosen)
     sidebar.link(cp=chosen)
-    why = data.explanation(name, user, chosen)
+    why = data.explanation(name, user, chosen, tuple(sorted(int(c) for c in cp_list)))
     st.markdown(f"**What changed at event {chosen}:** {text.md_escape(why.summary)}")
 else:
     st.caption(

@@ -60,7 +60,8 @@ clearest = cps.sort_values("score", ascending=False, kind="stable").drop_duplica
 for n, r in enumerate(clearest.itertuples(), start=1):
     user, cp = str(r.user_id), int(r.event_index)
     events = data.user_events(name, user)
-    why = data.explanation(name, user, cp)
+    neighbours = tuple(sorted(int(c) for c in cps.loc[cps["user_id"].astype(str) == user, "event_index"]))
+    why = data.explanation(name, user, cp, neighbours)
     st.subheader(f"{n}. User {text.md_escape(user)}")
     st.markdown(
         f"After {cp} of their {len(events)} events, their taste changed: **{text.md_escape(why.summary)}**."
@@ -70,7 +71,7 @@ for n, r in enumerate(clearest.itertuples(), start=1):
     left, right = st.columns(2)
     left.markdown("Typical before:\n" + "\n".join(f"- {text.md_escape(t)}" for t in before))
     right.markdown("Typical after:\n" + "\n".join(f"- {text.md_escape(t)}" for t in after))
-    recs = data.recommendations(name, user, cp, 5, detector)
+    recs = data.recommendations(name, user, cp, 5, detector, neighbours)
     now = recs.lists["now"]["title"].head(5).tolist()
     st.markdown(
         "**Recommended now** (their recent taste first, older interests down-weighted):\n"
