@@ -35,7 +35,8 @@ setup-dev: $(VENV)/.dev
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-# The default dataset, its embeddings and its projection; each step is cached and cheap to rerun.
+# The default dataset, its embeddings, its projection and every detector's fit; each step is
+# cached and cheap to rerun.
 data: setup
 	test -f data/$(DATASET).duckdb || $(PY) -m core ingest $(DATASET)
 	test -f data/synthetic.duckdb || $(PY) -m core ingest synthetic
@@ -45,6 +46,11 @@ data: setup
 	$(PY) -m core project synthetic
 	$(PY) -m core detect $(DATASET) --out data/$(DATASET).cache/change_points.csv
 	$(PY) -m core detect synthetic --out data/synthetic.cache/change_points.csv
+	# Every other detector's fit too, so choosing one in the dashboard never waits for it.
+	for d in $$($(PY) -c "from core.detectors import detector_names; print(*detector_names()[1:])"); do \
+		$(PY) -m core detect $(DATASET) --detector $$d --out data/$(DATASET).cache/change_points-$$d.csv || exit 1; \
+		$(PY) -m core detect synthetic --detector $$d --out data/synthetic.cache/change_points-$$d.csv || exit 1; \
+	done
 
 lint: setup-dev
 	$(VENV)/bin/ruff check .

@@ -6,6 +6,7 @@ or encodes.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -32,8 +33,53 @@ class Upload(Protocol):
     def getvalue(self) -> bytes: ...
 
 
+# The upload form's words for the importer's options; messages written for the CLI name its
+# flags, which a web user does not have, so they are reworded into these (form_terms).
+FORM_LABELS = {
+    "drop_unknown_items": "Drop events of items missing from the items file",
+    "drop_duplicates": "Drop repeated events (keep the first)",
+    "timestamp_unit": "Timestamp unit",
+    "genre_separator": "Category separator in the items file",
+}
+UNIT_LABELS = {
+    None: "detect",
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+}
+_FLAG_TERMS = {
+    "pass --drop-duplicates": f"tick “{FORM_LABELS['drop_duplicates']}” under “Options for messy files”",
+    "pass --drop-unknown-items": f"tick “{FORM_LABELS['drop_unknown_items']}” under “Options for messy files”",
+    "give --timestamp-unit": f"choose a “{FORM_LABELS['timestamp_unit']}” under “Options for messy files”",
+    "--genre-separator": f"“{FORM_LABELS['genre_separator']}”",
+}
+
+
+def form_terms(message: str) -> str:
+    """An importer message with every command-line flag replaced by the form's words."""
+    for flag, words in _FLAG_TERMS.items():
+        message = message.replace(flag, words)
+    return re.sub(r"--[a-z][a-z-]+", "the upload form's options", message)
+
+
+def import_options(drop_unknown: bool, drop_duplicates: bool, unit: str | None, separator: str):
+    """The importer's options from the form's fields (core.store.ImportOptions)."""
+    return data.import_options(
+        drop_unknown_items=drop_unknown,
+        drop_duplicates=drop_duplicates,
+        timestamp_unit=unit,
+        genre_separator=separator,
+    )
+
+
 def import_uploads(
-    name: str, events: Upload, items: Upload, delimiter: str = ",", replace: bool = False
+    name: str,
+    events: Upload,
+    items: Upload,
+    delimiter: str = ",",
+    replace: bool = False,
+    options=None,
 ) -> ImportReport:
     """Run uploaded files through the same validated, atomic importer as the CLI.
 
@@ -56,15 +102,36 @@ def import_uploads(
             path.write_bytes(upload.getvalue())
             saved.append((path, upload.name))
         try:
-            return data.ingest_uploaded(name, saved[0], saved[1], delimiter)
+            return data.ingest_uploaded(name, saved[0], saved[1], delimiter, options)
         except ShiftError as err:
-            message = str(err)
-            if tmp not in message:
+            message = form_terms(str(err))
+            if tmp not in message and message == str(err):
                 raise
             # Some messages quote the database engine, which names the file it read.
             for path, label in saved:
                 message = message.replace(str(path), label)
             raise type(err)(message.replace(tmp, "upload")) from None
+
+
+_FLASH = "_flash"
+
+
+def flash(message: str) -> None:
+    """A success message shown once, on the next run (a switch reruns the page)."""
+    st.session_state[_FLASH] = message
+
+
+def show_flash() -> None:
+    message = st.session_state.pop(_FLASH, None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+
+
+def switch_dataset(name: str) -> None:
+    """Make ``name`` the selected dataset of every page, and rerun so the sidebar shows it."""
+    data.dataset_names(fresh=True)
+    st.session_state["dataset"] = name
+    st.rerun()
 
 
 def fresh_name(taken: list[str], stem: str = "upload") -> str:
@@ -105,8 +172,12 @@ def warn_no_dataset() -> None:
 
 
 def require_encoded(selection: Selection) -> None:
-    """Continue only if the dataset's items are encoded; else offer a button that encodes
-    them (and the command that does), and stop the page."""
+    """Continue only if the dataset's items are encoded and the detector's fit is ready;
+    else offer a button that encodes them, or show the background fit's progress, and stop
+    the page (the sidebar stays usable)."""
+    if selection.encoded and selection.fitting is not None:
+        fit_progress(selection.dataset, selection.detector)
+        st.stop()
     if selection.encoded:
         return
     name = selection.dataset
@@ -129,3 +200,51 @@ def require_encoded(selection: Selection) -> None:
         encode_with_progress(name)
         st.rerun()
     st.stop()
+
+
+@st.fragment(run_every=1.0)
+def fit_progress(name: str, detector: str) -> None:
+    """A background fit's progress, refreshed every second; reruns the page when it is done."""
+    status = data.fit_status(name, detector)
+    if status.ready:
+        st.rerun()
+    if status.error is not None:
+        st.error(f"Fitting {detector} failed: {text.md_escape(status.error)}", icon=":material/error:")
+        return
+    if not status.running:  # a run of another session may have started it a moment ago
+        data.start_fit(name, detector)
+        status = data.fit_status(name, detector)
+    share = min(status.elapsed / max(status.expected, 1e-9), 0.95)
+    st.progress(
+        share,
+        text=f"Fitting detector {detector} on every user of {name} (once; it is stored for every later "
+        f"visit): {status.elapsed:.0f} s so far, roughly {status.expected:.0f} s in all. The sidebar stays "
+        "usable: pick another detector to look at meanwhile.",
+    )
+
+
+def offer_task(kind: str, name: str, button: str, what: str) -> None:
+    """A button that starts a set-up task (the item map, the benchmark) in the background,
+    and its progress while it runs; the page reruns when it is done. Stops the page."""
+    status = data.task_status(kind, name)
+    if status is not None and status.running:
+        task_progress(kind, name)
+        st.stop()
+    if status is not None and status.error:
+        st.error(f"The last attempt failed: {text.md_escape(status.error)}", icon=":material/error:")
+    elif status is not None and status.done:
+        # Finished, yet the page still lacks the result (another process removed it?).
+        st.warning("The last run finished but left no result here; run it again.", icon=":material/warning:")
+    st.info(what, icon=":material/info:")
+    st.button(button, key=f"task:{kind}:{name}", type="primary", on_click=data.start_task, args=(kind, name))
+    st.stop()
+
+
+@st.fragment(run_every=1.0)
+def task_progress(kind: str, name: str) -> None:
+    status = data.task_status(kind, name)
+    if status is None or not status.running:
+        st.rerun()  # finished (or failed): the page shows the result or the error
+    with st.status(f"Working on {name}: {status.elapsed:.0f} s so far", expanded=True):
+        st.write(text.md_escape(status.message))
+        st.caption("Pages stay usable meanwhile; this one updates by itself when the work is done.")

@@ -23,7 +23,15 @@ ALERT = "#f08c00"
 TRUTH = "#2f9e44"
 POLICY_COLOURS = {"before": BEFORE, "after": AFTER, "now": NOW}
 
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), hovermode="closest", legend=dict(orientation="h", y=-0.2))
+# The legend sits under the x-axis title (anchored by its top, below it): inside the top
+# margin it ran into the chart's title at 1,024 px, and at y=-0.2 the axis title ran into it.
+_LAYOUT = dict(
+    margin=dict(l=10, r=10, t=40, b=10),
+    hovermode="closest",
+    legend=dict(orientation="h", y=-0.28, yanchor="top", x=0, xanchor="left"),
+)
+SUPPRESSED = "#868e96"
+UNSCORED = "#dee2e6"
 
 
 def escape(values: Sequence) -> list[str]:
@@ -73,8 +81,21 @@ def timeline(
     truth_x: Sequence = (),
     extra: tuple[str, np.ndarray] | None = None,
     x_title: str = "event index",
+    change_y: Sequence = (),
+    unscored: Sequence[tuple] = (),
+    suppressed: Sequence[tuple] = (),
+    selected_x=None,
+    recent_x=None,
 ) -> go.Figure:
-    """The detector's score over the user's events, the threshold line and change markers."""
+    """The detector's score over the user's events, the threshold line and change markers.
+
+    ``change_y``: the change points' scores (drawn as clickable points; the point's
+    customdata is its event index, set by the caller through ``change_x``'s order);
+    ``unscored``: (x0, x1) spans the detector cannot score, shaded; ``suppressed``: (x, y,
+    reason) peaks at or above ε that are not change points; ``selected_x``: the change
+    point the page explains; ``recent_x``: a tentative recent-shift alert (drawn apart
+    from located changes).
+    """
     data = [
         go.Scatter(
             x=x,
@@ -89,7 +110,7 @@ def timeline(
         title=f"Shift score ({detector}) with {len(change_x)} change point(s)",
         xaxis_title=x_title,
         yaxis_title="score",
-        height=360,
+        height=400,
         **_LAYOUT,
     )
     if extra is not None:
@@ -105,10 +126,57 @@ def timeline(
             )
         )
         layout["yaxis2"] = dict(title=label, overlaying="y", side="right", showgrid=False)
-    shapes = [_vline(tx, TRUTH, width=6, opacity=0.25) for tx in truth_x]
-    shapes += [_vline(cx, CHANGE) for cx in change_x]
+    if len(change_y):
+        data.append(
+            go.Scatter(
+                x=list(change_x),
+                y=list(change_y),
+                mode="markers",
+                name="change point (click to explain)",
+                marker=dict(color=CHANGE, size=11, symbol="diamond"),
+                hovertemplate="change point at %{x}<br>score %{y:.3g}<extra></extra>",
+            )
+        )
+    if len(suppressed):
+        data.append(
+            go.Scatter(
+                x=[p[0] for p in suppressed],
+                y=[p[1] for p in suppressed],
+                mode="markers",
+                name="peak above ε, not a change point",
+                marker=dict(color=SUPPRESSED, size=10, symbol="x"),
+                customdata=escape([p[2] for p in suppressed]),
+                hovertemplate="%{y:.3g} at %{x}: %{customdata}<extra></extra>",
+            )
+        )
+    # Planted truth: a translucent band drawn above the line (it was hidden under it).
+    shapes = [dict(_vline(tx, TRUTH, width=10, opacity=0.3), layer="above") for tx in truth_x]
+    shapes += [
+        dict(
+            type="rect",
+            xref="x",
+            yref="paper",
+            x0=a,
+            x1=b,
+            y0=0,
+            y1=1,
+            fillcolor=UNSCORED,
+            opacity=0.6,
+            line=dict(width=0),
+            layer="below",
+        )
+        for a, b in unscored
+    ]
+    shapes += [_vline(cx, CHANGE, width=3 if cx == selected_x else 1.5) for cx in change_x]
     shapes += [_vline(ax, ALERT, dash="dot") for ax in alert_x]
-    notes = []
+    if recent_x is not None:
+        shapes.append(_vline(recent_x, ALERT, width=2, dash="dashdot"))
+    notes = [
+        dict(_label(a, "not scored", y=1.0, yanchor="top"), font=dict(size=10, color="#495057"))
+        for a, _ in unscored
+    ]
+    if recent_x is not None:
+        notes.append(_label(recent_x, "recent shift (tentative)", y=0.5))
     if change_x:
         notes.append(_label(change_x[0], "change"))
     if alert_x:
@@ -162,7 +230,7 @@ def composition(
         title="Category composition (trailing window)",
         xaxis_title=x_title,
         yaxis=dict(title="share of events", tickformat=".0%", range=[0, 1]),
-        height=320,
+        height=360,
         shapes=[_vline(cx, CHANGE) for cx in change_x],
         **_LAYOUT,
     )
@@ -293,17 +361,25 @@ def add_user_path(
 
 
 def shift_arrows(before: np.ndarray, after: np.ndarray, labels: Sequence) -> go.Figure:
-    """Population view: each shifted user's interest before (blue) and after (orange)."""
+    """Population view: where shifted users' interest sat before (blue) and after (orange),
+    as two density clouds with the users' points on top (one line per user was a tangle)."""
     fig = go.Figure()
-    xs, ys = [], []
-    for b, a in zip(before, after):
-        xs += [b[0], a[0], None]
-        ys += [b[1], a[1], None]
-    fig.add_trace(
-        go.Scatter(
-            x=xs, y=ys, mode="lines", line=dict(color="#adb5bd", width=1), name="shift", hoverinfo="skip"
-        )
-    )
+    for points, name, colour in ((before, "where they were", BEFORE), (after, "where they went", AFTER)):
+        if len(points) >= 3:
+            fig.add_trace(
+                go.Histogram2dContour(
+                    x=points[:, 0],
+                    y=points[:, 1],
+                    name=name,
+                    colorscale=[[0, "rgba(255,255,255,0)"], [1, colour]],
+                    showscale=False,
+                    contours=dict(coloring="fill", showlines=False),
+                    opacity=0.45,
+                    ncontours=8,
+                    hoverinfo="skip",
+                    showlegend=True,
+                )
+            )
     text = escape(labels)
     fig.add_trace(
         go.Scatter(
@@ -311,7 +387,7 @@ def shift_arrows(before: np.ndarray, after: np.ndarray, labels: Sequence) -> go.
             y=before[:, 1],
             mode="markers",
             name="before",
-            marker=dict(color=BEFORE, size=7),
+            marker=dict(color=BEFORE, size=5),
             hovertext=text,
             hoverinfo="text",
         )
@@ -322,15 +398,15 @@ def shift_arrows(before: np.ndarray, after: np.ndarray, labels: Sequence) -> go.
             y=after[:, 1],
             mode="markers",
             name="after",
-            marker=dict(color=AFTER, size=7, symbol="diamond"),
+            marker=dict(color=AFTER, size=5, symbol="diamond"),
             hovertext=text,
             hoverinfo="text",
         )
     )
     fig.update_layout(
         height=520,
-        xaxis=dict(showticklabels=False, title="UMAP 1"),
-        yaxis=dict(showticklabels=False, title="UMAP 2"),
+        xaxis=dict(showticklabels=False, title=""),
+        yaxis=dict(showticklabels=False, title=""),
         **_LAYOUT,
     )
     return fig
@@ -395,5 +471,56 @@ def delay_histogram(delays: Sequence[int], title: str) -> go.Figure:
         yaxis_title="alerts",
         height=300,
         **_LAYOUT,
+    )
+    return fig
+
+
+def category_flows(moves: pd.DataFrame, title: str, top: int = 15) -> go.Figure:
+    """What flagged users left (left column) and joined (right column), as flows sized by
+    users: the ``top`` most common from -> to pairs."""
+    moves = moves.head(top)
+    left = list(dict.fromkeys(moves["from"]))
+    right = list(dict.fromkeys(moves["to"]))
+    labels = escape([f"{c} (left)" for c in left] + [f"{c} (joined)" for c in right])
+    fig = go.Figure(
+        go.Sankey(
+            arrangement="snap",
+            node=dict(
+                label=labels,
+                color=[BEFORE] * len(left) + [AFTER] * len(right),
+                pad=12,
+                thickness=14,
+            ),
+            link=dict(
+                source=[left.index(f) for f in moves["from"]],
+                target=[len(left) + right.index(t) for t in moves["to"]],
+                value=moves["users"].tolist(),
+                color="rgba(134,142,150,0.35)",
+            ),
+        )
+    )
+    fig.update_layout(
+        title=title, height=max(320, 28 * max(len(left), len(right))), margin=dict(l=10, r=10, t=40, b=10)
+    )
+    return fig
+
+
+def add_category_labels(
+    fig: go.Figure, coords: np.ndarray, categories: Sequence[str], top: int = 12
+) -> go.Figure:
+    """Name the map's regions: each of the ``top`` largest categories at its items' median."""
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "c": list(categories)})
+    biggest = frame["c"].value_counts().head(top).index
+    centres = frame[frame["c"].isin(biggest)].groupby("c")[["x", "y"]].median()
+    fig.add_trace(
+        go.Scatter(
+            x=centres["x"],
+            y=centres["y"],
+            mode="text",
+            text=escape(centres.index),
+            textfont=dict(size=12, color="#212529"),
+            name="category",
+            hoverinfo="skip",
+        )
     )
     return fig

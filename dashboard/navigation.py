@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from dashboard import sidebar
+from dashboard import sidebar, text
 
 # (script, title, icon); the first is the default page. A page's URL is its file's stem.
 PAGES = (
     ("pages/overview.py", "Overview", ":material/dashboard:"),
+    ("pages/tour.py", "Tour", ":material/tour:"),
     ("pages/timeline.py", "User timeline", ":material/timeline:"),
     ("pages/projection.py", "Projection", ":material/scatter_plot:"),
     ("pages/recommendations.py", "Recommendations", ":material/recommend:"),
@@ -21,17 +24,47 @@ PAGES = (
 ONE_USER_PAGES = frozenset({"timeline", "projection", "recommendations"})
 
 
+@st.cache_resource
+def _icon():
+    """The tab's icon drawn here (a purple tile with a rising step), served by the app itself:
+    a Material icon name made every page fetch an SVG from fonts.gstatic.com, which fails
+    offline."""
+    import numpy as np
+    from PIL import Image  # Streamlit's own dependency; an array fails set_page_config's checks
+
+    tile = np.zeros((32, 32, 4), dtype=np.uint8)
+    tile[..., :3], tile[..., 3] = (112, 72, 232), 255  # the score line's colour (charts.SIGNAL)
+    tile[20:24, 4:16, :3] = 255  # before the shift: low
+    tile[8:24, 14:18, :3] = 255  # the change
+    tile[8:12, 16:28, :3] = 255  # after it: high
+    return Image.fromarray(tile)  # 4 channels of uint8: RGBA
+
+
 def route() -> None:
     """Configure the page, register the pages, build the shared sidebar once, run the page."""
-    st.set_page_config(page_title="Interest-shift dashboard", page_icon=":material/timeline:", layout="wide")
+    st.set_page_config(page_title="Interest-shift dashboard", page_icon=_icon(), layout="wide")
     page = st.navigation(
         [
             st.Page(script, title=title, icon=icon, default=i == 0)
             for i, (script, title, icon) in enumerate(PAGES)
         ]
     )
-    sidebar.share(sidebar.build(with_user=page.url_path in ONE_USER_PAGES))
-    page.run()
+    stems = {Path(script).stem: script for script, _, _ in PAGES}
+    here = page.url_path or Path(PAGES[0][0]).stem
+    wanted = sidebar.load_link(stems)
+    if wanted is not None and wanted != here:
+        st.switch_page(stems[wanted], query_params=dict(st.query_params))
+    notes = st.container()  # above the page; filled once the sidebar has checked the link's user
+    slot = st.empty()  # the link to this view, atop the page: filled after the page chose its values
+    sidebar.share(sidebar.build(with_user=here in ONE_USER_PAGES))
+    for warning in sidebar.link_warnings():
+        notes.warning(warning, icon=":material/link_off:")
+    try:
+        page.run()
+    finally:
+        sidebar.write_link(here, slot, page.url_path)
+        with st.expander("What the words mean", icon=":material/help:"):
+            st.markdown(text.GLOSSARY)
 
 
 def selection() -> sidebar.Selection:

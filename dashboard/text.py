@@ -37,3 +37,33 @@ def md_code(text: object) -> str:
 def joined(values: Iterable[object] | None, sep: str = ", ") -> str:
     """A list cell (categories) as one plain string; None or empty -> ''."""
     return "" if values is None else sep.join(str(v) for v in values)
+
+
+def eps(value: float) -> str:
+    """ε the one way every page prints it: three significant digits (0.0123, 1.24, 12.3)."""
+    return f"{float(value):.3g}"
+
+
+# One line per symbol or term the pages show; pages open it in a "What these words mean"
+# expander and reuse single lines as tooltips.
+TERMS = {
+    "shift score": "How different a user's next events are from their previous ones; higher means a clearer change.",
+    "ε (epsilon)": "The threshold: a change point is a peak of the shift score at or above ε.",
+    "change point": "The first event after which a user's interests differ (a peak of the score at or above ε).",
+    "false alarms per 1,000 events": "How many change points the detector raises on the same histories "
+    "shuffled into random order, where no shift exists.",
+    "scored / not scored": "A detector compares windows of events before and after each event, so the "
+    "first and last events of a history, and whole short histories, cannot be scored.",
+    "|wᵀΔf|": "The linear rule's score: how far a user's recent mean moved along the direction that "
+    "separates shifts from noise.",
+    "∩ (intersection)": "Items that are in both lists.",
+    "oracle": "A benchmark row whose threshold was tuned on the test users themselves: a ceiling for "
+    "reference, not a fair score.",
+    "real null / control": "Real histories with no splice, so any alarm on them is false.",
+    "F1@10": "The balance of precision and recall when a detected change counts as right within 10 events "
+    "of the true one (F1@5: within 5; 'hard': only sharp splices).",
+    "precision / recall": "Precision: the share of detected changes that are true. Recall: the share of "
+    "true changes detected.",
+    "planted": "A change point built into a synthetic or spliced history, so the truth is known.",
+}
+GLOSSARY = "\n".join(f"- **{md_escape(term)}**: {md_escape(line)}" for term, line in TERMS.items())

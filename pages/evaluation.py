@@ -29,9 +29,9 @@ else:
     )
     live = data.truth_scores(name, detector, threshold, margin)
     cols = st.columns(5)
-    cols[0].metric(f"Precision @{margin}", f"{live['precision']:.2f}")
-    cols[1].metric(f"Recall @{margin}", f"{live['recall']:.2f}")
-    cols[2].metric(f"F1 @{margin}", f"{live['f1']:.2f}")
+    cols[0].metric(f"Precision @{margin}", f"{live['precision']:.2f}", help=text.TERMS["precision / recall"])
+    cols[1].metric(f"Recall @{margin}", f"{live['recall']:.2f}", help=text.TERMS["precision / recall"])
+    cols[2].metric(f"F1 @{margin}", f"{live['f1']:.2f}", help=text.TERMS["F1@10"])
     cols[3].metric(
         "False alarms / 1,000 events",
         f"{live['false_alarms_per_1000']:.2f}",
@@ -70,14 +70,22 @@ else:
         )
         st.caption(f"Median alert delay {np.median(live['delays']):.0f} events (alert event − true change).")
 
-st.subheader("Benchmark: spliced real users (`python -m core evaluate`)")
+st.subheader(
+    "Benchmark: spliced real users",
+    help="Real users' histories spliced together at a known event, so the true change is known; every "
+    "detector is scored on them.",
+)
 stored = data.stored_evaluation(name)
 if stored is None:
-    st.info(
-        f"No stored benchmark for {text.md_code(name)}. Run {text.md_code(f'python -m core evaluate {name}')} (minutes on "
-        "MovieLens-100K), then reload."
+    actions.offer_task(
+        "benchmark",
+        name,
+        "Run the benchmark",
+        f"No benchmark of {text.md_code(name)} yet. It splices real users into ground-truth shifts and scores "
+        "every detector on them: minutes on MovieLens-100K, in the background; the page shows the results "
+        "when they are ready. (From a terminal: "
+        f"{text.md_code(f'python -m core evaluate {name}')}.)",
     )
-    st.stop()
 meta, table, curves, folder = stored
 shown_folder = (
     folder.relative_to(folder.parents[2]) if folder.is_relative_to(data.RECORDED_RESULTS) else folder
@@ -107,7 +115,48 @@ shown = [
     ]
     if c in table.columns
 ]
-st.dataframe(table[shown], hide_index=True, key="benchmark_table")
+T = text.TERMS
+st.dataframe(
+    table[shown],
+    hide_index=True,
+    key="benchmark_table",
+    column_config={
+        "setting": st.column_config.TextColumn(
+            "setting", help="default: ε calibrated on separate users. " + T["oracle"]
+        ),
+        "threshold": st.column_config.NumberColumn("threshold (ε)", format="%.3g", help=T["ε (epsilon)"]),
+        "F1@10": st.column_config.NumberColumn("F1@10", format="%.3f", help=T["F1@10"]),
+        "P@10": st.column_config.NumberColumn(
+            "P@10", format="%.3f", help="Precision within 10 events. " + T["precision / recall"]
+        ),
+        "R@10": st.column_config.NumberColumn(
+            "R@10", format="%.3f", help="Recall within 10 events. " + T["precision / recall"]
+        ),
+        "F1@5": st.column_config.NumberColumn("F1@5", format="%.3f", help="F1 within 5 events."),
+        "F1@10 hard": st.column_config.NumberColumn(
+            "F1@10 hard", format="%.3f", help="F1@10 on the hardest splices only (two similar users)."
+        ),
+        "location_error": st.column_config.NumberColumn(
+            "location error",
+            format="%.1f",
+            help="Median events between a matched detection and the true change.",
+        ),
+        "alert_delay": st.column_config.NumberColumn(
+            "alert delay",
+            format="%.1f",
+            help="Median events after the true change before the detector could know.",
+        ),
+        "FA/1000 control": st.column_config.NumberColumn(
+            "false alarms /1,000 (real null)", format="%.2f", help=T["real null / control"]
+        ),
+        "FA/1000 shuffled": st.column_config.NumberColumn(
+            "false alarms /1,000 (shuffled)", format="%.2f", help=T["false alarms per 1,000 events"]
+        ),
+        "selection F1@10": st.column_config.NumberColumn(
+            "selection F1@10", format="%.3f", help="F1@10 on the users the default detector was chosen on."
+        ),
+    },
+)
 if len(curves) and detector in set(curves["detector"]):
     curve = curves[curves["detector"] == detector].sort_values("threshold")
     default = table[(table["detector"] == detector) & (table["setting"] == "default")]["threshold"]

@@ -35,24 +35,48 @@ with st.expander("Import your own log (events + items, CSV or Parquet)", expande
         delimiter = st.selectbox("CSV delimiter", [",", ";", "\t", "|"], format_func=repr)
         events_file = st.file_uploader("Events file", type=["csv", "parquet", "tsv", "txt"])
         items_file = st.file_uploader("Items file", type=["csv", "parquet", "tsv", "txt"])
+        with st.expander("Options for messy files"):
+            drop_unknown = st.checkbox(
+                actions.FORM_LABELS["drop_unknown_items"],
+                key="upload_drop_unknown",
+                help="Otherwise an event of an item the items file lacks stops the import.",
+            )
+            drop_duplicates = st.checkbox(
+                actions.FORM_LABELS["drop_duplicates"],
+                key="upload_drop_duplicates",
+                help="Otherwise a repeated event (same user, item and time) stops the import.",
+            )
+            unit = st.selectbox(
+                actions.FORM_LABELS["timestamp_unit"],
+                [None, "s", "ms", "us", "ns"],
+                format_func=lambda u: actions.UNIT_LABELS[u],
+                key="upload_unit",
+            )
+            separator = st.text_input(actions.FORM_LABELS["genre_separator"], value="|", max_chars=3)
         submitted = st.form_submit_button("Import")
     if submitted:
         if not (new_name and events_file and items_file):
             st.error("Give a dataset name, an events file and an items file.")
         else:
+            options = actions.import_options(drop_unknown, drop_duplicates, unit, separator or "|")
             try:
                 with st.spinner("Validating and importing…"):
-                    report = actions.import_uploads(new_name, events_file, items_file, delimiter, replace)
+                    report = actions.import_uploads(
+                        new_name, events_file, items_file, delimiter, replace, options=options
+                    )
             except ShiftError as err:
                 st.error(text.md_escape(err), icon=":material/error:")
             else:
-                st.success(
-                    f"Imported {report.n_events:,} events of {report.n_users:,} users over "
-                    f"{report.n_items:,} items as {text.md_code(new_name)}."
-                )
                 actions.encode_with_progress(new_name)
-                st.session_state["dataset"] = new_name
+                # Switch every page to the new dataset now (its detector is fitted next, in the
+                # run for a small log, in the background for a big one).
+                actions.flash(
+                    f"Imported {report.n_events:,} events of {report.n_users:,} users over "
+                    f"{report.n_items:,} items as {text.md_code(new_name)}. It is now the selected dataset."
+                )
+                actions.switch_dataset(new_name)
 
+actions.show_flash()
 if name is None:
     st.stop()
 
@@ -66,13 +90,31 @@ st.caption(f"Source: {text.md_escape(info.get('source', ''))}")
 
 actions.require_encoded(selection)
 cps = data.change_points(name, selection.detector, selection.threshold)
-n_users = int(info.get("n_users", 0)) or 1
-shifted = cps["user_id"].nunique()
-st.subheader(f"{shifted:,} of {n_users:,} users shifted at ε = {selection.threshold:.3g}")
+summary = data.population_summary(name, selection.detector, selection.threshold)
+eps_text = text.eps(selection.threshold)
+st.subheader(f"{summary.n_shifted:,} of {summary.n_users:,} users shifted at ε = {eps_text}")
+headline = [
+    f"**{summary.n_scorable:,} of {summary.n_users:,}** users could be scored"
+    + (
+        f" (the others have fewer than {summary.min_events} events, too few for {text.md_code(selection.detector)})."
+        if summary.n_scorable < summary.n_users
+        else "."
+    ),
+    f"By chance alone, about **{summary.expected_false:,.1f}** of the flagged users may be false: "
+    f"{summary.false_alarms_per_1000:.2f} false alarms per 1,000 events at this ε, measured on "
+    f"{summary.calibration_source}, over {summary.scored_events:,} scored events.",
+    (
+        f"**{summary.n_recent:,}** more users show a recent shift, too recent to locate (tentative)."
+        if summary.n_recent is not None
+        else f"Recent shifts (too recent to locate): {text.md_code(selection.detector)} does not report them."
+    ),
+]
+st.markdown("  \n".join(headline))
 st.caption(
-    f"Detector {selection.detector}: {len(cps):,} change points, about "
-    f"{selection.false_alarms:.2f} false alarms per 1,000 events expected at this ε."
+    f"Detector {text.md_code(selection.detector)}: {summary.n_change_points:,} change points in all; "
+    f"{text.md_escape(summary.rates_text)} (as `python -m core detect` reports it)."
 )
+cps = data.change_points(name, selection.detector, selection.threshold)
 
 left, right = st.columns(2)
 with left:
@@ -117,7 +159,12 @@ if len(cps):
         .reset_index(drop=True)
     )
     top["from → to"] = [
-        data.explanation(name, r.user_id, r.event_index).summary
+        data.explanation(
+            name,
+            r.user_id,
+            r.event_index,
+            tuple(sorted(int(c) for c in cps.loc[cps["user_id"] == r.user_id, "event_index"])),
+        ).summary
         if 0 < r.event_index < len(data.user_events(name, r.user_id))
         else ""
         for r in top.itertuples()
@@ -143,6 +190,20 @@ if len(cps):
     if rows:
         sidebar.select_user(name, top.loc[rows[0], "user_id"])
         st.switch_page("pages/timeline.py")
+    st.subheader("What they left and joined")
+    moves = data.category_moves(name, selection.detector, selection.threshold)
+    st.dataframe(
+        moves,
+        hide_index=True,
+        key="category_moves",
+        column_config={
+            "from": "left (share fell most)",
+            "to": "joined (share rose most)",
+            "users": st.column_config.NumberColumn("users", format="%d"),
+            "example": "for example, user",
+        },
+    )
+    st.caption("Per shifted user, between the 20 events before and after the strongest change point.")
 else:
     st.info("No change point at this ε: lower it in the sidebar.")
 

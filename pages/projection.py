@@ -12,12 +12,14 @@ actions.require_encoded(selection)
 user = selection.user
 coords = data.projection(name)
 if coords is None:
-    st.info(
-        f"No UMAP map of {text.md_code(name)} yet. Fitting UMAP takes tens of seconds, so it is a set-up "
-        f"step and never runs in a page: run {text.md_code(f'python -m core project {name}')}, then reload.",
-        icon=":material/info:",
+    actions.offer_task(
+        "projection",
+        name,
+        "Build the map",
+        f"No map of the items of {text.md_code(name)} yet. Building it (UMAP) takes tens of seconds and runs "
+        "in the background; the page shows it when it is ready. (From a terminal: "
+        f"{text.md_code(f'python -m core project {name}')}.)",
     )
-    st.stop()
 
 items = data.items(name)
 top_category = [c[0] if c is not None and len(c) else "(no category)" for c in items["categories"]]
@@ -68,15 +70,28 @@ with user_tab:
     )
 
 with population_tab:
-    limit = st.slider("Users shown (strongest shifts first)", 10, 1000, 300, step=10, key="projection_limit")
-    shifted, before, after = data.shift_endpoints(name, selection.detector, selection.threshold, limit)
-    if len(shifted) == 0:
+    moves = data.category_moves(name, selection.detector, selection.threshold)
+    if len(moves) == 0:
         st.info("No user has a change point at this ε; lower it in the sidebar.")
     else:
+        st.plotly_chart(
+            charts.category_flows(moves, f"What {int(moves['users'].sum()):,} shifted users left and joined"),
+            key="projection_flows",
+        )
+        st.caption(
+            "Each flow: users whose share of the left category fell most, and of the right one rose most, "
+            "between the 20 events before and after their strongest change point."
+        )
+    limit = st.slider("Users shown (strongest shifts first)", 10, 1000, 300, step=10, key="projection_limit")
+    shifted, before, after = data.shift_endpoints(name, selection.detector, selection.threshold, limit)
+    if len(shifted):
         labels = [f"user {u}, event {i}" for u, i in zip(shifted["user_id"], shifted["event_index"])]
-        st.plotly_chart(charts.shift_arrows(before, after, labels), key="projection_population")
+        fig = charts.shift_arrows(before, after, labels)
+        charts.add_category_labels(fig, coords, top_category)
+        st.plotly_chart(fig, key="projection_population")
         moved = np.linalg.norm(after - before, axis=1)
         st.caption(
-            f"{len(shifted)} users: interest vectors of the 20 events before (blue) and after "
-            f"(orange) each user's strongest change point; median move {np.median(moved):.2f} map units."
+            f"{len(shifted)} users on the item map, labelled with its largest categories: blue clouds are where "
+            "their interest sat in the 20 events before their strongest change point, orange where it went after; "
+            f"median move {np.median(moved):.2f} map units."
         )

@@ -12,7 +12,7 @@ USERS = ("[u](https://evil.example/x)", "$x^2$", "<b>u</b>")
 GENRES = ("*Horror*", "_Sci_", "<i>Cook</i>", "[Sport](https://evil.example)")
 # What must never reach a Markdown element unescaped.
 RAW = ("](https://evil.example", "$x^2$", "<b>", "<i>", "*Horror*", "_Sci_")
-PAGES = ("overview", "timeline", "projection", "recommendations", "evaluation")
+PAGES = ("overview", "tour", "timeline", "projection", "recommendations", "evaluation")
 TEXT_ELEMENTS = ("markdown", "caption", "info", "warning", "error", "success", "title", "subheader", "header")
 
 

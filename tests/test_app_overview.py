@@ -201,3 +201,25 @@ def test_an_upload_under_a_new_name_is_imported_and_encoded(data_dir, dashboard_
     assert at.success[0].value.startswith("Imported 2 events of 1 users over 2 items")
     assert name in store.list_dataset_names()
     assert cached_item_matrix(name).shape == (2, 32)
+
+
+def test_best_split_headline_states_the_real_history_rates_and_recent_shifts(world_copy):  # writes fits
+    from core import artefacts
+    from core.detectors.population import false_alarm_rates, tentative_alerts
+
+    at = _overview(world_copy.app)
+    at.sidebar.selectbox(key=f"_widget_detector:{NAME}").set_value("best_split").run()
+    assert not at.exception, at.exception
+    fit = artefacts.fitted_detector(NAME, "best_split")
+    eps = at.sidebar.slider(key=f"_widget_eps:{NAME}:best_split").value
+    rates = false_alarm_rates(fit, eps)
+    assert rates.null == "real" and rates.users is not None
+    headline = next(m.value for m in at.markdown if "By chance alone" in m.value)
+    # The expected false flags in users come from the real-history share of users flagged.
+    assert f"about **{rates.users * 40:,.1f}**" in headline
+    assert "held-aside real histories" in headline
+    recent = tentative_alerts(artefacts.fitted_detector(NAME, "recent_shift"))
+    assert f"**{recent['user_id'].nunique():,}** more users show a recent shift" in headline
+    from dashboard.text import md_escape
+
+    assert any(md_escape(rates.summary()) in c.value for c in at.caption)  # what the CLI prints

@@ -68,3 +68,22 @@ def test_planted_and_manual_change_points_and_list_length(world):
     assert (_history(at)["segment"] == "before").sum() == 10
     at.slider[1].set_value(5).run()
     assert all(len(t) == 5 for t in _lists(at).values())
+
+
+def test_explanation_and_lists_stay_between_the_neighbouring_change_points(world):
+    # u3 of the hand-made log: Horror, Sci-Fi, Cooking, Sports in 30-event blocks. At the
+    # change at event 60 the explanation compares Sci-Fi (30-59) with Cooking (60-89), never
+    # everything before with everything after (which would bring in Horror and Sports).
+    at = AppTest.from_file(world.app, default_timeout=120)
+    at.session_state["dataset"] = world.shifts
+    at.session_state[f"user:{world.shifts}"] = "u3"
+    at.switch_page("pages/recommendations.py").run()
+    assert not at.exception, at.exception
+    choice = at.selectbox(key=f"_cp_choice:{world.shifts}:u3")
+    detected = [o for o in choice.options if o.startswith("detected at event ")]
+    assert sorted(int(o.split()[3]) for o in detected) == sorted(world.shifts_planted)
+    choice.set_value(next(o for o in detected if o.startswith("detected at event 60 "))).run()
+    assert not at.exception, at.exception
+    summary = next(m.value for m in at.markdown if m.value.startswith("**What changed"))
+    assert "Sci\\-Fi 100% → 0%" in summary and "Cooking 0% → 100%" in summary, summary  # Markdown-escaped
+    assert "Horror" not in summary and "Sports" not in summary, summary

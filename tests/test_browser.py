@@ -140,10 +140,10 @@ def test_every_page_and_the_eps_slider_in_chromium(server):
             # The very first request of the server went through app.py's router: its page list
             # (not the pages/ folder's file names) and its sidebar are shown.
             links = page.locator('[data-testid="stSidebarNav"] a')
-            expect(links).to_have_count(5)
+            expect(links).to_have_count(6)  # the five pages, and the Tour (issue 12)
             # (each link's text also holds its icon's ligature name)
             expect(links).to_contain_text(
-                ["Overview", "User timeline", "Projection", "Recommendations", "Evaluation"]
+                ["Overview", "Tour", "User timeline", "Projection", "Recommendations", "Evaluation"]
             )
             expect(page.locator('[data-testid="stSidebar"]').get_by_text("Detector")).to_be_visible()
             expect(_metric(page, "Planted change points")).to_have_text(str(PLANTED))
@@ -179,6 +179,162 @@ def test_every_page_and_the_eps_slider_in_chromium(server):
                 page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
             expect(page.get_by_text("Precision @10")).to_be_visible()
             assert not page.locator('[data-testid="stException"]').count(), "a page raised an exception"
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+def _walk_tour(page, url: str, dataset: str, shot: str) -> None:
+    """Open the Tour of ``dataset`` from a link, check each step, and screenshot it."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}/tour?dataset={dataset}")
+    _settled(page, "What to do with this", timeout=600_000)
+    expect(page.get_by_role("heading", name="A tour of this dataset")).to_be_visible()
+    expect(page.get_by_text("clearly changed their interests", exact=False)).to_be_visible()
+    expect(page.get_by_text("moved from", exact=False).first).to_be_visible()
+    expect(page.get_by_text("Recommended now", exact=False)).to_have_count(3)
+    expect(page.get_by_text("their taste changed", exact=False)).to_have_count(3)
+    # The Tour's first user link opens that user's timeline with the change point selected.
+    with page.context.expect_page() as opened:  # Markdown links open a new tab
+        page.get_by_role("link", name="Open the timeline of user").first.click()
+    tab = opened.value
+    _settled(tab, "What changed at event", timeout=600_000)
+    assert not tab.locator('[data-testid="stException"]').count(), "a page raised an exception"
+    tab.close()
+    page.goto(f"{url}/tour?dataset={dataset}")
+    _settled(page, "What to do with this", timeout=600_000)
+    page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+
+
+def test_the_tour_on_the_synthetic_world_and_a_1024_px_layout(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1700})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            _walk_tour(page, server, "synthetic", "tour_synthetic.png")
+            # A link with every parameter reproduces the view, and an unknown user warns.
+            page.goto(f"{server}/recommendations?dataset=synthetic&user={USER}&cp={PLANTED}&k=7")
+            _settled(page, "What changed at event")
+            expect(page.get_by_text(f"What changed at event {PLANTED}:", exact=False)).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "recommendations.png"), full_page=True)
+            page.goto(f"{server}/timeline?dataset=synthetic&user=nobody")
+            _settled(page, "Composition window")
+            expect(page.get_by_text("is not in dataset", exact=False)).to_be_visible()
+            expect(page.get_by_text("Page not found")).to_have_count(0)
+            # The copied link of the default page opens it (served at the root, not /overview).
+            page.goto(f"{server}/?page=overview&dataset=synthetic")
+            _settled(page, "users shifted at")
+            expect(page.get_by_text("Page not found")).to_have_count(0)
+            # 1,024 px wide: the pages still lay out (screenshots to look at in artifacts/).
+            narrow = browser.new_page(viewport={"width": 1024, "height": 1400})
+            for path, ready, shot in [
+                ("?dataset=synthetic", "users shifted at", "overview_1024.png"),
+                (f"timeline?dataset=synthetic&user={USER}", "Composition window", "timeline_1024.png"),
+                (
+                    f"recommendations?dataset=synthetic&user={USER}",
+                    "What changed at event",
+                    "recommendations_1024.png",
+                ),
+            ]:
+                narrow.goto(f"{server}/{path}")
+                _settled(narrow, ready)
+                narrow.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+            (ROOT / "docs").mkdir(exist_ok=True)
+            for shot in ("tour_synthetic.png",):
+                shutil.copy(ARTIFACTS / shot, ROOT / "docs" / shot)
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def movielens_server():
+    """A server on the repository's own data folder, when it holds MovieLens-100K set up by
+    `make data` (ingested, encoded, fitted); skipped otherwise (a download and minutes)."""
+    data = ROOT / "data"
+    if (
+        not (data / "movielens-100k.duckdb").exists()
+        or not (data / "movielens-100k.cache" / "embeddings").exists()
+    ):
+        pytest.skip("MovieLens-100K is not set up in data/: run `make data`")
+    port = _free_port()
+    env = {**os.environ, "SHIFT_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "streamlit did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_the_tour_on_movielens_100k(movielens_server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1700})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            _walk_tour(page, movielens_server, "movielens-100k", "tour_movielens.png")
+            # Clicking a change point's marker on the timeline explains that change point.
+            page.goto(f"{movielens_server}/timeline?dataset=movielens-100k&user=405")
+            _settled(page, "What changed at event")
+            shown = page.get_by_text("What changed at event").first.inner_text()
+            markers = page.locator(".js-plotly-plot").first.locator(".scatterlayer .trace").nth(1)
+            point = markers.locator("path.point").first.bounding_box()
+            page.mouse.click(point["x"] + point["width"] / 2, point["y"] + point["height"] / 2)
+            page.wait_for_function(
+                "(before) => [...document.querySelectorAll('p')].some("
+                "p => p.innerText.startsWith('What changed at event') && p.innerText !== before)",
+                arg=shown,
+                timeout=120_000,
+            )
+            _settled(page, "What changed at event")
+            assert "cp=" in page.url
+            (ROOT / "docs").mkdir(exist_ok=True)
+            shutil.copy(ARTIFACTS / "tour_movielens.png", ROOT / "docs" / "tour_movielens.png")
             assert not errors, errors
         finally:
             browser.close()

@@ -65,7 +65,7 @@ def test_big_datasets_are_read_from_stored_results(world, monkeypatch):
     assert artefacts.needs_precomputed(NAME)
 
 
-def test_the_dashboard_reads_stored_results_of_big_datasets_and_fits_nothing(detected, monkeypatch):
+def test_the_dashboard_reads_stored_results_of_big_datasets_and_fits_nothing(detected, monkeypatch, request):
     import streamlit as st
 
     from dashboard import data
@@ -89,6 +89,10 @@ def test_the_dashboard_reads_stored_results_of_big_datasets_and_fits_nothing(det
 
     fitted = views()
     monkeypatch.setattr(results, "PRECOMPUTED_ABOVE_EVENTS", 10)
+    # The caches are keyed by content version, which the shared world has too: leave them
+    # empty, or later tests would read "precomputed" for it.
+    request.addfinalizer(st.cache_data.clear)
+    request.addfinalizer(st.cache_resource.clear)
 
     def no_fit(*args, **kwargs):
         raise AssertionError("the dashboard fitted a detector on a big dataset")

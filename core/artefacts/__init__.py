@@ -12,7 +12,8 @@ Public functions (imported lazily, so ``import core.artefacts`` stays cheap):
 - :func:`dataset_version` (the dataset's content digest), :func:`events`, :func:`items`;
 - :func:`item_matrix` and :func:`encode_items` (encode what is missing), :func:`cached_item_matrix` (never encodes),
   :func:`item_features` (what a detector reads);
-- :func:`fitted_detector` (fitted and calibrated, from disk or fitted now), :func:`fit_path`;
+- :func:`fitted_detector` (fitted and calibrated, from disk or fitted now), :func:`fit_path`,
+  :func:`fit_is_stored` (would it load without fitting);
 - :func:`cached_projection`, :func:`build_projection`, :func:`stored_params`, :func:`projection_path`;
 - :func:`recommender`, :func:`trajectories`, :func:`iter_trajectories`, :func:`user_trajectory`;
 - detection results stored for readers that fit nothing (big datasets): :func:`ensure_results`
@@ -35,6 +36,7 @@ _PUBLIC = {
     "item_features": "items",
     "fitted_detector": "fits",
     "fit_path": "fits",
+    "fit_is_stored": "status",
     "fingerprint": "fits",
     "cached_projection": "maps",
     "build_projection": "maps",

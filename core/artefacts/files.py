@@ -113,6 +113,12 @@ def load_npz(path: Path) -> tuple[str, dict[str, np.ndarray]]:
     return str(arrays.pop(_MANIFEST_KEY)), arrays
 
 
+def read_manifest(path: Path) -> str:
+    """The manifest JSON of a file written by :func:`save_npz`, without reading its arrays."""
+    with np.load(path, allow_pickle=False) as stored:
+        return str(stored[_MANIFEST_KEY])
+
+
 def check_matrix(matrix: np.ndarray, what: str, rows: int | None = None, cols: int | None = None) -> None:
     """Raise InvalidArtefact unless ``matrix`` is 2-D, finite and of the expected shape."""
     if (

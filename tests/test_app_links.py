@@ -1,0 +1,221 @@
+"""AppTest of links and honest states: a link reproduces a view (every parameter), unknown
+values warn instead of being silently replaced, and the timeline says what it cannot see."""
+
+import json
+
+import numpy as np
+import pandas as pd
+from streamlit.testing.v1 import AppTest
+
+NAME, SHIFTS = "synthetic", "shifts"  # the datasets of the dashboard world (conftest.py)
+
+
+def _open(app: str, **params: str) -> AppTest:
+    at = AppTest.from_file(app, default_timeout=120)
+    at.query_params.update(params)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _warnings(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+def _eps_candidates(stub_matrix, user: str, dataset: str = SHIFTS) -> np.ndarray:
+    from core import store
+    from core.detectors import DEFAULT, make_detector
+
+    with store.connect(dataset) as con:
+        items, ev = store.load_items(con), store.load_event_arrays(con)
+    det = make_detector(DEFAULT).fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
+    k = list(ev.user_ids).index(user)
+    mine = det.candidates_.where(det.candidates_.user == k)
+    return dict(zip(mine.event_index.tolist(), mine.score.tolist()))
+
+
+def test_a_link_with_every_parameter_reproduces_the_view_and_is_written_back(world, stub_matrix):
+    peaks = _eps_candidates(stub_matrix, "u3")
+    eps = float(f"{min(peaks[i] for i in world.shifts_planted) * 0.9:.3g}")
+    link = {
+        "page": "recommendations",
+        "dataset": SHIFTS,
+        "detector": "two_window",
+        "eps": str(eps),
+        "user": "u3",
+        "cp": "60",
+        "k": "7",
+    }
+    at = _open(world.app, **link)
+    assert not _warnings(at)
+    assert at.title[0].value == "Recommendations before and after a shift"
+    assert at.sidebar.selectbox(key="_widget_dataset").value == SHIFTS
+    assert at.sidebar.selectbox(key=f"_widget_detector:{SHIFTS}").value == "two_window"
+    slider = at.sidebar.slider(key=f"_widget_eps:{SHIFTS}:two_window")
+    assert abs(slider.value - eps) <= slider.step
+    assert at.sidebar.selectbox(key=f"_widget_user:{SHIFTS}").value == "u3"
+    assert at.selectbox(key=f"_cp_choice:{SHIFTS}:u3").value.startswith("detected at event 60 ")
+    assert at.slider(key="_widget_k").value == 7
+    assert all(m.value.endswith(" of 7") for m in at.metric if "∩" in m.label)
+    # Written back: the same parameters (ε as printed), so copying the URL reopens this view.
+    written = dict(at.query_params)
+    assert written == {**link, "eps": f"{slider.value:.3g}"}
+    assert any(
+        str(c.value).endswith("/recommendations?" + "&".join(f"{k}={v}" for k, v in written.items()))
+        for c in at.code
+    )
+
+
+def test_a_false_alarm_link_sets_the_threshold_mode(world):
+    at = _open(world.app, dataset=NAME, fa="2", page="overview")
+    assert at.sidebar.radio(key="threshold_mode").value == "false alarms per 1,000 events"
+    assert at.sidebar.slider(key=f"_rate:{NAME}:two_window").value == 2.0
+    assert at.query_params["fa"] == "2"
+    assert "eps" not in at.query_params
+
+
+def test_changes_are_written_to_the_link(world):
+    at = _open(world.app, dataset=NAME, page="timeline", user="30")
+    at.sidebar.selectbox(key=f"_widget_user:{NAME}").set_value("2").run()
+    assert at.query_params["user"] == "2"
+    at.sidebar.selectbox(key=f"_widget_detector:{NAME}")  # present on every page
+    assert at.query_params["page"] == "timeline"
+
+
+def test_unknown_user_warns_and_never_substitutes_silently(world):
+    at = _open(world.app, dataset=NAME, page="timeline", user="no-such-user")
+    assert any("no-such-user" in w and "not in dataset" in w for w in _warnings(at))
+    shown = at.sidebar.selectbox(key=f"_widget_user:{NAME}").value
+    assert any(f"showing user `{shown}`" in w for w in _warnings(at))
+
+
+def test_unknown_dataset_and_detector_warn(world):
+    at = _open(world.app, dataset="no-such-data", detector="nope", page="overview")
+    warnings = " ".join(_warnings(at))
+    assert "no\\-such\\-data" in warnings or "no-such-data" in warnings
+    assert "not here" in warnings
+    assert "nope" in warnings and "does not exist" in warnings
+    # Choosing a dataset dismisses the warnings.
+    box = at.sidebar.selectbox(key="_widget_dataset")
+    box.set_value(NAME if box.value == SHIFTS else SHIFTS).run()
+    assert not _warnings(at)
+
+
+def _timeline(app: str, user: str, dataset: str = NAME) -> AppTest:
+    at = AppTest.from_file(app, default_timeout=120)
+    at.session_state[f"user:{dataset}"] = user
+    at.session_state["dataset"] = dataset
+    at.switch_page("pages/timeline.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _spec(at: AppTest) -> dict:
+    chart = [c for c in at.get("plotly_chart") if "timeline" in c.proto.id][0]
+    return json.loads(chart.proto.spec)
+
+
+def test_unscored_edges_are_shaded_with_a_note(world):
+    at = _timeline(world.app, "30")
+    rects = [s for s in _spec(at)["layout"]["shapes"] if s["type"] == "rect"]
+    assert len(rects) == 2 and rects[0]["x0"] == 0
+    assert any("are not scored" in c.value for c in at.caption)
+
+
+def test_a_user_without_change_gets_no_explanation(world):
+    at = _timeline(world.app, "u0", SHIFTS)  # one genre throughout
+    assert not any(m.value.startswith("**What changed") for m in at.markdown)
+    assert any("nothing to explain" in c.value for c in at.caption)
+
+
+def test_a_user_with_a_change_gets_its_explanation(world):
+    at = _timeline(world.app, "30")
+    assert any(m.value.startswith("**What changed at event 28") for m in at.markdown)
+    assert at.query_params["cp"] == "28"
+
+
+def test_suppressed_peaks_are_marked_with_their_reason(world, stub_matrix):
+    from core import store
+    from core.detectors import DEFAULT, make_detector
+
+    with store.connect(NAME) as con:
+        items, ev = store.load_items(con), store.load_event_arrays(con)
+    det = make_detector(DEFAULT).fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
+    # A user with a local maximum of the score that peak picking dropped (a stronger score
+    # lies within h events): at ε = 0 it is above ε but not a change point.
+    user = None
+    for k, uid in enumerate(ev.user_ids):
+        s = np.nan_to_num(det.scores_[ev.offsets[k] : ev.offsets[k + 1]], nan=-np.inf)
+        local = {
+            i for i in range(1, len(s) - 1) if np.isfinite(s[i]) and s[i] > s[i - 1] and s[i] >= s[i + 1]
+        }
+        if local - set(det.candidates_.where(det.candidates_.user == k).event_index.tolist()):
+            user = str(uid)
+            break
+    assert user is not None
+    at = _timeline(world.app, user)
+    at.sidebar.slider(key=f"_widget_eps:{NAME}:two_window").set_value(0.0).run()
+    spec = _spec(at)
+    crosses = [t for t in spec["data"] if t.get("name") == "peak above ε, not a change point"]
+    assert crosses
+    table = at.dataframe[0].value  # the reasons (the events table comes last)
+    assert len(table) and table["reason"].str.contains("minimum distance").all()
+
+
+def test_a_too_short_user_says_so_instead_of_an_empty_chart(world_copy):
+    from core import store
+
+    # A dataset with one scorable user and one of 12 events (two windows of 20 do not fit).
+    folder = world_copy.folder / "short_src"
+    folder.mkdir()
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{j}" for j in range(24)],
+            "title": [f"T {j}" for j in range(24)],
+            "genres": ["Horror"] * 12 + ["Sports"] * 12,
+        }
+    )
+    rows = [("long", f"i{j % 12 + (12 if j >= 40 else 0)}", 1_700_000_000 + j) for j in range(80)]
+    rows += [("tiny", f"i{j}", 1_700_000_000 + j) for j in range(12)]
+    items.to_csv(folder / "items.csv", index=False)
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(folder / "events.csv", index=False)
+    store.build_dataset(
+        store.dataset_path("short"),
+        "short",
+        "test",
+        store.TableSource(folder / "events.csv"),
+        store.TableSource(folder / "items.csv"),
+    )
+    from tests.conftest import write_stub_embeddings
+
+    write_stub_embeddings("short")
+    at = _timeline(world_copy.app, "tiny", "short")
+    assert any("too short" in i.value for i in at.info)
+    assert not [c for c in at.get("plotly_chart") if "timeline" in c.proto.id]
+    assert len(at.dataframe[-1].value) == 12
+    # The headline counts who could be scored.
+    at.switch_page("pages/overview.py").run()
+    assert any("1 of 2" in m.value and "could be scored" in m.value for m in at.markdown)
+
+
+def test_a_detector_without_a_fit_is_fitted_in_the_background(world_copy, monkeypatch):
+    from dashboard import data
+
+    monkeypatch.setattr(data, "FOREGROUND_FIT_EVENTS", 0)  # treat the tiny world as a big log
+    at = _timeline(world_copy.app, "30")
+    at.sidebar.selectbox(key=f"_widget_detector:{NAME}").set_value("zscore").run()
+    assert not at.exception, at.exception
+    bars = at.get("progress")
+    assert bars and "Fitting detector zscore" in bars[0].proto.text
+    # The sidebar stays usable meanwhile: it still offers the detectors.
+    assert at.sidebar.selectbox(key=f"_widget_detector:{NAME}").value == "zscore"
+    for job in list(data._JOBS.values()):
+        job.thread.join(timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert (
+        "(zscore)"
+        in json.loads([c for c in at.get("plotly_chart") if "timeline" in c.proto.id][0].proto.spec)[
+            "layout"
+        ]["title"]["text"]
+    )
