@@ -442,6 +442,14 @@ def threshold_scale(name: str, detector: str) -> ThresholdScale:
     return ThresholdScale(0.0, high, step, float(default))
 
 
+def rebuild_notices() -> list[str]:
+    """Stored artefacts (fits, maps) found damaged or out of date and rebuilt since the last
+    call, in words with no server path (core.artefacts.files)."""
+    from core.artefacts.files import take_rebuild_notices
+
+    return take_rebuild_notices()
+
+
 def false_alarms_at(name: str, detector: str, threshold: float) -> float:
     """Expected false alarms per 1,000 events at ``threshold``, from the fit's calibration
     (held-aside real histories or shuffled ones: :func:`calibration_source` says which)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import sidebar, text
+from dashboard import data, sidebar, text
 
 # (script, title, icon); the first is the default page. A page's URL is its file's stem.
 PAGES = (
@@ -62,6 +62,8 @@ def route() -> None:
     try:
         page.run()
     finally:
+        for notice in data.rebuild_notices():  # a damaged or stale stored file was rebuilt
+            notes.info(text.md_escape(notice), icon=":material/build:")
         sidebar.write_link(here, slot, page.url_path)
         with st.expander("What the words mean", icon=":material/help:"):
             st.markdown(text.GLOSSARY)

@@ -223,3 +223,25 @@ def test_best_split_headline_states_the_real_history_rates_and_recent_shifts(wor
     from dashboard.text import md_escape
 
     assert any(md_escape(rates.summary()) in c.value for c in at.caption)  # what the CLI prints
+
+
+def test_a_damaged_stored_fit_is_rebuilt_with_a_notice_on_the_page(world_copy):
+    from core import artefacts
+    from core.artefacts import files
+    from core.detectors import DEFAULT
+
+    path = artefacts.fit_path(NAME, DEFAULT, artefacts.cached_item_matrix(NAME))
+    assert path.exists()  # the world's fit, copied
+    path.write_bytes(b"not a zip file")
+    files.take_rebuild_notices()
+    # As a fresh server would: nothing of this world is held in this process's caches (earlier
+    # tests hold the same content version's fit in memory).
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = _overview(world_copy.app)
+    notices = [i.value for i in at.info if "rebuilt" in i.value]
+    assert len(notices) == 1 and "could not be read" in notices[0], [i.value for i in at.info]
+    assert str(world_copy.folder) not in notices[0]
+    files.load_npz(path)  # the page's run rewrote it whole

@@ -130,10 +130,16 @@ def test_a_damaged_fit_is_rebuilt(shifts, monkeypatch, damage):
         arrays[key] = np.full(3, np.nan)
         files.save_npz(path, files.Manifest(**json.loads(manifest)), arrays)
     calls = _count_fits(monkeypatch)
+    files.take_rebuild_notices()  # only this rebuild's notice below
     again = artefacts.fitted_detector(SHIFTS, "two_window", shifts)
     assert calls == ["two_window"]
     np.testing.assert_array_equal(again.result.scores, first.result.scores)
     files.load_npz(path)  # rewritten whole
+    # A front end is told, in words without the server's path (the dashboard shows it).
+    (notice,) = files.take_rebuild_notices()
+    assert f"{path.name!r} of dataset 'shifts'" in notice and notice.endswith("it was rebuilt.")
+    assert str(path.parent) not in notice
+    assert files.take_rebuild_notices() == []  # each taken once
 
 
 @pytest.mark.parametrize(("detector", "key"), [("kernel_cpd", "state.z"), ("page_hinkley", "state.distance")])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -144,12 +145,45 @@ def load_or_build(
     ``read`` raises one of :data:`UNREADABLE` (or :class:`InvalidArtefact` from its own
     checks) for a truncated, foreign or inconsistent file: that file is rebuilt, not fatal.
     """
+    reason = None
     try:
         stored, value = read(path)
         if manifest.matches(stored):
             return value
+        reason = "was made from other data, settings or code"
     except UNREADABLE:
-        pass
+        reason = "could not be read (damaged or incomplete)" if path.exists() else None
     value = build()
     write(path, value, manifest)
+    if reason is not None:
+        _note(
+            f"The stored {manifest.kind} {path.name!r} of dataset {_dataset_of(path)!r} {reason}; it was rebuilt."
+        )
     return value
+
+
+# Rebuilds of files that existed, for a front end to show ("rebuilt with a visible notice"):
+# the CLI simply rebuilds; the dashboard takes these after a run and shows them atop the page.
+_NOTICES: list[str] = []
+_NOTICES_LOCK = threading.Lock()
+
+
+def _note(message: str) -> None:
+    with _NOTICES_LOCK:
+        _NOTICES.append(message)
+
+
+def _dataset_of(path: Path) -> str:
+    # Derived files live under <data dir>/<name>.cache/…; the name, never the server path.
+    for part in reversed(path.parts):
+        if part.endswith(".cache"):
+            return part[: -len(".cache")]
+    return path.parent.name
+
+
+def take_rebuild_notices() -> list[str]:
+    """The notices of artefacts rebuilt since the last call (each taken once), oldest first."""
+    with _NOTICES_LOCK:
+        taken = list(_NOTICES)
+        _NOTICES.clear()
+    return taken
