@@ -169,19 +169,22 @@ def score_cases(
             if w is None:
                 continue
             top = recommender.recommend(case.visible, w, k=k)
-            rows.append(
-                {
-                    "user_id": case.user_id,
-                    "kind": case.kind,
-                    "bin": case.bin,
-                    "policy": policy,
-                    "recall": recall_at_k(top, case.relevant),
-                    "ndcg": ndcg_at_k(top, case.relevant),
-                    "detected_change_point": found[-1] if found else -1,
-                    "true_change_point": -1 if case.true_change_point is None else case.true_change_point,
-                }
-            )
+            rows.append(_score_row(case, policy, top, found[-1] if found else -1))
     return pd.DataFrame(rows)
+
+
+def _score_row(case: LiftCase, policy: str, top: np.ndarray, detected_change_point: int) -> dict:
+    """One row of :func:`score_cases`: how a policy's top items did on one case."""
+    return {
+        "user_id": case.user_id,
+        "kind": case.kind,
+        "bin": case.bin,
+        "policy": policy,
+        "recall": recall_at_k(top, case.relevant),
+        "ndcg": ndcg_at_k(top, case.relevant),
+        "detected_change_point": detected_change_point,
+        "true_change_point": -1 if case.true_change_point is None else case.true_change_point,
+    }
 
 
 def reference_scores(
@@ -189,22 +192,7 @@ def reference_scores(
 ) -> pd.DataFrame:
     """The rows of :func:`score_cases` for a reference recommender: ``reference(visible, k)``
     gives the top ``k`` unseen items of a whole visible history."""
-    rows = []
-    for case in cases:
-        top = reference(case.visible, k)
-        rows.append(
-            {
-                "user_id": case.user_id,
-                "kind": case.kind,
-                "bin": case.bin,
-                "policy": policy,
-                "recall": recall_at_k(top, case.relevant),
-                "ndcg": ndcg_at_k(top, case.relevant),
-                "detected_change_point": -1,
-                "true_change_point": -1 if case.true_change_point is None else case.true_change_point,
-            }
-        )
-    return pd.DataFrame(rows)
+    return pd.DataFrame([_score_row(case, policy, reference(case.visible, k), -1) for case in cases])
 
 
 def after_shares(
