@@ -102,7 +102,13 @@ headline = [
     ),
     f"By chance alone, about **{summary.expected_false:,.1f}** of the flagged users may be false: "
     f"{summary.false_alarms_per_1000:.2f} false alarms per 1,000 events at this ε, measured on "
-    f"{summary.calibration_source}, over {summary.scored_events:,} scored events.",
+    f"{summary.calibration_source}, over {summary.scored_events:,} scored events."
+    + (
+        ""
+        if summary.calibration_source.startswith("held-aside real")
+        else " Real histories drift on their own (sign-up back-fill, seasons), so their false alarms "
+        "run several times higher: read this as a lower bound (best_split states the real-history rate)."
+    ),
     (
         f"**{summary.n_recent:,}** more users show a recent shift, too recent to locate (tentative)."
         if summary.n_recent is not None

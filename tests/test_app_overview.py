@@ -245,3 +245,9 @@ def test_a_damaged_stored_fit_is_rebuilt_with_a_notice_on_the_page(world_copy):
     assert len(notices) == 1 and "could not be read" in notices[0], [i.value for i in at.info]
     assert str(world_copy.folder) not in notices[0]
     files.load_npz(path)  # the page's run rewrote it whole
+
+
+def test_a_shuffled_history_rate_is_called_a_lower_bound(world):
+    at = _overview(world.app)  # two_window: calibrated on shuffled histories
+    headline = next(m.value for m in at.markdown if "By chance alone" in m.value)
+    assert "same histories shuffled" in headline and "read this as a lower bound" in headline
