@@ -45,6 +45,9 @@ class RealCalibration:
     n_events: int
     n_users: int
     check: dict = field(default_factory=dict)
+    # Which real users made the null sample: "all" of them (a real log), or "shift-free"
+    # (the users a planted world's ground truth marks as unchanged; fit_population).
+    sample: str = "all"
     # What the null histories were: the product's texts say "measured on held-aside real
     # histories" for this one, and "on shuffled histories" for core.calibration.Calibration.
     null: ClassVar[str] = "real"
@@ -75,6 +78,7 @@ class RealCalibration:
             "users_flagged": self.users_flagged,
             "n_events": np.asarray(self.n_events),
             "n_users": np.asarray(self.n_users),
+            "sample": np.asarray(self.sample),
         }
         arrays.update({f"check.{k}": np.asarray(v) for k, v in self.check.items()})
         return arrays
@@ -95,6 +99,7 @@ class RealCalibration:
             int(a["n_events"]),
             int(a["n_users"]),
             check,
+            str(a["sample"]) if "sample" in a else "all",
         )
         curves = [
             cal.per_1000,
@@ -145,6 +150,7 @@ class RealCalibration:
             "n_events": self.n_events,
             "n_users": self.n_users,
             "check": {k: np.asarray(v).tolist() if np.ndim(v) else v for k, v in self.check.items()},
+            "sample": self.sample,
         }
 
     @classmethod
@@ -158,6 +164,7 @@ class RealCalibration:
             int(d["n_events"]),
             int(d["n_users"]),
             check,
+            d.get("sample", "all"),
         )
 
 

@@ -467,7 +467,13 @@ def false_alarm_rates(name: str, detector: str, threshold: float):
 
 def calibration_source(name: str, detector: str) -> str:
     """What the detector's false-alarm rate was measured on, in words."""
-    if getattr(_calibration(name, detector), "null", "shuffled") == "real":
+    cal = _calibration(name, detector)
+    if getattr(cal, "null", "shuffled") == "real":
+        if getattr(cal, "sample", "all") == "shift-free":
+            return (
+                "held-aside real histories of the users this dataset's ground truth marks as unchanged "
+                "(every alarm there counted as false)"
+            )
         return "held-aside real histories of this dataset (every alarm there counted as false)"
     return "the same histories shuffled (no shift by construction)"
 
@@ -773,6 +779,8 @@ class PopulationSummary:
     n_recent: int | None  # users with a tentative recent shift (None: the detector has none)
     calibration_source: str  # what the rate was measured on, in words
     rates_text: str = ""  # both units and the check sample, as the CLI prints them
+    # Why a detector meant for real-history calibration was calibrated on shuffled ones ("": it was not)
+    calibration_fallback: str = ""
 
 
 @by_version(max_entries=16)
@@ -815,6 +823,7 @@ def population_summary(name: str, detector: str, threshold: float) -> Population
         n_recent=recent_shift_count(name, detector, threshold),
         calibration_source=calibration_source(name, detector),
         rates_text=rates.summary(),
+        calibration_fallback=rates.fallback,
     )
 
 

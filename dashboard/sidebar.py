@@ -261,13 +261,14 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
         state[eps_key] = scale.default
     state[eps_key] = float(min(max(round(state[eps_key] / scale.step) * scale.step, scale.low), scale.high))
 
+    source = data.false_alarm_rates(name, detector, state[eps_key]).source
     mode = st.sidebar.radio(
         "Set the threshold as",
         MODES,
         key="threshold_mode",
         horizontal=True,
         help="ε is the score a change must reach. The false-alarm rate sets ε for you: the ε at which "
-        "shuffled histories (no shift by construction) raise about that many alarms.",
+        f"{source} (every alarm there counted as false) raise about that many alarms.",
     )
     if mode == MODES[0]:
         state["_widget_" + eps_key] = state[eps_key]
@@ -295,7 +296,7 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
             MAX_RATE,
             step=0.1,
             key=rate_key,
-            help="Measured on shuffled histories (no shift by construction). ε is set to the lowest value "
+            help=f"Measured on {source}, where every alarm counts as false. ε is set to the lowest value "
             "whose measured rate is at most this.",
         )
         link(fa=f"{rate:g}")
@@ -308,7 +309,7 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
     false_alarms = data.false_alarms_at(name, detector, threshold)
     st.sidebar.caption(
         f"At ε = {text.eps(threshold)}: about {false_alarms:.2f} false alarms per 1,000 events "
-        "(measured on shuffled histories)."
+        f"(measured on {source})."
         + (
             f" You asked for at most {rate:.2f}; the nearest measured rate at or below it is {false_alarms:.2f}."
             if mode != MODES[0] and abs(false_alarms - rate) >= 0.005

@@ -107,7 +107,12 @@ headline = [
         ""
         if summary.calibration_source.startswith("held-aside real")
         else " Real histories drift on their own (sign-up back-fill, seasons), so their false alarms "
-        "run several times higher: read this as a lower bound (best_split states the real-history rate)."
+        "run several times higher: read this as a lower bound"
+        + (
+            f" ({summary.calibration_fallback})."
+            if summary.calibration_fallback
+            else f" ({text.md_code('best_split')} states the rate measured on real histories)."
+        )
     ),
     (
         f"**{summary.n_recent:,}** more users show a recent shift, too recent to locate (tentative)."

@@ -26,9 +26,11 @@ st.markdown(
     f"**{summary.n_scorable:,}** of the users have a history long enough to judge. "
     f"Of those, **{summary.n_shifted:,} ({share:.0%})** clearly changed their interests at some point."
 )
-if data.false_alarm_rates(name, detector, eps).null == "real":
+rates = data.false_alarm_rates(name, detector, eps)
+if rates.null == "real":
+    unchanged = " (those its ground truth marks as unchanged)" if rates.sample == "shift-free" else ""
     st.markdown(
-        f"How sure is that? On held-aside real histories of this dataset, where every alarm counts as "
+        f"How sure is that? On held-aside real histories of this dataset{unchanged}, where every alarm counts as "
         f"false, the detector flags about **{summary.expected_false:,.0f}** users at this setting. So roughly "
         f"**{max(summary.n_shifted - summary.expected_false, 0):,.0f}** of the {summary.n_shifted:,} are real shifts."
     )
@@ -38,7 +40,12 @@ else:
         f"where it would flag about **{summary.expected_false:,.0f}** users. Real histories drift on their "
         f"own (sign-up back-fill, seasons), so real false alarms run several times higher (on MovieLens-100K "
         f"controls, 8.6 per 1,000 events against 1 stated): read the {summary.n_shifted:,} as an upper "
-        f"bound. The {text.md_code('best_split')} detector states the rate measured on real histories."
+        "bound. "
+        + (
+            f"This dataset has too few users to measure the rate on its real histories ({summary.calibration_fallback})."
+            if summary.calibration_fallback
+            else f"The {text.md_code('best_split')} detector states the rate measured on real histories."
+        )
     )
 if summary.n_recent is not None:
     st.markdown(

@@ -254,12 +254,15 @@ def world_dir(tmp_path_factory) -> Path:
         _build_shifts(world)
         for name in (world.name, world.shifts):
             write_stub_embeddings(name)
-            # Fit the default detector now, so that pages on the shared world read its fit
-            # instead of writing one; tests that pick another detector take world_copy.
+            # Fit the default detector (and its recent-shift companion) and two_window now, so
+            # that pages on the shared world read their fits instead of writing them; tests that
+            # pick another detector take world_copy.
             from core.artefacts import cached_item_matrix, fitted_detector
-            from core.detectors import DEFAULT
+            from core.detectors import DEFAULT, make_detector
 
-            fitted_detector(name, DEFAULT, cached_item_matrix(name))
+            companion = getattr(make_detector(DEFAULT), "tentative", None)
+            for detector in dict.fromkeys(d for d in (DEFAULT, companion, "two_window") if d):
+                fitted_detector(name, detector, cached_item_matrix(name))
     before = _snapshot(world.folder)
     yield world.folder
     # Fails the session loudly if any test (or the app under test) wrote the shared world.

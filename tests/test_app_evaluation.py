@@ -34,8 +34,10 @@ def test_live_scores_at_eps_match_the_planted_truth(world, stub_matrix):
     planted = {("u1", 40)} | {("u3", i) for i in world.shifts_planted}
     is_planted = np.array([(u, int(i)) in planted for u, i in zip(users, index)])
     assert is_planted.sum() == 4
+    from core.detectors import DEFAULT
+
     at = _evaluation(world.app)
-    key = f"_widget_eps:{SHIFTS}:two_window"
+    key = f"_widget_eps:{SHIFTS}:{DEFAULT}"
     step = at.sidebar.slider(key=key).step
     eps = float(np.floor((score[is_planted].min() - 1e-9) / step) * step)
     at.sidebar.slider(key=key).set_value(eps).run()
@@ -55,13 +57,14 @@ def test_stored_benchmark_table_and_curve(world_copy):  # writes a stored benchm
     from core import store
     from core.benchmark.detection import Evaluation
     from core.benchmark.report import write_evaluation
+    from core.detectors import DEFAULT
 
     at = _evaluation(world_copy.app)
     assert any(f"python -m core evaluate {SHIFTS}" in i.value for i in at.info)
     table = pd.DataFrame(
         [
             {
-                "detector": "two_window",
+                "detector": DEFAULT,
                 "setting": "default",
                 "threshold": 2.0,
                 "F1@10": 0.8,
@@ -69,7 +72,7 @@ def test_stored_benchmark_table_and_curve(world_copy):  # writes a stored benchm
                 "R@10": 0.7,
             },
             {
-                "detector": "two_window",
+                "detector": DEFAULT,
                 "setting": "oracle",
                 "threshold": 1.5,
                 "F1@10": 0.85,
@@ -80,7 +83,7 @@ def test_stored_benchmark_table_and_curve(world_copy):  # writes a stored benchm
     )
     curves = pd.DataFrame(
         {
-            "detector": "two_window",
+            "detector": DEFAULT,
             "threshold": [1.0, 2.0, 3.0],
             "P@10": [0.5, 0.9, 1.0],
             "R@10": [1.0, 0.7, 0.2],

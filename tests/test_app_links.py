@@ -23,12 +23,13 @@ def _warnings(at: AppTest) -> list[str]:
 
 
 def _eps_candidates(stub_matrix, user: str, dataset: str = SHIFTS) -> np.ndarray:
+    """two_window's candidate peaks of ``user`` (the detector the link below names)."""
     from core import store
-    from core.detectors import DEFAULT, make_detector
+    from core.detectors import make_detector
 
     with store.connect(dataset) as con:
         items, ev = store.load_items(con), store.load_event_arrays(con)
-    det = make_detector(DEFAULT).fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
+    det = make_detector("two_window").fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
     k = list(ev.user_ids).index(user)
     mine = det.candidates_.where(det.candidates_.user == k)
     return dict(zip(mine.event_index.tolist(), mine.score.tolist()))
@@ -67,9 +68,11 @@ def test_a_link_with_every_parameter_reproduces_the_view_and_is_written_back(wor
 
 
 def test_a_false_alarm_link_sets_the_threshold_mode(world):
+    from core.detectors import DEFAULT
+
     at = _open(world.app, dataset=NAME, fa="2", page="overview")
     assert at.sidebar.radio(key="threshold_mode").value == "false alarms per 1,000 events"
-    assert at.sidebar.slider(key=f"_rate:{NAME}:two_window").value == 2.0
+    assert at.sidebar.slider(key=f"_rate:{NAME}:{DEFAULT}").value == 2.0
     assert at.query_params["fa"] == "2"
     assert "eps" not in at.query_params
 
@@ -101,10 +104,12 @@ def test_unknown_dataset_and_detector_warn(world):
     assert not _warnings(at)
 
 
-def _timeline(app: str, user: str, dataset: str = NAME) -> AppTest:
+def _timeline(app: str, user: str, dataset: str = NAME, detector: str | None = None) -> AppTest:
     at = AppTest.from_file(app, default_timeout=120)
     at.session_state[f"user:{dataset}"] = user
     at.session_state["dataset"] = dataset
+    if detector:
+        at.session_state[f"detector:{dataset}"] = detector
     at.switch_page("pages/timeline.py").run()
     assert not at.exception, at.exception
     return at
@@ -135,12 +140,13 @@ def test_a_user_with_a_change_gets_its_explanation(world):
 
 
 def test_suppressed_peaks_are_marked_with_their_reason(world, stub_matrix):
+    # Peak picking (two_window) keeps one peak within h events; the weaker ones are marked.
     from core import store
-    from core.detectors import DEFAULT, make_detector
+    from core.detectors import make_detector
 
     with store.connect(NAME) as con:
         items, ev = store.load_items(con), store.load_event_arrays(con)
-    det = make_detector(DEFAULT).fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
+    det = make_detector("two_window").fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
     # A user with a local maximum of the score that peak picking dropped (a stronger score
     # lies within h events): at ε = 0 it is above ε but not a change point.
     user = None
@@ -153,7 +159,7 @@ def test_suppressed_peaks_are_marked_with_their_reason(world, stub_matrix):
             user = str(uid)
             break
     assert user is not None
-    at = _timeline(world.app, user)
+    at = _timeline(world.app, user, detector="two_window")
     at.sidebar.slider(key=f"_widget_eps:{NAME}:two_window").set_value(0.0).run()
     spec = _spec(at)
     crosses = [t for t in spec["data"] if t.get("name") == "peak above ε, not a change point"]

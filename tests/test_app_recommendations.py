@@ -74,8 +74,10 @@ def test_explanation_and_lists_stay_between_the_neighbouring_change_points(world
     # u3 of the hand-made log: Horror, Sci-Fi, Cooking, Sports in 30-event blocks. At the
     # change at event 60 the explanation compares Sci-Fi (30-59) with Cooking (60-89), never
     # everything before with everything after (which would bring in Horror and Sports).
+    # two_window: its change points on u3 are exactly the planted ones.
     at = AppTest.from_file(world.app, default_timeout=120)
     at.session_state["dataset"] = world.shifts
+    at.session_state[f"detector:{world.shifts}"] = "two_window"
     at.session_state[f"user:{world.shifts}"] = "u3"
     at.switch_page("pages/recommendations.py").run()
     assert not at.exception, at.exception

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.detectors import DEFAULT
+
 NAME, SHIFTS = "synthetic", "shifts"  # the datasets of the dashboard world (conftest.py)
-EPS_KEY = f"_widget_eps:{NAME}:two_window"
+EPS_KEY = f"_widget_eps:{NAME}:{DEFAULT}"
 USER_KEY = f"_widget_user:{NAME}"
 # User 30 of the tiny world shifts abruptly at event 28 (55 events; both windows of h = 20 fit).
 USER, PLANTED = "30", 28
@@ -24,6 +26,11 @@ def _timeline(app: str, user: str = USER, dataset: str = NAME) -> AppTest:
 
 def _metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
+
+
+def _events_table(at: AppTest):
+    """The page's table of the user's events (other tables, such as suppressed peaks, may come first)."""
+    return next(d.value for d in at.dataframe if "seq" in d.value.columns)
 
 
 def _chart_title(at: AppTest, key_part: str = "timeline") -> str:
@@ -49,7 +56,7 @@ def test_planted_shift_is_found_at_its_exact_index_at_the_default_threshold(worl
     assert _metric(at, "Events") == "55"
     assert _metric(at, "Planted change points") == str(PLANTED)
     assert _metric(at, "Change points") == "1"
-    table = at.dataframe[0].value
+    table = _events_table(at)
     # The events table splits the history at the detected change point: event 28 opens segment 1.
     assert table.loc[table["seq"] == PLANTED - 1, "segment"].item() == 0
     assert table.loc[table["seq"] == PLANTED, "segment"].item() == 1
@@ -62,13 +69,13 @@ def test_moving_the_eps_slider_changes_the_change_point_count_as_expected(world,
     planted = np.isin(index, world.shifts_planted)
     assert planted.sum() == 3
     at = _timeline(world.app, "u3", SHIFTS)
-    key = f"_widget_eps:{SHIFTS}:two_window"
+    key = f"_widget_eps:{SHIFTS}:{DEFAULT}"
     step = at.sidebar.slider(key=key).step
 
     def set_eps(value: float) -> list[int]:
         at.sidebar.slider(key=key).set_value(float(value)).run()
         assert not at.exception, at.exception
-        table = at.dataframe[0].value
+        table = _events_table(at)
         starts = table.loc[table["segment"].diff() > 0, "seq"].tolist()  # first event of each new segment
         assert _metric(at, "Change points") == str(len(starts))
         return starts
@@ -91,7 +98,7 @@ def test_moving_the_eps_slider_changes_the_change_point_count_as_expected(world,
 def test_threshold_set_as_false_alarm_rate_maps_to_the_calibrated_eps(world, stub_matrix):
     at = _timeline(world.app)
     at.sidebar.radio(key="threshold_mode").set_value("false alarms per 1,000 events").run()
-    at.sidebar.slider(key=f"_rate:{NAME}:two_window").set_value(0.0).run()
+    at.sidebar.slider(key=f"_rate:{NAME}:{DEFAULT}").set_value(0.0).run()
     assert not at.exception, at.exception
     caption = next(c.value for c in at.sidebar.caption if c.value.startswith("ε = "))
     eps = float(caption.removeprefix("ε = "))

@@ -34,7 +34,9 @@ def test_the_tour_without_shifts_says_so(world):
     at = AppTest.from_file(world.app, default_timeout=120)
     at.session_state["dataset"] = "synthetic"
     at.switch_page("pages/tour.py").run()
-    slider = at.sidebar.slider(key="_widget_eps:synthetic:two_window")
+    from core.detectors import DEFAULT
+
+    slider = at.sidebar.slider(key=f"_widget_eps:synthetic:{DEFAULT}")
     slider.set_value(slider.max).run()
     assert not at.exception, at.exception
     assert any("nobody shifted" in i.value for i in at.info)
@@ -42,9 +44,11 @@ def test_the_tour_without_shifts_says_so(world):
 
 
 def test_the_tour_never_calls_a_shuffled_rate_the_real_one(world):
-    # two_window is calibrated on shuffled histories, which understate real false alarms: the
-    # Tour reads its count as an upper bound instead of subtracting the shuffled estimate.
+    # The default on the 40-user world is calibrated on shuffled histories (too few users for
+    # real ones), which understate real false alarms: the Tour reads its count as an upper
+    # bound instead of subtracting the shuffled estimate, and says why.
     at = _tour(world.app, "synthetic")
     texts = " ".join(m.value for m in at.markdown)
     assert "shuffled into random order" in texts and "as an upper bound" in texts
+    assert "too few users to measure the rate on its real histories" in texts
     assert "are real shifts" not in texts

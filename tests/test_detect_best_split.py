@@ -50,6 +50,18 @@ def _log(random_state: int = 0) -> tuple[str, str]:
     return events, item_csv
 
 
+@pytest.fixture(autouse=True)
+def small_real_null(monkeypatch):
+    """This 121-user log is below the product's minimum real null sample (200 users, 20,000
+    events) and tree segments for a length null (400): lowered here so the real-history path
+    is tested on it; test_a_log_too_small_for_a_real_null_says_so keeps the product's values."""
+    from core.detectors import best_split
+
+    monkeypatch.setattr(population, "MIN_REAL_NULL_USERS", 20)
+    monkeypatch.setattr(population, "MIN_REAL_NULL_EVENTS", 500)
+    monkeypatch.setattr(best_split, "MIN_NULL_SEGMENTS", 50)
+
+
 @pytest.fixture
 def drifts(data_dir, write_file, stub_embeddings):
     from core.ingest import ingest_files
@@ -192,3 +204,26 @@ def test_detect_help_documents_the_kind_column(capsys):
         cli.main(["detect", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "kind is 'located'" in text and "'tentative'" in text and "--users" in text
+
+
+def test_a_log_too_small_for_a_real_null_says_so(drifts, tmp_path, capsys, monkeypatch):
+    from core.calibration import Calibration
+    from core.detectors import best_split
+
+    # the product's minimums, as core.detectors defines them
+    monkeypatch.setattr(population, "MIN_REAL_NULL_USERS", 200)
+    monkeypatch.setattr(population, "MIN_REAL_NULL_EVENTS", 20_000)
+    monkeypatch.setattr(best_split, "MIN_NULL_SEGMENTS", 400)
+    fit = artefacts.fitted_detector(NAME, "best_split")
+    # calibrated on shuffled copies of its 121 users, enough of them for >= 20,000 null events
+    assert isinstance(fit.calibration, Calibration) and fit.calibration.null == "shuffled"
+    assert fit.calibration.n_null_events >= 20_000
+    assert fit.detector.null_ is None  # too few segments for a length null: the raw F
+    rates = population.false_alarm_rates(fit)
+    assert rates.users is None and "too few users for a calibration on real histories" in rates.fallback
+    assert cli.main(["detect", NAME, "--out", str(tmp_path / "cp.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "on shuffled histories (too few users for a calibration on real histories: it needs 200 users" in err
+    # the planted mid-history moves are still found
+    located = pd.read_csv(tmp_path / "cp.csv", dtype={"user_id": str}).query("kind == 'located'")
+    assert {"u062", "u094"} <= set(located.user_id)

@@ -225,7 +225,12 @@ def test_detect_command_writes_one_row_per_change_point(synthetic, tmp_path):
     assert main(["detect", synthetic, "--out", str(out)]) == 0
     frame = pd.read_csv(out, dtype={"user_id": str})
     assert list(frame.columns[:5]) == ["user_id", "timestamp", "score", "event_index", "detector"]
-    assert len(frame) > 0 and (frame.detector == DEFAULT).all()
+    located = frame[frame.kind == "located"]
+    assert len(located) > 0 and (located.detector == DEFAULT).all()
+    # the default's recent-shift companion adds its tentative alerts, named after itself
+    companion = make_detector(DEFAULT).tentative
+    assert (frame.loc[frame.kind == "tentative", "detector"] == companion).all()
+    assert set(frame.kind) <= {"located", "tentative"}
     assert pd.to_datetime(frame.timestamp, format="ISO8601").notna().all()
     strict = tmp_path / "strict.csv"
     assert (

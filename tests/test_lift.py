@@ -10,6 +10,7 @@ from core import store
 from core.benchmark.lift import LiftCase, lift_cases, policy_profile, run_lift, score_cases, summarise
 from core.benchmark.report import lift_markdown
 from core.benchmark.splices import SplicedUser
+from core.detectors import DEFAULT
 from core.errors import ShiftError
 from core.recommend import Recommender
 
@@ -119,7 +120,7 @@ def test_run_lift_end_to_end_on_a_synthetic_dataset(data_dir):
     report = run_lift(
         "synthetic", item_vectors=vectors, n_splices=30, n_controls=20, n_visible_after=20, n_resamples=200
     )
-    assert report.params["detector"] == "two_window" and report.params["n_visible_after"] == 20
+    assert report.params["detector"] == DEFAULT and report.params["n_visible_after"] == 20
     ndcg = report.summary.set_index(["kind", "policy"])["ndcg"]
     assert ndcg["splice", "true"] > ndcg["splice", "whole"]
     # Clean synthetic categories: the default detector finds most splices.

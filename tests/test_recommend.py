@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.detectors import DEFAULT
+
 from core.errors import ShiftError
 from core.recommend import (
     POLICIES,
@@ -167,7 +169,11 @@ def test_cli_finds_the_change_point_and_prints_the_lists_and_what_changed(shifts
     from core.cli import main
 
     # u1: 40 Horror events, then 40 Sports events.
+    # The default detector's latest change point of u1 is the planted one.
     assert main(["recommend", "shifts", "--user", "u1", "--k", "5"]) == 0
+    assert f"user u1: 80 events; change point at event 40 ({DEFAULT} (score " in capsys.readouterr().out
+    # two_window finds it alone (no other change point bounds the segment before it).
+    assert main(["recommend", "shifts", "--user", "u1", "--k", "5", "--detector", "two_window"]) == 0
     out = capsys.readouterr().out
     assert "user u1: 80 events; change point at event 40 (two_window" in out
     assert "what changed: Horror 100% → 0%, Sports 0% → 100%" in out
@@ -239,7 +245,11 @@ def test_cli_json_holds_the_lists_the_explanation_shares_and_the_segment_bounds(
     from core.cli import main
 
     # u3 moves Horror -> Sci-Fi -> Cooking -> Sports in 30-event blocks.
-    assert main(["recommend", "shifts", "--user", "u3", "--format", "json", "--k", "3"]) == 0
+    # two_window: its change points on u3 are exactly the planted ones (the segments under test)
+    assert (
+        main(["recommend", "shifts", "--user", "u3", "--format", "json", "--k", "3", "--detector", "two_window"])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert (out["change_point"], out["change_points"]) == (90, [30, 60, 90])
     assert out["segments"] == [{"start": a, "end": a + 30} for a in (0, 30, 60, 90)]
@@ -262,7 +272,13 @@ def test_cli_bounds_a_given_change_point_by_the_detected_ones_when_asked(shifts_
     from core.cli import main
 
     assert (
-        main(["recommend", "shifts", "--user", "u3", "--change-point", "60", "--neighbours", "detected"]) == 0
+        main(
+            [
+                *("recommend", "shifts", "--user", "u3", "--change-point", "60"),
+                *("--neighbours", "detected", "--detector", "two_window"),
+            ]
+        )
+        == 0
     )
     out = capsys.readouterr().out
     assert "change point at event 60 (given); segments 30-59 and 60-89" in out

@@ -41,3 +41,23 @@ def items(name: str) -> pd.DataFrame:
 
 def item_titles(name: str) -> np.ndarray:
     return items(name)["title"].to_numpy()
+
+
+def shift_free_users(name: str) -> np.ndarray | None:
+    """Positions (``user_idx`` order) of the users a dataset's ground truth marks as having no
+    change, or None when the dataset has no ground truth (every real log).
+
+    A detector calibrated on real histories counts every alarm on them as false. On a real log
+    most users do not change abruptly, so all its users make the null sample; a planted world
+    (the synthetic one: 45% of its users shift by construction) would instead calibrate on its
+    own planted shifts and flag nothing, so there the null sample is its shift-free users.
+    """
+    with store.connect(name) as con:
+        n_truth = con.execute("SELECT count(*) FROM truth_change_points").fetchone()[0]
+        if not n_truth:
+            return None
+        rows = con.execute(
+            "SELECT pos FROM (SELECT user_id, row_number() OVER (ORDER BY user_idx) - 1 AS pos FROM users) "
+            "WHERE user_id NOT IN (SELECT user_id FROM truth_change_points) ORDER BY pos"
+        ).fetchnumpy()
+    return np.asarray(rows["pos"], np.int64)

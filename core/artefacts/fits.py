@@ -24,12 +24,13 @@ import core.real_null
 import core.trajectory
 import core.user_events
 from core import store
-from core.artefacts.datasets import dataset_version, events
+from core.artefacts.datasets import dataset_version, events, shift_free_users
 from core.artefacts.files import InvalidArtefact, Manifest, code_version, load_npz, load_or_build, save_npz
 from core.artefacts.items import item_features
 from core.calibration import Calibration
 from core.detectors import DEFAULT, make_detector
 from core.detectors.base import ChangePoints, Detector, DetectorResult
+from core.detectors import population
 from core.detectors.population import CALIBRATION_SHUFFLES, PopulationFit, Scorer, fit_population
 from core.real_null import RealCalibration
 
@@ -79,6 +80,8 @@ def fit_manifest(name: str, det: Detector, features: np.ndarray) -> Manifest:
             "features": fingerprint(features),
             "calibration_shuffles": CALIBRATION_SHUFFLES,
             "calibration_null": det.null,
+            # the smallest real null sample (a change moves a log between real and shuffled)
+            "real_null_min": [population.MIN_REAL_NULL_USERS, population.MIN_REAL_NULL_EVENTS],
         },
         _code_version(),
     )
@@ -99,7 +102,14 @@ def fitted_detector(
         fit_path(name, detector, features),
         fit_manifest(name, det, features),
         read=lambda path: _read(path, name, detector, ev, features),
-        build=lambda: fit_population(ev, features, det, dataset=name, scorer=scorer),
+        build=lambda: fit_population(
+            ev,
+            features,
+            det,
+            dataset=name,
+            scorer=scorer,
+            null_users=shift_free_users(name) if det.null == "real" else None,
+        ),
         write=_write,
     )
 

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         description="Print what the recommender would suggest from the user's history before the "
         "change point, since it, and now (post-shift interest with the past down-weighted), with "
         "the categories that rose and fell. Without --change-point, the user's latest change "
-        "point found by the default detector at its calibrated threshold is used.",
+        "point found by the detector (default: the default detector) at its calibrated threshold is used.",
     )
     p.add_argument("name", help="dataset name (see: python -m core datasets)")
     p.add_argument("--user", required=True, help="user id")
@@ -41,24 +41,26 @@ def register(subparsers) -> None:
         "(default without --change-point) or none, the whole history on either side (default "
         "with --change-point)",
     )
+    p.add_argument(
+        "--detector",
+        default=None,
+        help="the detector whose change points are used (default: the default detector)",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
     p.set_defaults(func=run)
 
 
-def latest_change_point(name: str, user_id: str) -> tuple[int, str]:
-    """The user's latest change point from the default detector at its calibrated threshold."""
-    points, source = detected_change_points(name, user_id, required=True)
-    return points[-1], source
-
-
-def detected_change_points(name: str, user_id: str, required: bool = False) -> tuple[list[int], str]:
-    """All the user's change points from the default detector at its calibrated threshold
-    (ascending) and a description of the latest; with ``required``, none is an error."""
+def detected_change_points(
+    name: str, user_id: str, required: bool = False, detector: str | None = None
+) -> tuple[list[int], str]:
+    """All the user's change points from ``detector`` (None: the default) at its calibrated
+    threshold (ascending) and a description of the latest; with ``required``, none is an error."""
     from core import artefacts
+    from core.detectors import DEFAULT
     from core.detectors.population import DEFAULT_FALSE_ALARMS, user_signal
     from core.errors import ShiftError
 
-    fit = artefacts.fitted_detector(name)
+    fit = artefacts.fitted_detector(name, detector or DEFAULT)
     signal = user_signal(fit, user_id)
     if signal.change_points.empty:
         if not required:
@@ -92,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
     neighbours = args.neighbours or ("none" if args.change_point is not None else "detected")
     change_points: list[int] = []
     if args.change_point is None or neighbours == "detected":
-        print("finding the change points with the default detector …", file=sys.stderr)
-        change_points, source = detected_change_points(args.name, args.user, args.change_point is None)
+        print(f"finding the change points with detector {args.detector or 'default'} …", file=sys.stderr)
+        change_points, source = detected_change_points(
+            args.name, args.user, args.change_point is None, args.detector
+        )
     if args.change_point is None:
         change_point = change_points[-1]
     else:

@@ -41,6 +41,10 @@ from core.errors import ShiftError
 from core.real_null import RealCalibration, calibrate_real
 
 
+# The fewest tree segments the length null is built from (two length buckets of 200).
+MIN_NULL_SEGMENTS = 400
+
+
 def f_scan(z: np.ndarray, min_size: int) -> np.ndarray:
     """F(tau) for tau = min_size .. n - min_size of one segment z (n, d); NaN-free."""
     n = len(z)
@@ -194,10 +198,13 @@ class BestSplit(Detector):
         """The fewest events a user needs to be scored (two segments of ``min_size``)."""
         return max(2 * self.min_size, 3)
 
-    def real_calibration(self, vectors: np.ndarray, offsets: np.ndarray) -> RealCalibration:
+    def real_calibration(
+        self, vectors: np.ndarray, offsets: np.ndarray, users: np.ndarray | None = None
+    ) -> RealCalibration:
         """Calibration on the fitted population's own real histories (half set, half check),
-        from the tree already recorded at fit: no second pass."""
-        return calibrate_real(self)
+        from the tree already recorded at fit: no second pass. ``users``: the null sample
+        (positions; default every user)."""
+        return calibrate_real(self, users=users)
 
     def _fit_population(self, vectors: np.ndarray, offsets: np.ndarray, ratings: np.ndarray | None) -> None:
         if self.min_size < 2:
@@ -206,13 +213,25 @@ class BestSplit(Detector):
             self.n_components, self.n_categories, self.detrend, random_state=self.random_state
         ).fit(vectors, offsets)
 
-    def fit(self, vectors: np.ndarray, offsets: np.ndarray, ratings: np.ndarray | None = None) -> BestSplit:
+    def fit(
+        self,
+        vectors: np.ndarray,
+        offsets: np.ndarray,
+        ratings: np.ndarray | None = None,
+        null_users: np.ndarray | None = None,
+    ) -> BestSplit:
+        """Fit on a population; the length null comes from the tree nodes of ``null_users``
+        (positions; default every user), the users whose splits are taken as chance."""
         vectors, offsets = check_population(vectors, offsets)
         self._fit_population(vectors, offsets, ratings)
         self.offsets_, self.n_events_ = offsets, int(offsets[-1])
         z = self.features_.transform(vectors, offsets)
         nodes = self._nodes(z, offsets)
-        self.null_ = LengthNull(nodes["f"], nodes["length"]) if self.length_null and len(nodes["f"]) else None
+        ref = nodes if null_users is None else {k: v[np.isin(nodes["user"], null_users)] for k, v in nodes.items()}
+        # A population of a few dozen users has too few segments to say how rare an F is at a
+        # length: there the score stays the raw F (and the calibration is on shuffled histories).
+        use_null = self.length_null and len(ref["f"]) >= MIN_NULL_SEGMENTS
+        self.null_ = LengthNull(ref["f"], ref["length"]) if use_null else None
         self.result_ = DetectorResult(self._root_scan(z, offsets), offsets, self._candidates_of(nodes))
         return self
 
@@ -226,6 +245,7 @@ class BestSplit(Detector):
     def export_state(self) -> dict[str, np.ndarray]:
         """The features' PCA, scales and trend, and the length null's sorted max F per bucket."""
         state = self.features_.export_state()
+        state["null.used"] = np.asarray(self.null_ is not None)
         if self.null_ is not None:
             state.update(self.null_.export_state())
         return state
@@ -234,9 +254,10 @@ class BestSplit(Detector):
         self.features_ = ShiftFeatures(
             self.n_components, self.n_categories, self.detrend, random_state=self.random_state
         ).restore(state)
-        self.null_ = LengthNull.restore(state) if "null.edges" in state else None
-        if self.length_null and self.null_ is None:
-            raise KeyError("null.edges")
+        used = bool(state["null.used"])
+        self.null_ = LengthNull.restore(state) if used else None
+        if used and not self.length_null:
+            raise ValueError("best_split: a length null is stored for a detector without one")
 
     def _root_scan(self, z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """Per-event signal for timelines: the score of a single split of the whole history there."""

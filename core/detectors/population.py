@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from core.detectors.base import ChangePoints, Detector, DetectorResult
 from core.errors import ShiftError, UnknownUser
 from core.real_null import RealCalibration
 
-DEFAULT_FALSE_ALARMS = 1.0  # per 1,000 events, on shuffled (shift-free) histories
+DEFAULT_FALSE_ALARMS = 1.0  # per 1,000 events, on the calibration's null histories (real or shuffled)
 CALIBRATION_SHUFFLES = 2
 # Above this many events, per-event features (N x d float64) would not fit comfortably in
 # memory: population state and calibration come from a seeded sample of whole users, and
@@ -41,6 +42,12 @@ MAX_EVENTS_IN_MEMORY = 300_000
 # world on the 2-core box: 38.5 s in chunks of 300,000 events, 21.5 s at 50,000, 15.7 s at
 # 20,000. Results do not depend on it (every score depends on one user only).
 SCORE_CHUNK_EVENTS = 20_000
+# A real-history calibration needs a null sample large enough to measure ~1 false alarm per
+# 1,000 events on its setting half (and a second half to check it): with fewer users or events
+# the curve would be a handful of alarms, so such a log (a small upload, a test world) is
+# calibrated on shuffled histories instead, and every text says so (a lower bound).
+MIN_REAL_NULL_USERS = 200
+MIN_REAL_NULL_EVENTS = 20_000
 
 
 @dataclass(frozen=True)
@@ -65,8 +72,9 @@ class PopulationFit:
             raise UnknownUser(f"user {user_id!r} is not in dataset {self.dataset!r}") from None
 
 
-def _sample_users(events: store.EventArrays, max_events: int, random_state: int = 0):
-    """Rows, offsets and ratings of a seeded sample of whole users totalling <= max_events."""
+def _sample_users(events: store.EventArrays, max_events: int, random_state: int = 0, with_users: bool = False):
+    """Rows and offsets of a seeded sample of whole users totalling <= max_events (and the
+    sampled users' positions, ascending, when ``with_users``)."""
     counts = np.diff(events.offsets)
     order = np.random.default_rng(random_state).permutation(len(counts))
     keep = np.sort(order[np.cumsum(counts[order]) <= max_events]) if len(counts) else order
@@ -74,7 +82,7 @@ def _sample_users(events: store.EventArrays, max_events: int, random_state: int 
         keep = order[:1]
     rows = np.concatenate([np.arange(events.offsets[k], events.offsets[k + 1]) for k in keep])
     offsets = np.concatenate([[0], np.cumsum(counts[keep])])
-    return rows, offsets
+    return (rows, offsets, keep) if with_users else (rows, offsets)
 
 
 def score_users(
@@ -105,12 +113,19 @@ def score_users(
 Scorer = Callable[[Detector, store.EventArrays, np.ndarray, str], DetectorResult]
 
 
+def real_null_is_large_enough(offsets: np.ndarray, null_users: np.ndarray | None = None) -> bool:
+    """Whether the real users of ``null_users`` (default all) can set a real-history calibration."""
+    counts = np.diff(offsets) if null_users is None else np.diff(offsets)[null_users]
+    return len(counts) >= MIN_REAL_NULL_USERS and int(counts.sum()) >= MIN_REAL_NULL_EVENTS
+
+
 def fit_population(
     events: store.EventArrays,
     items: np.ndarray,
     detector: str | Detector = DEFAULT,
     dataset: str = "",
     scorer: Scorer | None = None,
+    null_users: np.ndarray | None = None,
 ) -> PopulationFit:
     """Fit ``detector`` on every user of ``events`` (item features ``items``) and calibrate it.
 
@@ -121,7 +136,9 @@ def fit_population(
     real ones for detectors whose ``null`` is ``"real"``. ``dataset`` names the data in messages.
     ``scorer`` (peak-picking or chunkable detectors) scores every user after fitting and
     calibrating here, e.g. on a process pool or a Ray cluster; the fit and calibration stay
-    the same.
+    the same. ``null_users`` (positions) are the users a real-history calibration may count
+    every alarm of as false (default: all; :func:`core.artefacts.datasets.shift_free_users`
+    gives a planted world's shift-free users).
     """
     det = make_detector(detector) if isinstance(detector, str) else detector
     big = int(events.offsets[-1]) > MAX_EVENTS_IN_MEMORY
@@ -132,8 +149,10 @@ def fit_population(
             f"detector such as 'two_window', or 'best_split' (scored in user chunks)"
         )
     if big:
-        rows, offsets = _sample_users(events, MAX_EVENTS_IN_MEMORY)
+        rows, offsets, sampled = _sample_users(events, MAX_EVENTS_IN_MEMORY, with_users=True)
         vectors, ratings = items[events.item_idx[rows]], events.rating[rows]
+        if null_users is not None:  # positions within the sample
+            null_users = np.flatnonzero(np.isin(sampled, null_users))
     else:
         vectors, offsets, ratings = items[events.item_idx], events.offsets, events.rating
     if scorer is not None and not (det.peak_based or det.chunkable):
@@ -141,10 +160,19 @@ def fit_population(
             f"detector {det.name!r} keeps per-event state of the whole log, so its users cannot be "
             "scored apart; run it with the local engine"
         )
-    det.fit(vectors, offsets, ratings)
-    if det.null == "real":
-        cal = det.real_calibration(vectors, offsets)
+    if det.null == "real" and real_null_is_large_enough(offsets, null_users):
+        det.fit(vectors, offsets, ratings, null_users=null_users)
+        cal = det.real_calibration(vectors, offsets, users=null_users)
+        if null_users is not None:
+            cal = dataclasses.replace(cal, sample="shift-free")
+    elif det.null == "real":
+        # Too few real users to set the rate on: shuffled copies of them, enough of them for
+        # ~MIN_REAL_NULL_EVENTS null events, so that 1 per 1,000 is measured and not guessed.
+        det.fit(vectors, offsets, ratings)
+        n_shuffles = max(CALIBRATION_SHUFFLES, -(-MIN_REAL_NULL_EVENTS // max(int(offsets[-1]), 1)))
+        cal = calibrate(det, vectors, offsets, n_shuffles=n_shuffles, random_state=0)
     else:
+        det.fit(vectors, offsets, ratings)
         cal = calibrate(det, vectors, offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0)
     if scorer is not None:
         result = scorer(det, events, items, dataset)
@@ -241,16 +269,26 @@ class FalseAlarmRates:
     null: str
     check_per_1000: float | None = None
     check_users: float | None = None
+    sample: str = "all"  # real null: "all" users, or the ground truth's "shift-free" ones
+    # Why a detector meant for a real-history calibration was calibrated on shuffled histories.
+    fallback: str = ""
+
+    @property
+    def source(self) -> str:
+        """What the rate was measured on, in words."""
+        if self.null != "real":
+            return "shuffled histories"
+        if self.sample == "shift-free":
+            return "held-aside real histories of the users the ground truth marks as unchanged"
+        return "held-aside real histories"
 
     def summary(self) -> str:
         """ "~1.01 false alarms per 1,000 events, 8.0% of users, measured on held-aside real
         histories; check sample: 1.26 per 1,000, 9.1% of users"."""
         if self.null != "real":
-            return f"~{self.per_1000:.3g} false alarms per 1,000 events on shuffled histories"
-        text = (
-            f"~{self.per_1000:.3g} false alarms per 1,000 events, {self.users:.1%} of users, "
-            "measured on held-aside real histories"
-        )
+            text = f"~{self.per_1000:.3g} false alarms per 1,000 events on shuffled histories"
+            return f"{text} ({self.fallback})" if self.fallback else text
+        text = f"~{self.per_1000:.3g} false alarms per 1,000 events, {self.users:.1%} of users, measured on {self.source}"
         if self.check_per_1000 is not None:
             text += f"; check sample: {self.check_per_1000:.3g} per 1,000, {self.check_users:.1%} of users"
         return text
@@ -261,10 +299,16 @@ def false_alarm_rates(fit: PopulationFit, threshold: float | None = None) -> Fal
     thr = fit.default_threshold if threshold is None else float(threshold)
     cal = fit.calibration
     if not isinstance(cal, RealCalibration):
-        return FalseAlarmRates(thr, cal.false_alarms_at(thr), None, cal.null)
+        fallback = (
+            f"too few users for a calibration on real histories: it needs {MIN_REAL_NULL_USERS} users and "
+            f"{MIN_REAL_NULL_EVENTS:,} events; real false alarms run higher"
+            if fit.detector.null == "real"
+            else ""
+        )
+        return FalseAlarmRates(thr, cal.false_alarms_at(thr), None, cal.null, fallback=fallback)
     per, users = cal.rates_at(thr)
     check = cal.checked_rates_at(thr) if cal.check else (None, None)
-    return FalseAlarmRates(thr, per, users, cal.null, *check)
+    return FalseAlarmRates(thr, per, users, cal.null, *check, sample=cal.sample)
 
 
 def user_states(

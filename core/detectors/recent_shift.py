@@ -115,16 +115,25 @@ class RecentShift(Detector):
         z = self.features_.transform(vectors, offsets)
         self.pop_var_ = float(z.var(axis=0).sum()) if len(z) else 1.0
 
-    def real_calibration(self, vectors: np.ndarray, offsets: np.ndarray) -> RealCalibration:
-        """New alerts per 1,000 events of these real histories streamed (half set, half check)."""
-        return calibrate_recent(self, vectors, offsets)
+    def real_calibration(
+        self, vectors: np.ndarray, offsets: np.ndarray, users: np.ndarray | None = None
+    ) -> RealCalibration:
+        """New alerts per 1,000 events of these real histories streamed (half set, half check);
+        ``users``: the null sample (positions; default every user)."""
+        return calibrate_recent(self, vectors, offsets, users=users)
 
     def statistic(self, vectors: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """S_t and its argmax window at every event of another population (fitted state)."""
         z = self.features_.transform(vectors, offsets)
         return recent_statistic(z, offsets, self.window, self.min_recent, self.min_reference, self.pop_var_)
 
-    def fit(self, vectors: np.ndarray, offsets: np.ndarray, ratings: np.ndarray | None = None) -> RecentShift:
+    def fit(
+        self,
+        vectors: np.ndarray,
+        offsets: np.ndarray,
+        ratings: np.ndarray | None = None,
+        null_users: np.ndarray | None = None,  # nothing here depends on the null sample
+    ) -> RecentShift:
         vectors, offsets = check_population(vectors, offsets)
         self._fit_population(vectors, offsets, ratings)
         self.offsets_, self.n_events_ = offsets, int(offsets[-1])
