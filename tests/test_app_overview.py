@@ -205,7 +205,9 @@ def test_an_upload_under_a_new_name_is_imported_and_encoded(data_dir, dashboard_
     assert cached_item_matrix(name).shape == (2, 32)
 
 
-def test_best_split_headline_states_the_real_history_rates_and_recent_shifts(world_copy, monkeypatch, request):
+def test_best_split_headline_states_the_real_history_rates_and_recent_shifts(
+    world_copy, monkeypatch, request
+):
     # writes fits. The 22 users the world's ground truth marks as unchanged are below the
     # product's minimum real null sample; lowered here to test the real-history path.
     from core import artefacts
@@ -268,4 +270,6 @@ def test_a_shuffled_history_rate_is_called_a_lower_bound(world):
     at = _overview(world.app)
     headline = next(m.value for m in at.markdown if "By chance alone" in m.value)
     assert "same histories shuffled" in headline and "read this as a lower bound" in headline
-    assert "too few users for a calibration on real histories: it needs 200 users and 20,000 events" in headline
+    assert (
+        "too few users for a calibration on real histories: it needs 200 users and 20,000 events" in headline
+    )

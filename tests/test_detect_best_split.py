@@ -223,7 +223,9 @@ def test_a_log_too_small_for_a_real_null_says_so(drifts, tmp_path, capsys, monke
     assert rates.users is None and "too few users for a calibration on real histories" in rates.fallback
     assert cli.main(["detect", NAME, "--out", str(tmp_path / "cp.csv")]) == 0
     err = capsys.readouterr().err
-    assert "on shuffled histories (too few users for a calibration on real histories: it needs 200 users" in err
+    assert (
+        "on shuffled histories (too few users for a calibration on real histories: it needs 200 users" in err
+    )
     # the planted mid-history moves are still found
     located = pd.read_csv(tmp_path / "cp.csv", dtype={"user_id": str}).query("kind == 'located'")
     assert {"u062", "u094"} <= set(located.user_id)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from core.detectors import DEFAULT
-
 from core.errors import ShiftError
 from core.recommend import (
     POLICIES,
@@ -247,7 +246,20 @@ def test_cli_json_holds_the_lists_the_explanation_shares_and_the_segment_bounds(
     # u3 moves Horror -> Sci-Fi -> Cooking -> Sports in 30-event blocks.
     # two_window: its change points on u3 are exactly the planted ones (the segments under test)
     assert (
-        main(["recommend", "shifts", "--user", "u3", "--format", "json", "--k", "3", "--detector", "two_window"])
+        main(
+            [
+                "recommend",
+                "shifts",
+                "--user",
+                "u3",
+                "--format",
+                "json",
+                "--k",
+                "3",
+                "--detector",
+                "two_window",
+            ]
+        )
         == 0
     )
     out = json.loads(capsys.readouterr().out)

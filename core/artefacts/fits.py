@@ -28,9 +28,8 @@ from core.artefacts.datasets import dataset_version, events, shift_free_users
 from core.artefacts.files import InvalidArtefact, Manifest, code_version, load_npz, load_or_build, save_npz
 from core.artefacts.items import item_features
 from core.calibration import Calibration
-from core.detectors import DEFAULT, make_detector
+from core.detectors import DEFAULT, make_detector, population
 from core.detectors.base import ChangePoints, Detector, DetectorResult
-from core.detectors import population
 from core.detectors.population import CALIBRATION_SHUFFLES, PopulationFit, Scorer, fit_population
 from core.real_null import RealCalibration
 

@@ -40,7 +40,6 @@ from core.detectors.shift_features import ShiftFeatures
 from core.errors import ShiftError
 from core.real_null import RealCalibration, calibrate_real
 
-
 # The fewest tree segments the length null is built from (two length buckets of 200).
 MIN_NULL_SEGMENTS = 400
 
@@ -227,7 +226,11 @@ class BestSplit(Detector):
         self.offsets_, self.n_events_ = offsets, int(offsets[-1])
         z = self.features_.transform(vectors, offsets)
         nodes = self._nodes(z, offsets)
-        ref = nodes if null_users is None else {k: v[np.isin(nodes["user"], null_users)] for k, v in nodes.items()}
+        ref = (
+            nodes
+            if null_users is None
+            else {k: v[np.isin(nodes["user"], null_users)] for k, v in nodes.items()}
+        )
         # A population of a few dozen users has too few segments to say how rare an F is at a
         # length: there the score stays the raw F (and the calibration is on shuffled histories).
         use_null = self.length_null and len(ref["f"]) >= MIN_NULL_SEGMENTS

@@ -72,7 +72,9 @@ class PopulationFit:
             raise UnknownUser(f"user {user_id!r} is not in dataset {self.dataset!r}") from None
 
 
-def _sample_users(events: store.EventArrays, max_events: int, random_state: int = 0, with_users: bool = False):
+def _sample_users(
+    events: store.EventArrays, max_events: int, random_state: int = 0, with_users: bool = False
+):
     """Rows and offsets of a seeded sample of whole users totalling <= max_events (and the
     sampled users' positions, ascending, when ``with_users``)."""
     counts = np.diff(events.offsets)
