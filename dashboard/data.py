@@ -781,6 +781,9 @@ class PopulationSummary:
     rates_text: str = ""  # both units and the check sample, as the CLI prints them
     # Why a detector meant for real-history calibration was calibrated on shuffled ones ("": it was not)
     calibration_fallback: str = ""
+    # real null only: "all" (the dataset's own users: the flagged count and the expected false
+    # one are then the same measurement) or "shift-free" (a ground truth's unchanged users)
+    calibration_sample: str = ""
 
 
 @by_version(max_entries=16)
@@ -824,6 +827,7 @@ def population_summary(name: str, detector: str, threshold: float) -> Population
         calibration_source=calibration_source(name, detector),
         rates_text=rates.summary(),
         calibration_fallback=rates.fallback,
+        calibration_sample=rates.sample if rates.null == "real" else "",
     )
 
 

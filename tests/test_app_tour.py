@@ -15,7 +15,7 @@ def _tour(app: str, dataset: str) -> AppTest:
 def test_the_tour_walks_a_dataset_in_plain_words(world):
     at = _tour(world.app, "synthetic")
     texts = " ".join(m.value for m in at.markdown)
-    assert "clearly changed their interests" in texts
+    assert "changed their interests strongly enough to pass" in texts
     assert " moved from " in texts
     headers = [h.value for h in at.header]
     assert headers[:3] == [

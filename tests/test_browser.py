@@ -191,7 +191,7 @@ def _walk_tour(page, url: str, dataset: str, shot: str) -> None:
     page.goto(f"{url}/tour?dataset={dataset}")
     _settled(page, "What to do with this", timeout=600_000)
     expect(page.get_by_role("heading", name="A tour of this dataset")).to_be_visible()
-    expect(page.get_by_text("clearly changed their interests", exact=False)).to_be_visible()
+    expect(page.get_by_text("strongly enough to pass the threshold", exact=False)).to_be_visible()
     expect(page.get_by_text("moved from", exact=False).first).to_be_visible()
     expect(page.get_by_text("Recommended now", exact=False)).to_have_count(3)
     expect(page.get_by_text("their taste changed", exact=False)).to_have_count(3)

@@ -229,3 +229,29 @@ def test_a_log_too_small_for_a_real_null_says_so(drifts, tmp_path, capsys, monke
     # the planted mid-history moves are still found
     located = pd.read_csv(tmp_path / "cp.csv", dtype={"user_id": str}).query("kind == 'located'")
     assert {"u062", "u094"} <= set(located.user_id)
+
+
+def test_pages_never_subtract_a_null_measured_on_the_same_users(drifts, dashboard_app):
+    # A real log with no labels: the real null is this log's own users, so the count flagged
+    # and the count expected on the null are one measurement; the pages say so instead of
+    # calling the difference "real shifts".
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_resource.clear()  # other tests' fits under other minimums
+    st.cache_data.clear()
+    rates = population.false_alarm_rates(artefacts.fitted_detector(NAME, "best_split"))
+    assert rates.null == "real" and rates.sample == "all"
+    for page, phrase in (
+        ("overview", "about as many as are flagged here"),
+        ("tour", "no count of shifts beyond that everyday drift can be given"),
+    ):
+        at = AppTest.from_file(dashboard_app, default_timeout=120)
+        at.session_state["dataset"] = NAME
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, at.exception
+        texts = " ".join(m.value for m in at.markdown)
+        assert phrase in texts, texts
+        assert "real shifts" not in texts and "By chance alone" not in texts
+    st.cache_resource.clear()
+    st.cache_data.clear()
