@@ -524,3 +524,31 @@ def add_category_labels(
         )
     )
     return fig
+
+
+def f1_by_false_alarms(tradeoff: pd.DataFrame, columns: Sequence[str], title: str) -> go.Figure:
+    """F1@10 of each detector (line colour) on each kind of splice (dash) against the real
+    false-alarm rate it was calibrated to (bench.detection_study)."""
+    fig = go.Figure()
+    colours = {"best_split": SIGNAL, "two_window": CHANGE}
+    dashes = ("solid", "dash", "dot", "dashdot")
+    for detector, rows in tradeoff.groupby("detector", sort=False):
+        rows = rows.sort_values("target FA/1000")
+        for column, dash in zip(columns, dashes, strict=False):
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["target FA/1000"],
+                    y=rows[column],
+                    mode="lines+markers",
+                    name=html.escape(f"{detector}: {column.removeprefix('F1@10 ')}"),
+                    line=dict(color=colours.get(str(detector), AFTER), dash=dash),
+                )
+            )
+    fig.update_layout(
+        title=title,
+        xaxis=dict(title="false alarms per 1,000 real events (calibrated to)", type="log"),
+        yaxis=dict(title="F1@10", range=[0, 1.02]),
+        height=360,
+        **_LAYOUT,
+    )
+    return fig

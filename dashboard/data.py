@@ -747,6 +747,25 @@ def _stored_evaluation(folder: str, mtime: float):
     return payload.get("meta", {}), pd.DataFrame(payload["rows"]), curves
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def _detection_study(path: str, mtime: float) -> list[dict]:
+    return json.loads(Path(path).read_text())
+
+
+def detection_study(name: str) -> tuple[dict, pd.DataFrame, pd.DataFrame] | None:
+    """The recorded real-log study of ``python -m bench.detection_study`` for a dataset of this
+    name (bench/results/detection_study.json): (meta, rows by detector and setting, F1 against
+    the calibrated real false-alarm rate), or None when it has none."""
+    path = RECORDED_RESULTS / "detection_study.json"
+    if not path.exists():
+        return None
+    for entry in _detection_study(str(path), path.stat().st_mtime):
+        if entry.get("dataset") == name:
+            meta = {k: v for k, v in entry.items() if not isinstance(v, (list, dict))}
+            return meta, pd.DataFrame(entry.get("rows", [])), pd.DataFrame(entry.get("tradeoff", []))
+    return None
+
+
 def stored_evaluation(name: str):
     """(meta, table, curves, folder) written by ``python -m core evaluate NAME``, or None."""
     folder = evaluation_folder(name)
