@@ -418,7 +418,7 @@ class ThresholdScale:
 
 @by_version(max_entries=16)
 def threshold_scale(name: str, detector: str) -> ThresholdScale:
-    from core.detectors.population import DEFAULT_FALSE_ALARMS
+    from core.detectors.population import DEFAULT_FALSE_ALARMS, stated_threshold
 
     if precomputed(name):
         summary = _summary(name, detector)
@@ -433,12 +433,15 @@ def threshold_scale(name: str, detector: str) -> ThresholdScale:
     step = float(10 ** np.floor(np.log10(top / 200)))
     high = float(np.ceil(top / step) * step)
     try:
-        default = min(calibration.threshold_for(DEFAULT_FALSE_ALARMS), high)
+        default = min(stated_threshold(calibration.threshold_for(DEFAULT_FALSE_ALARMS)), high)
     except ShiftError:
         default = high
     if not np.isfinite(default):
         # No null history was long enough for the detector's windows: nothing to calibrate.
         default = high
+    if default > 0:  # the stated default (three significant digits) lies on the slider's grid
+        step = min(step, float(10 ** (math.floor(math.log10(default)) - 2)))
+        high = float(np.ceil(top / step) * step)
     return ThresholdScale(0.0, high, step, float(default))
 
 
@@ -479,8 +482,11 @@ def calibration_source(name: str, detector: str) -> str:
 
 
 def threshold_for_rate(name: str, detector: str, false_alarms_per_1000: float) -> float:
-    """The threshold expected to give this many false alarms (raises ShiftError if none does)."""
-    return _calibration(name, detector).threshold_for(float(false_alarms_per_1000))
+    """The threshold expected to give at most this many false alarms, as the CLI states it
+    (three significant digits, rounded up; raises ShiftError if none does)."""
+    from core.detectors.population import stated_threshold
+
+    return stated_threshold(_calibration(name, detector).threshold_for(float(false_alarms_per_1000)))
 
 
 def is_online(name: str, detector: str) -> bool:

@@ -70,6 +70,7 @@ def test_the_benchmark_default_of_a_real_null_detector_is_the_products_threshold
     from core.benchmark.detection import run_evaluation
     from core.benchmark.splices import split_users
     from core.benchmark.training import fit_and_calibrate, training_events
+    from core.detectors.population import stated_threshold
     from core.ingest import ingest_synthetic
 
     ingest_synthetic("bench", 120, random_state=0)
@@ -88,8 +89,8 @@ def test_the_benchmark_default_of_a_real_null_detector_is_the_products_threshold
         real_null=True,
         null_users=training_events(events, np.intersect1d(cal_users, unchanged)),
     )
-    real = fitted.real_null_calibration.threshold_for(1.0)
-    shuffled = fitted.calibration.threshold_for(1.0)
+    real = stated_threshold(fitted.real_null_calibration.threshold_for(1.0))
+    shuffled = stated_threshold(fitted.calibration.threshold_for(1.0))
     assert real != shuffled
     assert table.loc["default", "threshold"] == pytest.approx(real)
     assert table.loc["default, shuffled null", "threshold"] == pytest.approx(shuffled)

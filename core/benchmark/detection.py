@@ -40,6 +40,7 @@ from core.benchmark.planted import planted_users
 from core.benchmark.splices import BINS, SplicedUser, splice_benchmark, split_users, to_event_arrays
 from core.benchmark.training import change_points_by_user, fit_and_calibrate, training_events
 from core.detectors.base import ChangePoints
+from core.detectors.population import stated_threshold
 from core.metrics import MatchCounts, false_alarms_per_1000, median
 
 MARGINS = (5, 10)
@@ -160,8 +161,9 @@ def _detector_rows(
         null_users=null_users,
     )
     det, cal = fitted.detector, fitted.calibration
-    default = cal.threshold_for(target)
-    strict = fitted.real_null_calibration.threshold_for(target)
+    # thresholds as the product states them (three significant digits, rounded up)
+    default = stated_threshold(cal.threshold_for(target))
+    strict = stated_threshold(fitted.real_null_calibration.threshold_for(target))
     # The product calibrates real-null detectors (best_split) on real histories: their
     # "default" row is that threshold, and the shuffled one is the alternative row.
     real_default = det.null == "real"
