@@ -277,6 +277,7 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
             scale.low,
             scale.high,
             step=scale.step,
+            format="%.3g",  # as text.eps prints ε everywhere else (1.35, 1.5, 0.0124)
             key="_widget_" + eps_key,
             on_change=_remember,
             args=(eps_key,),
