@@ -178,6 +178,12 @@ def test_every_page_and_the_eps_slider_in_chromium(server):
                 _settled(page, ready)
                 page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
             expect(page.get_by_text("Precision @10")).to_be_visible()
+            # The link to this view is drawn when its expander is opened (a rerun).
+            expect(page.locator('[data-testid="stCode"]')).to_have_count(0)
+            page.get_by_text("Link to this view").click()
+            expect(page.locator('[data-testid="stCode"]')).to_contain_text(
+                "/evaluation?page=evaluation&dataset=synthetic", timeout=60_000
+            )
             assert not page.locator('[data-testid="stException"]').count(), "a page raised an exception"
             assert not errors, errors
         finally:
