@@ -167,7 +167,9 @@ def write_link(page: str, slot, path: str) -> None:
         if box.open:
             with box:
                 st.code(url, language=None, wrap_lines=True)
-                st.caption("Copy it with the button at the code's top right; it opens this page as you see it.")
+                st.caption(
+                    "Copy it with the button at the code's top right; it opens this page as you see it."
+                )
 
 
 def build(with_user: bool) -> Selection:
