@@ -587,9 +587,11 @@ def candidates(name: str, detector: str) -> pd.DataFrame:
 
 @by_version("resource", show_spinner="Fitting the recommender…", max_entries=4)
 def _recommender(name: str):
-    from core.artefacts import recommender as fit_recommender
+    # core.artefacts.recommender's fit, from the arrays this module holds already (it would
+    # open the database twice more to read them again)
+    from core.recommend import fit_recommender
 
-    return fit_recommender(name, _item_matrix(name))
+    return fit_recommender(_item_matrix(name), _event_arrays(name), item_keys=items(name)["title"].to_numpy())
 
 
 @by_version("resource", show_spinner="Fitting the explainer…", max_entries=4)

@@ -61,6 +61,14 @@ def test_a_link_with_every_parameter_reproduces_the_view_and_is_written_back(wor
     # Written back: the same parameters (ε as printed), so copying the URL reopens this view.
     written = dict(at.query_params)
     assert written == {**link, "eps": f"{slider.value:.3g}"}
+    # The link itself is drawn once its expander is opened (a toggle reruns the page).
+    from dashboard.sidebar import LINK_OPEN
+
+    assert not at.code
+    at.session_state[LINK_OPEN] = True
+    at.run()
+    assert not at.exception, at.exception
+    assert dict(at.query_params) == written
     assert any(
         str(c.value).endswith("/recommendations?" + "&".join(f"{k}={v}" for k, v in written.items()))
         for c in at.code
