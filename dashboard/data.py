@@ -336,7 +336,7 @@ def fit_status(name: str, detector: str) -> FitStatus:
     from core.artefacts import fit_is_stored
 
     key = (name, version(name), detector)
-    if key in _READY:
+    if key in _READY or precomputed(name):  # big datasets: stored results, never a fit here
         return FitStatus(True)
     n_events = int(info(name).get("n_events", 0))
     expected = max(3.0, _FIT_SECONDS_PER_100K.get(detector, 30.0) * n_events / 100_000)
@@ -462,6 +462,10 @@ def false_alarm_rates(name: str, detector: str, threshold: float):
     (core.detectors.population.FalseAlarmRates)."""
     from core.detectors.population import false_alarm_rates as rates
 
+    if precomputed(name):
+        from core.artefacts import stored_false_alarm_rates
+
+        return stored_false_alarm_rates(name, detector, float(threshold))
     return rates(_fitted(name, detector), float(threshold))
 
 
@@ -684,12 +688,24 @@ def shift_endpoints(name: str, detector: str, threshold: float, limit: int):
         cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id").head(int(limit))
     )
     matrix = _item_matrix(name)
-    ev = _event_arrays(name)
-    pos = _user_positions(name)
-    means = [
-        segment_means(matrix, ev.item_idx[ev.user_slice(pos[r.user_id])], r.event_index)
-        for r in strongest.itertuples()
-    ]
+    if precomputed(name):  # only the 20 events either side of each change point are read
+        from core.artefacts import event_windows
+
+        cp = strongest["event_index"].to_numpy(np.int64)
+        with _cursor(name) as con:
+            k, seq, item = event_windows(name, strongest["user_id"].tolist(), cp, 20, 20, con)
+        bounds = np.searchsorted(k, np.arange(len(strongest) + 1))
+        means = [
+            segment_means(matrix, item[a:b], int(c - seq[a]) if b > a else int(c))
+            for a, b, c in zip(bounds[:-1], bounds[1:], cp)
+        ]
+    else:
+        ev = _event_arrays(name)
+        pos = _user_positions(name)
+        means = [
+            segment_means(matrix, ev.item_idx[ev.user_slice(pos[r.user_id])], r.event_index)
+            for r in strongest.itertuples()
+        ]
     if not means:
         return strongest, np.empty((0, 2)), np.empty((0, 2))
     placed = place(np.vstack(means), matrix, projection(name))
@@ -798,6 +814,23 @@ def _scorable(name: str, detector: str) -> tuple[np.ndarray, np.ndarray]:
     return per_user > 0, counts
 
 
+@by_version(max_entries=16)
+def _scored_users(name: str, detector: str) -> tuple[int, int, int, int]:
+    """(users, scorable users, the shortest scored history, events of scorable users)."""
+    if precomputed(name):
+        from core.artefacts import scored_users
+
+        s = scored_users(name, detector)
+        return s.n_users, s.n_scorable, s.min_events, s.scored_events
+    scorable, counts = _scorable(name, detector)
+    return (
+        len(counts),
+        int(scorable.sum()),
+        int(counts[scorable].min()) if scorable.any() else 0,
+        int(counts[scorable].sum()),
+    )
+
+
 def population_summary(name: str, detector: str, threshold: float) -> PopulationSummary:
     """The headline numbers at ``threshold``.
 
@@ -805,19 +838,18 @@ def population_summary(name: str, detector: str, threshold: float) -> Population
     short" state, ``false_alarms_per_1000``/``expected_false`` from its real-history
     calibration (in users), ``n_recent`` from its recent-shift alerts.
     """
-    scorable, counts = _scorable(name, detector)
+    n_users, n_scorable, min_events, scored_events = _scored_users(name, detector)
     cps = change_points(name, detector, threshold)
     rates = false_alarm_rates(name, detector, threshold)
     rate = rates.per_1000
-    scored_events = int(counts[scorable].sum())
     # In users when the calibration measured it (the share of held-aside real users flagged,
     # over all users as it was measured); else an upper bound from the per-event rate (each
     # false alarm flags at most one user).
-    expected = rates.users * len(counts) if rates.users is not None else rate * scored_events / 1000.0
+    expected = rates.users * n_users if rates.users is not None else rate * scored_events / 1000.0
     return PopulationSummary(
-        n_users=len(counts),
-        n_scorable=int(scorable.sum()),
-        min_events=int(counts[scorable].min()) if scorable.any() else 0,
+        n_users=n_users,
+        n_scorable=n_scorable,
+        min_events=min_events,
         n_shifted=int(cps["user_id"].nunique()),
         n_change_points=len(cps),
         false_alarms_per_1000=rate,
@@ -848,6 +880,12 @@ def tentative_alerts(name: str, detector: str) -> pd.DataFrame | None:
     None when ``detector`` has no companion."""
     from core.detectors.population import tentative_alerts as alerts
 
+    if precomputed(name):  # the companion's results, stored by `detect` beside the detector's
+        from core.artefacts import stored_change_points
+        from core.detectors import make_detector
+
+        companion = getattr(make_detector(detector), "tentative", None)
+        return stored_change_points(name, companion, None, kind="tentative") if companion else None
     companion = getattr(_fitted(name, detector).detector, "tentative", None)
     if not companion:
         return None
@@ -872,12 +910,16 @@ class UserState:
 def user_state(name: str, detector: str, threshold: float, user_id: str) -> UserState:
     """One user's scored range, why peaks above ``threshold`` are not change points, and a
     recent-shift alert. Repoint ``scored``/``recent`` to the new detector's states."""
-    fit = _fitted(name, detector)
+    if precomputed(name):
+        from core.detectors import make_detector
+
+        det = make_detector(detector)  # its settings (h, kind): what suppressed_peaks reads
+    else:
+        det = _fitted(name, detector).detector
     signal = user_detection(name, detector, threshold, user_id)
     scores = signal.scores
     finite = np.flatnonzero(np.isfinite(scores))
-    scorable, counts = _scorable(name, detector)
-    min_events = int(counts[scorable].min()) if scorable.any() else 0
+    min_events = _scored_users(name, detector)[2]
     scored = (int(finite[0]), int(finite[-1])) if len(finite) else None
     alerts = tentative_alerts(name, detector)
     mine = alerts[alerts["user_id"] == str(user_id)] if alerts is not None else None
@@ -885,7 +927,7 @@ def user_state(name: str, detector: str, threshold: float, user_id: str) -> User
         n_events=len(scores),
         scored=scored,
         min_events=min_events,
-        suppressed=suppressed_peaks(scores, signal.change_points, threshold, fit.detector),
+        suppressed=suppressed_peaks(scores, signal.change_points, threshold, det),
         recent=int(mine["event_index"].iloc[-1]) if mine is not None and len(mine) else None,
     )
 
@@ -1049,6 +1091,21 @@ def category_moves(name: str, detector: str, threshold: float, window: int = 20)
         return pd.DataFrame(columns=columns)
     strongest = cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id")
     matrix, cat_names = _item_categories(name)
+    if precomputed(name):
+        frame = _windowed_moves(name, strongest, matrix, cat_names, int(window))
+    else:
+        frame = _moves_of(name, strongest, matrix, cat_names, int(window))
+    table = (
+        frame.groupby(["from", "to"], sort=False)
+        .agg(users=("example", "size"), example=("example", "first"))
+        .reset_index()
+        .sort_values(["users", "from", "to"], ascending=[False, True, True], kind="stable")
+        .reset_index(drop=True)
+    )
+    return table[columns]
+
+
+def _moves_of(name: str, strongest: pd.DataFrame, matrix, cat_names: np.ndarray, window: int) -> pd.DataFrame:
     ev, pos = _event_arrays(name), _user_positions(name)
     moves = []
     for r in strongest.itertuples():
@@ -1061,12 +1118,35 @@ def category_moves(name: str, detector: str, threshold: float, window: int = 20)
             np.asarray(matrix[after].mean(axis=0)).ravel() - np.asarray(matrix[before].mean(axis=0)).ravel()
         )
         moves.append((cat_names[int(np.argmin(change))], cat_names[int(np.argmax(change))], r.user_id))
-    frame = pd.DataFrame(moves, columns=["from", "to", "example"])
-    table = (
-        frame.groupby(["from", "to"], sort=False)
-        .agg(users=("example", "size"), example=("example", "first"))
-        .reset_index()
-        .sort_values(["users", "from", "to"], ascending=[False, True, True], kind="stable")
-        .reset_index(drop=True)
+    return pd.DataFrame(moves, columns=["from", "to", "example"])
+
+
+def _windowed_moves(
+    name: str, strongest: pd.DataFrame, matrix, cat_names: np.ndarray, window: int
+) -> pd.DataFrame:
+    """:func:`_moves_of` for a big dataset: only the ``window`` events either side of each
+    change point are read (core.artefacts.event_windows), and the shares of every user are
+    two sparse products instead of a loop over users (tens of thousands on 5M events)."""
+    from scipy import sparse
+
+    from core.artefacts import event_windows
+
+    cp = strongest["event_index"].to_numpy(np.int64)
+    with _cursor(name) as con:
+        k, seq, item = event_windows(name, strongest["user_id"].tolist(), cp, window, window, con)
+    n = len(strongest)
+    after = (seq >= cp[k]).astype(np.int64)
+    sides = sparse.csr_matrix((np.ones(len(k)), (2 * k + after, item)), shape=(2 * n, matrix.shape[0]))
+    sums = np.asarray((sides @ matrix).todense())
+    counts = np.bincount(2 * k + after, minlength=2 * n).astype(np.float64)
+    keep = (counts[0::2] > 0) & (counts[1::2] > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        change = sums[1::2] / counts[1::2, None] - sums[0::2] / counts[0::2, None]
+    change = change[keep]
+    return pd.DataFrame(
+        {
+            "from": cat_names[np.argmin(change, axis=1)] if len(change) else [],
+            "to": cat_names[np.argmax(change, axis=1)] if len(change) else [],
+            "example": strongest["user_id"].to_numpy()[keep],
+        }
     )
-    return table[columns]
