@@ -587,7 +587,30 @@ def candidates(name: str, detector: str) -> pd.DataFrame:
 def _recommender(name: str):
     from core.artefacts import recommender as fit_recommender
 
+    if precomputed(name):
+        # A big dataset: co-occurrence learned from a seeded sample of whole users (as a fit
+        # samples users), never from the whole log (16 bytes an event, and minutes at 50M).
+        from core.artefacts import sampled_histories
+        from core.recommend import Recommender
+
+        with _cursor(name) as con:
+            sample = sampled_histories(name, con=con)
+        titles = items(name)["title"].to_numpy()
+        return Recommender().fit(_item_matrix(name), sample.item_idx, sample.offsets, item_keys=titles)
     return fit_recommender(name, _item_matrix(name))
+
+
+@by_version(max_entries=8)
+def recommender_sample(name: str) -> tuple[int, int] | None:
+    """(users, of users) the recommender's co-occurrence was learned from on a big dataset,
+    when that is a sample; None when it is every user."""
+    if not precomputed(name):
+        return None
+    from core.artefacts.results import sample_users
+
+    with _cursor(name) as con:
+        sampled, n_users = sample_users(con)
+    return None if len(sampled) == n_users else (len(sampled), n_users)
 
 
 @by_version("resource", show_spinner="Fitting the explainer…", max_entries=4)

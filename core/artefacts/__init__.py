@@ -20,7 +20,8 @@ Public functions (imported lazily, so ``import core.artefacts`` stays cheap):
   (written by ``detect``), :func:`needs_precomputed`, :func:`population_summary`,
   :func:`user_table`, :func:`stored_change_points`, :func:`stored_user_signal`,
   :func:`stored_false_alarm_rates`, :func:`scored_users`, :func:`event_windows` (a few users'
-  events around given points, without the whole log), :class:`NotPrecomputed`.
+  events around given points, without the whole log), :func:`sampled_histories` (whole
+  histories of a seeded sample of users), :class:`NotPrecomputed`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ _PUBLIC = {
     "stored_false_alarm_rates": "results",
     "scored_users": "results",
     "event_windows": "results",
+    "sampled_histories": "results",
     "NotPrecomputed": "results",
     "recommender": "inputs",
     "trajectories": "inputs",

@@ -386,3 +386,57 @@ def event_windows(
         np.asarray(got["seq"], np.int64),
         np.asarray(got["item_idx"], np.int64),
     )
+
+
+# Events a reader of a big dataset may load for the population at once (the recommender's
+# co-occurrence): the same bound as a fit's sample (core.detectors.population).
+SAMPLE_EVENTS = 300_000
+
+
+@dataclass(frozen=True)
+class UserSample:
+    """Whole histories of a seeded sample of users: ``item_idx`` in CSR layout by ``offsets``."""
+
+    item_idx: np.ndarray
+    offsets: np.ndarray
+    n_users: int  # users in the sample
+    of_users: int  # users in the dataset
+
+
+def sample_users(con, max_events: int = SAMPLE_EVENTS, random_state: int = 0) -> tuple[np.ndarray, int]:
+    """(``user_idx`` of whole users drawn at random, seeded, until ``max_events`` events:
+    every user when the dataset has no more; the number of users in the dataset)."""
+    users = con.execute("SELECT user_idx, n_events FROM users ORDER BY user_idx").fetchnumpy()
+    idx, counts = np.asarray(users["user_idx"], np.int64), np.asarray(users["n_events"], np.int64)
+    if counts.sum() > max_events:
+        order = np.random.default_rng(random_state).permutation(len(idx))
+        keep = order[: max(1, int(np.searchsorted(np.cumsum(counts[order]), max_events, side="right")))]
+        idx = np.sort(idx[keep])
+    return idx, len(counts)
+
+
+def sampled_histories(
+    name: str, max_events: int = SAMPLE_EVENTS, random_state: int = 0, con=None
+) -> UserSample:
+    """Item indices of the whole histories of :func:`sample_users`; only the sample is read."""
+    own = con is None
+    con = store.connect(name, read_only=True) if own else con
+    try:
+        idx, n_users = sample_users(con, max_events, random_state)
+        wanted = pd.DataFrame({"user_idx": idx})
+        view = f"_sample_{id(wanted):x}"  # a name of our own (not data), dropped after
+        con.register(view, wanted)
+        try:
+            got = con.execute(
+                f"SELECT e.user_idx, e.item_idx FROM event_rows e JOIN {view} w USING (user_idx) "
+                "ORDER BY e.user_idx, e.seq"
+            ).fetchnumpy()
+        finally:
+            con.unregister(view)
+    finally:
+        if own:
+            con.close()
+    user = np.asarray(got["user_idx"], np.int64)
+    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]]) if len(user) else np.empty(0, np.int64)
+    offsets = np.r_[starts, len(user)].astype(np.int64)
+    return UserSample(np.asarray(got["item_idx"], np.int64), offsets, len(starts), n_users)
