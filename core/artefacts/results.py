@@ -403,9 +403,11 @@ class UserSample:
     of_users: int  # users in the dataset
 
 
-def sample_users(con, max_events: int = SAMPLE_EVENTS, random_state: int = 0) -> tuple[np.ndarray, int]:
-    """(``user_idx`` of whole users drawn at random, seeded, until ``max_events`` events:
-    every user when the dataset has no more; the number of users in the dataset)."""
+def sample_users(con, max_events: int | None = None, random_state: int = 0) -> tuple[np.ndarray, int]:
+    """(``user_idx`` of whole users drawn at random, seeded, until ``max_events`` events
+    (None: ``SAMPLE_EVENTS``): every user when the dataset has no more; the number of users
+    in the dataset)."""
+    max_events = SAMPLE_EVENTS if max_events is None else int(max_events)
     users = con.execute("SELECT user_idx, n_events FROM users ORDER BY user_idx").fetchnumpy()
     idx, counts = np.asarray(users["user_idx"], np.int64), np.asarray(users["n_events"], np.int64)
     if counts.sum() > max_events:
@@ -416,7 +418,7 @@ def sample_users(con, max_events: int = SAMPLE_EVENTS, random_state: int = 0) ->
 
 
 def sampled_histories(
-    name: str, max_events: int = SAMPLE_EVENTS, random_state: int = 0, con=None
+    name: str, max_events: int | None = None, random_state: int = 0, con=None
 ) -> UserSample:
     """Item indices of the whole histories of :func:`sample_users`; only the sample is read."""
     own = con is None
