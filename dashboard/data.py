@@ -1144,32 +1144,42 @@ def _moves_of(name: str, strongest: pd.DataFrame, matrix, cat_names: np.ndarray,
     return pd.DataFrame(moves, columns=["from", "to", "example"])
 
 
+# Users whose change-point windows are read at once (~40 events each: ~2M rows, tens of MB).
+_WINDOW_CHUNK_USERS = 50_000
+
+
 def _windowed_moves(
     name: str, strongest: pd.DataFrame, matrix, cat_names: np.ndarray, window: int
 ) -> pd.DataFrame:
     """:func:`_moves_of` for a big dataset: only the ``window`` events either side of each
-    change point are read (core.artefacts.event_windows), and the shares of every user are
-    two sparse products instead of a loop over users (tens of thousands on 5M events)."""
+    change point are read (core.artefacts.event_windows), a chunk of users at a time (400,000
+    flagged users at 50M events), and the shares of a chunk's users are two sparse products
+    instead of a loop over users."""
     from scipy import sparse
 
     from core.artefacts import event_windows
 
-    cp = strongest["event_index"].to_numpy(np.int64)
-    with _cursor(name) as con:
-        k, seq, item = event_windows(name, strongest["user_id"].tolist(), cp, window, window, con)
-    n = len(strongest)
-    after = (seq >= cp[k]).astype(np.int64)
-    sides = sparse.csr_matrix((np.ones(len(k)), (2 * k + after, item)), shape=(2 * n, matrix.shape[0]))
-    sums = np.asarray((sides @ matrix).todense())
-    counts = np.bincount(2 * k + after, minlength=2 * n).astype(np.float64)
-    keep = (counts[0::2] > 0) & (counts[1::2] > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        change = sums[1::2] / counts[1::2, None] - sums[0::2] / counts[0::2, None]
-    change = change[keep]
-    return pd.DataFrame(
-        {
-            "from": cat_names[np.argmin(change, axis=1)] if len(change) else [],
-            "to": cat_names[np.argmax(change, axis=1)] if len(change) else [],
-            "example": strongest["user_id"].to_numpy()[keep],
-        }
-    )
+    parts = []
+    for lo in range(0, len(strongest), _WINDOW_CHUNK_USERS):
+        chunk = strongest.iloc[lo : lo + _WINDOW_CHUNK_USERS]
+        cp = chunk["event_index"].to_numpy(np.int64)
+        with _cursor(name) as con:
+            k, seq, item = event_windows(name, chunk["user_id"].tolist(), cp, window, window, con)
+        n = len(chunk)
+        side = 2 * k + (seq >= cp[k])
+        sides = sparse.csr_matrix((np.ones(len(k)), (side, item)), shape=(2 * n, matrix.shape[0]))
+        sums = np.asarray((sides @ matrix).todense())
+        counts = np.bincount(side, minlength=2 * n).astype(np.float64)
+        keep = (counts[0::2] > 0) & (counts[1::2] > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            change = (sums[1::2] / counts[1::2, None] - sums[0::2] / counts[0::2, None])[keep]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "from": cat_names[np.argmin(change, axis=1)] if len(change) else [],
+                    "to": cat_names[np.argmax(change, axis=1)] if len(change) else [],
+                    "example": chunk["user_id"].to_numpy()[keep],
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["from", "to", "example"])
