@@ -193,7 +193,7 @@ def test_a_big_dataset_without_a_stored_fit_is_never_fitted_in_the_background(de
     shutil.rmtree(store.cache_dir(NAME) / "fits")  # e.g. results gathered from a Ray cluster
     jobs = dict(data._JOBS)  # background fits of other tests in this process
     assert data.fit_status(NAME, data.default_detector()).ready
-    assert data._JOBS == jobs
+    assert jobs == data._JOBS
 
 
 def test_the_recommender_of_a_big_dataset_learns_from_a_user_sample_and_says_so(detected, monkeypatch):
