@@ -136,6 +136,12 @@ def users(name: str) -> pd.DataFrame:
 
 
 @by_version(max_entries=256)
+def user_exists(name: str, user_id: str) -> bool:
+    with _cursor(name) as con:
+        return store.user_exists(con, str(user_id))
+
+
+@by_version(max_entries=256)
 def user_events(name: str, user_id: str) -> pd.DataFrame:
     """One user's events in order with title and categories (raises UnknownUser)."""
     with _cursor(name) as con:

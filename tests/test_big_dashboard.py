@@ -209,3 +209,23 @@ def test_the_recommender_of_a_big_dataset_learns_from_a_user_sample_and_says_so(
     at = _page(world.app, "recommendations")
     assert any(f"random sample of {sample.n_users:,} of the 40 users" in c.value for c in at.caption)
     assert len(at.dataframe[0].value) > 0
+
+
+def test_past_the_picker_limit_the_most_shifted_users_are_listed_and_any_other_is_typed(world, monkeypatch):
+    from dashboard import data, sidebar
+
+    monkeypatch.setattr(sidebar, "PICKER_LIMIT", 5)
+    at = _page(world.app, "timeline")
+    box = at.sidebar.selectbox(key=f"_widget_user:{NAME}")
+    ranked = data.user_ranking(NAME, data.default_detector())["user_id"].tolist()
+    assert box.options == ranked[:5]  # not all 40 users
+    quiet = next(u for u in data.users(NAME)["user_id"] if u not in ranked[:5])
+    at.sidebar.text_input(key=f"_typed_user:{NAME}").input(quiet).run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key=f"_widget_user:{NAME}").value == quiet
+    assert at.sidebar.selectbox(key=f"_widget_user:{NAME}").options == [quiet, *ranked[:5]]
+    n_events = int(data.users(NAME).set_index("user_id").loc[quiet, "n_events"])
+    assert next(m.value for m in at.metric if m.label == "Events") == f"{n_events:,}"
+    at.sidebar.text_input(key=f"_typed_user:{NAME}").input("no-such-user").run()
+    assert any("No user" in w.value for w in at.sidebar.warning)
+    assert at.sidebar.selectbox(key=f"_widget_user:{NAME}").value == quiet  # the choice stays
