@@ -39,6 +39,7 @@ PAGES = {
     "projection": ("projection", "Shifts across users"),
     "tour": ("tour", "What to do with this"),
 }
+_END = "What the words mean"
 # An uncaught exception, or an error box a page drew instead of its content.
 _FAILED = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 
@@ -119,6 +120,13 @@ def _open(page, url: str, marker: str, timeout_ms: float) -> dict:
         timeout=timeout_ms,
     )
     drawn = time.perf_counter() - t0
+    # The router draws the glossary after the page's script returns (dashboard.navigation.route):
+    # the end of the run. Streamlit's status widget alone was seen gone mid-run.
+    page.wait_for_function(
+        "([end, failed]) => document.body.innerText.includes(end) || !!document.querySelector(failed)",
+        arg=[_END, _FAILED],
+        timeout=timeout_ms,
+    )
     _finished(page, timeout_ms)
     done = time.perf_counter() - t0
     errors = list(dict.fromkeys(e.inner_text()[:300] for e in page.locator(_FAILED).all()))
@@ -126,7 +134,13 @@ def _open(page, url: str, marker: str, timeout_ms: float) -> dict:
     return {"drawn_s": drawn if ok else None, "done_s": done, "errors": errors}
 
 
-def run(dataset: str, pages: list[str], timeout_s: float = 600.0, log: Path | None = None) -> dict:
+def run(
+    dataset: str,
+    pages: list[str],
+    timeout_s: float = 600.0,
+    log: Path | None = None,
+    shots: Path | None = None,
+) -> dict:
     from playwright.sync_api import sync_playwright
 
     out: dict = {"dataset": dataset, "load_before": os.getloadavg(), "pages": {}}
@@ -152,6 +166,9 @@ def run(dataset: str, pages: list[str], timeout_s: float = 600.0, log: Path | No
                     result["rss_peak_mb"] = mem.peaks.get(name, 0) / 1024
                     result["rss_after_mb"] = mem.last / 1024
                     out["pages"][name] = result
+                    if shots is not None:  # to look at what was drawn
+                        shots.mkdir(parents=True, exist_ok=True)
+                        page.screenshot(path=shots / f"{dataset}-{name}.png", full_page=True)
                     page.close()
                 # "Stays": the memory a while after the last page, with every session closed.
                 mem.phase = "settled"
@@ -198,8 +215,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per page")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--log", type=Path, help="the server's output (tracebacks) goes here")
+    parser.add_argument("--shots", type=Path, help="a full-page screenshot of each page goes here")
     args = parser.parse_args()
-    result = run(args.dataset, [p for p in args.pages.split(",") if p], args.timeout, args.log)
+    result = run(args.dataset, [p for p in args.pages.split(",") if p], args.timeout, args.log, args.shots)
     print(report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
