@@ -13,7 +13,11 @@ high-water mark, which catches peaks between samples) is read at the end.
 Budgets (issue 14): 5M events (``--synthetic large``): first Overview <= 10 s, RSS <= 2 GB;
 50M events (``huge``): opens, and stays <= 3 GB.
 
-    SHIFT_DATA_DIR=$PWD/data .venv/bin/python -m bench.big_dashboard --dataset large [--json out.json]
+    SHIFT_DATA_DIR=$PWD/data .venv/bin/python -m bench.big_dashboard --dataset large [--sweep 8] [--json out.json]
+
+``--sweep N`` then opens the Overview at N thresholds from half to twice the calibrated
+default (a link with ``eps=``, a new session each): every threshold is a new cache entry, the
+lowest the most change points; its peak is what "stays <= 3 GB" is checked against.
 
 The dataset must be imported, encoded and detected (``python -m core ingest/encode/detect``;
 ``project`` for the Projection's map) before: the server must not fit anything for it.
@@ -28,6 +32,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from bench.ui import CHROMIUM_ARGS, _finished, start_server, wait_healthy
 
@@ -140,6 +146,7 @@ def run(
     timeout_s: float = 600.0,
     log: Path | None = None,
     shots: Path | None = None,
+    sweep: int = 0,
 ) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -170,6 +177,26 @@ def run(
                         shots.mkdir(parents=True, exist_ok=True)
                         page.screenshot(path=shots / f"{dataset}-{name}.png", full_page=True)
                     page.close()
+                # "Stays": the Overview at other thresholds (each a new session through a link,
+                # each a new cache entry: the most change points at the lowest ε).
+                if sweep:
+                    from core.artefacts import population_summary
+
+                    default = population_summary(dataset).default_threshold
+                    mem.phase = "sweep"
+                    times = []
+                    for factor in np.linspace(0.5, 2.0, sweep):
+                        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+                        eps = f"{default * factor:.3g}"
+                        r = _open(
+                            page,
+                            f"{url}/?dataset={dataset}&eps={eps}",
+                            PAGES["overview"][1],
+                            timeout_s * 1000,
+                        )
+                        times.append((eps, r["done_s"], r["errors"]))
+                        page.close()
+                    out["sweep"] = {"runs": times, "rss_peak_mb": mem.peaks.get("sweep", 0) / 1024}
                 # "Stays": the memory a while after the last page, with every session closed.
                 mem.phase = "settled"
                 time.sleep(5)
@@ -197,6 +224,11 @@ def report(r: dict) -> str:
             f"  {name:<16} {drawn}, run done {p['done_s']:.2f} s, RSS peak {p['rss_peak_mb']:.0f} MB "
             f"(after {p['rss_after_mb']:.0f} MB)" + (f"; ERRORS: {p['errors']}" if p["errors"] else "")
         )
+    if "sweep" in r:
+        runs = ", ".join(f"ε {e}: {t:.1f} s" + (" ERROR" if err else "") for e, t, err in r["sweep"]["runs"])
+        lines.append(
+            f"  Overview at {len(r['sweep']['runs'])} thresholds ({runs}): RSS peak {r['sweep']['rss_peak_mb']:.0f} MB"
+        )
     if "launch_to_overview_s" in r:
         lines.append(f"  process launch -> Overview headline {r['launch_to_overview_s']:.2f} s")
     lines.append(
@@ -216,8 +248,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--log", type=Path, help="the server's output (tracebacks) goes here")
     parser.add_argument("--shots", type=Path, help="a full-page screenshot of each page goes here")
+    parser.add_argument(
+        "--sweep",
+        type=int,
+        default=0,
+        help="then open the Overview at this many thresholds (0.5-2x the default)",
+    )
     args = parser.parse_args()
-    result = run(args.dataset, [p for p in args.pages.split(",") if p], args.timeout, args.log, args.shots)
+    pages = [p for p in args.pages.split(",") if p]
+    result = run(args.dataset, pages, args.timeout, args.log, args.shots, args.sweep)
     print(report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -521,17 +521,28 @@ def user_ranking(name: str, detector: str) -> pd.DataFrame:
     return pd.DataFrame({"user_id": fit.events.user_ids[best.index.to_numpy()], "max_score": best.to_numpy()})
 
 
-@by_version(max_entries=64)
 def change_points(name: str, detector: str, threshold: float) -> pd.DataFrame:
     """Every user's change points at ``threshold``: user_id, event_index, timestamp, score,
     detector, alert_index."""
+    if precomputed(name):
+        return _stored_change_points(name, detector, float(threshold))
+    return _fitted_change_points(name, detector, float(threshold))
+
+
+@by_version(max_entries=64)
+def _fitted_change_points(name: str, detector: str, threshold: float) -> pd.DataFrame:
     from core.detectors.population import change_points as population_change_points
 
-    if precomputed(name):
-        from core.artefacts import stored_change_points
+    return population_change_points(_fitted(name, detector), threshold)
 
-        return stored_change_points(name, detector, float(threshold))
-    return population_change_points(_fitted(name, detector), float(threshold))
+
+# A big dataset's change points at one threshold are ~100 MB in the cache at 50M events (600,000
+# rows): a few thresholds are kept, not 64, or slider moves would grow the server past 3 GB.
+@by_version(max_entries=4)
+def _stored_change_points(name: str, detector: str, threshold: float) -> pd.DataFrame:
+    from core.artefacts import stored_change_points
+
+    return stored_change_points(name, detector, threshold)
 
 
 @dataclass(frozen=True)

@@ -229,3 +229,17 @@ def test_past_the_picker_limit_the_most_shifted_users_are_listed_and_any_other_i
     at.sidebar.text_input(key=f"_typed_user:{NAME}").input("no-such-user").run()
     assert any("No user" in w.value for w in at.sidebar.warning)
     assert at.sidebar.selectbox(key=f"_widget_user:{NAME}").value == quiet  # the choice stays
+
+
+def test_a_histogram_of_many_users_is_binned_in_the_server(monkeypatch):
+    from dashboard import charts
+
+    scores = np.r_[np.random.default_rng(0).gamma(2.0, 2.0, 5_000), np.nan]
+    small = charts.score_histogram(scores, 1.0, "t").data[0]
+    assert small.type == "histogram" and len(small.x) == len(scores)  # Plotly bins it
+    monkeypatch.setattr(charts, "BIN_IN_SERVER_ABOVE", 1_000)
+    big = charts.score_histogram(scores, 1.0, "t").data[0]
+    assert big.type == "bar" and len(big.x) == 60
+    counts, edges = np.histogram(scores[:-1], bins=60)
+    np.testing.assert_array_equal(big.y, counts)
+    np.testing.assert_allclose(big.x, (edges[:-1] + edges[1:]) / 2)
