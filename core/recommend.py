@@ -360,12 +360,17 @@ def _keep_top_per_row(matrix: sp.csr_matrix, k: int | None) -> sp.csr_matrix:
         return matrix
     matrix = matrix.tocsr()
     matrix.sort_indices()
-    row = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    order = np.lexsort((matrix.indices, -matrix.data, row))  # by row, then value desc
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order)) - matrix.indptr[row[order]]
-    keep = rank < k
-    return sp.csr_matrix((matrix.data[keep], (row[keep], matrix.indices[keep])), shape=matrix.shape)
+    indptr, data = matrix.indptr, matrix.data
+    # One small stable sort per row longer than k (columns ascending within a row, so a
+    # stable sort of -value breaks ties by column): 0.1-0.2 s on MovieLens-100K's 2 M
+    # co-occurrences, where one lexsort of every entry by (row, -value, column) took 0.5 s
+    # of the dashboard's first Recommendations page.
+    keep = np.ones(len(data), dtype=bool)
+    for r in np.flatnonzero(np.diff(indptr) > k):
+        lo, hi = indptr[r], indptr[r + 1]
+        keep[lo + np.argsort(-data[lo:hi], kind="stable")[k:]] = False
+    row = np.repeat(np.arange(matrix.shape[0]), np.diff(indptr))
+    return sp.csr_matrix((data[keep], (row[keep], matrix.indices[keep])), shape=matrix.shape)
 
 
 @dataclass(frozen=True)

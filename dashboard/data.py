@@ -424,7 +424,7 @@ class ThresholdScale:
 
 @by_version(max_entries=16)
 def threshold_scale(name: str, detector: str) -> ThresholdScale:
-    from core.detectors.population import DEFAULT_FALSE_ALARMS
+    from core.detectors.population import DEFAULT_FALSE_ALARMS, stated_threshold
 
     if precomputed(name):
         summary = _summary(name, detector)
@@ -439,12 +439,15 @@ def threshold_scale(name: str, detector: str) -> ThresholdScale:
     step = float(10 ** np.floor(np.log10(top / 200)))
     high = float(np.ceil(top / step) * step)
     try:
-        default = min(calibration.threshold_for(DEFAULT_FALSE_ALARMS), high)
+        default = min(stated_threshold(calibration.threshold_for(DEFAULT_FALSE_ALARMS)), high)
     except ShiftError:
         default = high
     if not np.isfinite(default):
         # No null history was long enough for the detector's windows: nothing to calibrate.
         default = high
+    if default > 0:  # the stated default (three significant digits) lies on the slider's grid
+        step = min(step, float(10 ** (math.floor(math.log10(default)) - 2)))
+        high = float(np.ceil(top / step) * step)
     return ThresholdScale(0.0, high, step, float(default))
 
 
@@ -489,8 +492,11 @@ def calibration_source(name: str, detector: str) -> str:
 
 
 def threshold_for_rate(name: str, detector: str, false_alarms_per_1000: float) -> float:
-    """The threshold expected to give this many false alarms (raises ShiftError if none does)."""
-    return _calibration(name, detector).threshold_for(float(false_alarms_per_1000))
+    """The threshold expected to give at most this many false alarms, as the CLI states it
+    (three significant digits, rounded up; raises ShiftError if none does)."""
+    from core.detectors.population import stated_threshold
+
+    return stated_threshold(_calibration(name, detector).threshold_for(float(false_alarms_per_1000)))
 
 
 def is_online(name: str, detector: str) -> bool:
@@ -602,19 +608,19 @@ def candidates(name: str, detector: str) -> pd.DataFrame:
 
 @by_version("resource", show_spinner="Fitting the recommender…", max_entries=4)
 def _recommender(name: str):
-    from core.artefacts import recommender as fit_recommender
+    # core.artefacts.recommender's fit, from the arrays this module holds already (it would
+    # open the database twice more to read them again)
+    from core.recommend import fit_recommender
 
     if precomputed(name):
         # A big dataset: co-occurrence learned from a seeded sample of whole users (as a fit
         # samples users), never from the whole log (16 bytes an event, and minutes at 50M).
         from core.artefacts import sampled_histories
-        from core.recommend import Recommender
 
         with _cursor(name) as con:
             sample = sampled_histories(name, con=con)
-        titles = items(name)["title"].to_numpy()
-        return Recommender().fit(_item_matrix(name), sample.item_idx, sample.offsets, item_keys=titles)
-    return fit_recommender(name, _item_matrix(name))
+        return fit_recommender(_item_matrix(name), sample, item_keys=items(name)["title"].to_numpy())
+    return fit_recommender(_item_matrix(name), _event_arrays(name), item_keys=items(name)["title"].to_numpy())
 
 
 @by_version(max_entries=8)
@@ -801,6 +807,25 @@ def _stored_evaluation(folder: str, mtime: float):
     curves_path = Path(folder) / "pr_curves.csv"
     curves = pd.read_csv(curves_path) if curves_path.exists() else pd.DataFrame()
     return payload.get("meta", {}), pd.DataFrame(payload["rows"]), curves
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _detection_study(path: str, mtime: float) -> list[dict]:
+    return json.loads(Path(path).read_text())
+
+
+def detection_study(name: str) -> tuple[dict, pd.DataFrame, pd.DataFrame] | None:
+    """The recorded real-log study of ``python -m bench.detection_study`` for a dataset of this
+    name (bench/results/detection_study.json): (meta, rows by detector and setting, F1 against
+    the calibrated real false-alarm rate), or None when it has none."""
+    path = RECORDED_RESULTS / "detection_study.json"
+    if not path.exists():
+        return None
+    for entry in _detection_study(str(path), path.stat().st_mtime):
+        if entry.get("dataset") == name:
+            meta = {k: v for k, v in entry.items() if not isinstance(v, (list, dict))}
+            return meta, pd.DataFrame(entry.get("rows", [])), pd.DataFrame(entry.get("tradeoff", []))
+    return None
 
 
 def stored_evaluation(name: str):

@@ -63,6 +63,7 @@ _LOADED = "_link_loaded"
 _WARNINGS = "_link_warnings"
 _PENDING = "_link_pending"  # link values that need the dataset's users (user, cp)
 _PARAMS = "_link_params"  # what this run shows, written to the query string
+LINK_OPEN = "_link_open"  # session-state key of the "Link to this view" expander's state
 
 
 def load_link(pages: dict[str, str]) -> str | None:
@@ -157,9 +158,18 @@ def write_link(page: str, slot, path: str) -> None:
     # st.context.url ends with the page's path; the link names the page in its query.
     root = base.rstrip("/").removesuffix(f"/{page}") if base else ""
     url = f"{root}/{path}?{urlencode(ordered)}"
-    with slot.container(), st.expander("Link to this view", icon=":material/link:"):
-        st.code(url, language=None, wrap_lines=True)
-        st.caption("Copy it with the button at the code's top right; it opens this page as you see it.")
+    # The link is drawn only while its expander is open (Streamlit tracks the expander's state
+    # and reruns when it is toggled): a code block loads the browser's syntax highlighter, 1.5 MB
+    # of JavaScript that every page's first view paid for a closed expander (bench/ui.py: about
+    # 0.4 s of a new session's first chart on two busy cores).
+    with slot.container():
+        box = st.expander("Link to this view", icon=":material/link:", key=LINK_OPEN, on_change="rerun")
+        if box.open:
+            with box:
+                st.code(url, language=None, wrap_lines=True)
+                st.caption(
+                    "Copy it with the button at the code's top right; it opens this page as you see it."
+                )
 
 
 def build(with_user: bool) -> Selection:
@@ -277,6 +287,7 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
             scale.low,
             scale.high,
             step=scale.step,
+            format="%.3g",  # as text.eps prints ε everywhere else (1.35, 1.5, 0.0124)
             key="_widget_" + eps_key,
             on_change=_remember,
             args=(eps_key,),

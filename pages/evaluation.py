@@ -70,6 +70,42 @@ else:
         )
         st.caption(f"Median alert delay {np.median(live['delays']):.0f} events (alert event − true change).")
 
+study = data.detection_study(name)
+if study is not None:
+    meta, rows, tradeoff = study
+    st.subheader(
+        "Detection on real logs, by shift size",
+        help="Recorded by python -m bench.detection_study for a dataset of this name (bench/RESULTS.md, "
+        "section 'Detection on real logs'): real users split in two, settings and thresholds from the "
+        "calibration half only, splices of two test users scored by how different the two users are.",
+    )
+    f1_columns = [c for c in rows.columns if c.startswith("F1@10")]
+    shown = ["detector", "setting", *f1_columns, "FA/1000 control", "test real FA/1000"]
+    st.dataframe(
+        rows[[c for c in shown if c in rows.columns]],
+        hide_index=True,
+        key="study_table",
+        column_config={
+            c: st.column_config.NumberColumn(c, format="%.3f")
+            for c in [*f1_columns, "FA/1000 control", "test real FA/1000"]
+        },
+    )
+    by_size = [c for c in f1_columns if c != "F1@10 other"][:4]
+    if len(tradeoff):
+        st.plotly_chart(
+            charts.f1_by_false_alarms(
+                tradeoff, by_size, "F1@10 against the real false-alarm rate each detector was calibrated to"
+            ),
+            key="study_tradeoff",
+        )
+    st.caption(
+        f"{meta.get('n_calibration_users', '?')} calibration and {meta.get('n_test_users', '?')} test users. "
+        "'clear', 'moderate' and 'hard' are splices of two users whose profiles are far apart, closer, and "
+        "close (the F1 of a shift depends on its size); 'FA/1000 control' is false alarms per 1,000 events of "
+        "real, unspliced test users. Recorded for a dataset of this name: if yours holds other data, "
+        "these rows are not about it."
+    )
+
 st.subheader(
     "Benchmark: spliced real users",
     help="Real users' histories spliced together at a known event, so the true change is known; every "

@@ -119,3 +119,49 @@ def test_dataset_without_truth_says_so(data_dir, world_dir, stub_embeddings, das
     stub_embeddings("nolabels")
     at = _evaluation(dashboard_app, "nolabels")
     assert any("has no planted change points" in i.value for i in at.info)
+
+
+def test_the_recorded_real_log_study_is_shown_by_shift_size(world, tmp_path, monkeypatch, plotly_values):
+    # A recorded bench.detection_study entry for this dataset's name: its rows by shift size
+    # and the F1 curve against the calibrated real false-alarm rate appear on the page.
+    from dashboard import data
+
+    rows = [
+        {
+            "detector": "best_split",
+            "setting": "default",
+            "F1@10 clear (cos <= 0.6)": 0.58,
+            "FA/1000 control": 1.01,
+        },
+        {
+            "detector": "two_window",
+            "setting": "shuffled",
+            "F1@10 clear (cos <= 0.6)": 0.83,
+            "FA/1000 control": 8.6,
+        },
+    ]
+    tradeoff = [
+        {"detector": d, "target FA/1000": t, "F1@10 clear (cos <= 0.6)": f}
+        for d, pts in (("best_split", ((0.5, 0.4), (1, 0.58))), ("two_window", ((0.5, 0.24), (1, 0.44))))
+        for t, f in pts
+    ]
+    study = [
+        {"dataset": SHIFTS, "n_calibration_users": 2, "n_test_users": 1, "rows": rows, "tradeoff": tradeoff}
+    ]
+    (tmp_path / "detection_study.json").write_text(json.dumps(study))
+    monkeypatch.setattr(data, "RECORDED_RESULTS", tmp_path)
+    at = _evaluation(world.app)
+    assert "Detection on real logs, by shift size" in [s.value for s in at.subheader]
+    table = next(d.value for d in at.dataframe if "F1@10 clear (cos <= 0.6)" in d.value.columns)
+    assert table["F1@10 clear (cos <= 0.6)"].tolist() == [0.58, 0.83]
+    chart = next(c for c in at.get("plotly_chart") if "study_tradeoff" in c.proto.id)
+    spec = json.loads(chart.proto.spec)
+    assert [t["name"] for t in spec["data"]] == [
+        "best_split: clear (cos &lt;= 0.6)",
+        "two_window: clear (cos &lt;= 0.6)",
+    ]
+    assert plotly_values(spec["data"][0]["y"]).tolist() == [0.4, 0.58]
+    # Another dataset's name: nothing recorded, no section.
+    monkeypatch.setattr(data, "RECORDED_RESULTS", tmp_path / "none")
+    at = _evaluation(world.app)
+    assert "Detection on real logs, by shift size" not in [s.value for s in at.subheader]

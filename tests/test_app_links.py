@@ -61,6 +61,14 @@ def test_a_link_with_every_parameter_reproduces_the_view_and_is_written_back(wor
     # Written back: the same parameters (ε as printed), so copying the URL reopens this view.
     written = dict(at.query_params)
     assert written == {**link, "eps": f"{slider.value:.3g}"}
+    # The link itself is drawn once its expander is opened (a toggle reruns the page).
+    from dashboard.sidebar import LINK_OPEN
+
+    assert not at.code
+    at.session_state[LINK_OPEN] = True
+    at.run()
+    assert not at.exception, at.exception
+    assert dict(at.query_params) == written
     assert any(
         str(c.value).endswith("/recommendations?" + "&".join(f"{k}={v}" for k, v in written.items()))
         for c in at.code
@@ -208,6 +216,13 @@ def test_a_detector_without_a_fit_is_fitted_in_the_background(world_copy, monkey
     from dashboard import data
 
     monkeypatch.setattr(data, "FOREGROUND_FIT_EVENTS", 0)  # treat the tiny world as a big log
+    # world_copy shares the world's content version: a zscore fit another test left in this
+    # process's caches would be served at once, with no background fit to show.
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    monkeypatch.setattr(data, "_READY", set())
     at = _timeline(world_copy.app, "30")
     at.sidebar.selectbox(key=f"_widget_detector:{NAME}").set_value("zscore").run()
     assert not at.exception, at.exception

@@ -51,6 +51,12 @@ def test_user_path_and_population_view(world_copy, stub_projection, plotly_value
     assert len(values(traces["interest path (before)"]["x"])) == PLANTED
     assert len(values(traces["interest path (after)"]["x"])) == 55 - PLANTED + 1
 
+    # The population view is built when its tab is opened (a rerun), not with the user's path.
+    assert not any("projection_population" in c.proto.id for c in at.get("plotly_chart"))
+    at.session_state["projection_tab"] = "Shifts across users"
+    at.run()
+    assert not at.exception, at.exception
+    assert not any("projection_user" in c.proto.id for c in at.get("plotly_chart"))
     population = _traces(at, "projection_population")
     n_shifted = len(values(population["before"]["x"]))
     assert n_shifted == len(values(population["after"]["x"])) > 0

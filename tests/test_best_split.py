@@ -151,3 +151,41 @@ def test_chunked_scoring_equals_the_whole_population():
     for f in ("user", "event_index", "score", "alert_index"):
         np.testing.assert_array_equal(getattr(merged.candidates, f), getattr(det.candidates_, f))
     np.testing.assert_array_equal(merged.scores, det.scores_)
+
+
+def test_the_whitened_projection_is_scikit_learns_and_a_stored_fit_loads_without_it(
+    data_dir, stub_embeddings
+):
+    import os
+    import subprocess
+    import sys
+
+    from sklearn.decomposition import PCA
+
+    from core.artefacts import fitted_detector
+    from core.detectors.shift_features import WhitenedProjection
+    from core.ingest import ingest_synthetic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12))
+    pca = PCA(4, whiten=True, random_state=0).fit(x)
+    mine = WhitenedProjection(pca.mean_, pca.components_, pca.explained_variance_)
+    np.testing.assert_allclose(mine.transform(x), pca.transform(x), atol=1e-10)
+
+    ingest_synthetic("tiny", "tiny", random_state=0)
+    matrix = stub_embeddings("tiny")
+    first = fitted_detector("tiny", "best_split", matrix)  # fitted (scikit-learn's PCA) and stored
+    code = (
+        "import sys; from core.artefacts import fitted_detector, cached_item_matrix; "
+        "f = fitted_detector('tiny', 'best_split', cached_item_matrix('tiny')); "
+        "print('sklearn' in sys.modules, float(f.result.candidates.score.sum()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=os.environ | {"SHIFT_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+    )
+    loaded_sklearn, total = out.stdout.split()
+    assert loaded_sklearn == "False", out.stderr
+    assert float(total) == pytest.approx(float(first.result.candidates.score.sum()))

@@ -20,7 +20,7 @@ from core.cli import main
 from core.detectors import population
 
 NAME, USER = "synthetic", "30"  # user "30" shifts abruptly at event 28 of 55 (conftest.py)
-PAGES = ("overview", "timeline", "recommendations", "projection", "tour")
+PAGES = ("overview", "timeline", "recommendations", "projection", "projection-population", "tour")
 
 
 def _forbid(*args, **kwargs):
@@ -49,15 +49,18 @@ def _page(app: str, page: str) -> AppTest:
     at.session_state["dataset"] = NAME
     at.session_state[f"user:{NAME}"] = USER
     if page != "overview":
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"pages/{page.removesuffix('-population')}.py")
     at.run()
+    if page == "projection-population":  # the tab of shifts across users, built when opened
+        at.session_state["projection_tab"] = "Shifts across users"
+        at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     return at
 
 
 def _shown(at: AppTest) -> dict:
-    """What a page shows: texts, metrics, tables (charts are drawn from the same values)."""
+    """What a page shows: texts, metrics, tables, charts (their Plotly specs)."""
     return {
         "title": [t.value for t in at.title],
         "headers": [h.value for h in at.header] + [h.value for h in at.subheader],
@@ -67,6 +70,7 @@ def _shown(at: AppTest) -> dict:
         "info": [i.value for i in at.info],
         "sidebar": [c.value for c in at.sidebar.caption],
         "tables": [d.value for d in at.dataframe],
+        "charts": [(c.proto.id, c.proto.spec) for c in at.get("plotly_chart")],
     }
 
 
@@ -83,9 +87,12 @@ def _same(fitted: dict, stored: dict) -> None:
 
 
 @pytest.fixture(params=["real", "shuffled"])
-def detected(request, world_copy, monkeypatch):
+def detected(request, world_copy, monkeypatch, stub_projection):
     """The world detected by ``python -m core detect`` (stored results written), calibrated
-    on real held-aside histories (as a big log is) or on shuffled ones."""
+    on real held-aside histories (as a big log is) or on shuffled ones; with an item map."""
+    from core import embeddings
+
+    stub_projection(NAME, embeddings.cached_item_matrix(NAME))
     if request.param == "real":
         monkeypatch.setattr(population, "MIN_REAL_NULL_USERS", 10)
         monkeypatch.setattr(population, "MIN_REAL_NULL_EVENTS", 300)
@@ -178,6 +185,8 @@ def test_pages_of_a_big_dataset_show_the_stored_numbers_and_load_no_whole_log(de
     at = _page(world.app, page)
     assert data.precomputed(NAME)
     _same(fitted, _shown(at))
+    if page == "projection-population":  # the before/after of the shifted users was drawn
+        assert any("projection_population" in chart_id for chart_id, _ in fitted["charts"])
     if page == "overview":  # the headline is the stored population's
         summary = results.population_summary(NAME)
         assert at.subheader[0].value.startswith(f"{summary.users_with_change_points} of 40 users shifted")

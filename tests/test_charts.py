@@ -22,3 +22,14 @@ def test_markdown_escape_neutralises_links_and_html():
     text = "[click](javascript:alert(1)) <img src=x> *bold* Horror 45% → 5%"
     escaped = md_escape(text)
     assert escaped == (r"\[click\]\(javascript\:alert\(1\)\) \<img src=x\> \*bold\* Horror 45% → 5%")
+
+
+def test_the_item_map_is_svg_for_a_catalogue_like_movielens_and_webgl_for_big_ones():
+    small = charts.SVG_MAX_POINTS
+    for n, kind in ((small, "scatter"), (small + 1, "scattergl")):
+        coords = np.random.default_rng(0).random((n, 2))
+        titles, cats = [f"item {i}" for i in range(n)], ["Drama", "Comedy"] * (n // 2) + ["Drama"] * (n % 2)
+        for colour in (False, True):
+            fig = charts.item_map(coords, titles, cats, colour_by_category=colour)
+            assert {t.type for t in fig.data} == {kind}
+            assert sum(len(t.x) for t in fig.data) == n  # every item is drawn

@@ -85,7 +85,8 @@ def test_best_split_is_stored_with_its_real_calibration_and_reruns_one_user(drif
     assert isinstance(cal, RealCalibration) and cal.null == "real"
     assert (cal.n_users, cal.check["n_users"]) == (61, 60)  # 121 users: half set the curve, half check it
     t = first.default_threshold
-    assert t == pytest.approx(1.98617, abs=1e-5)
+    # 1.98617 calibrated, stated rounded up to three significant digits
+    assert cal.threshold_for(1.0) == pytest.approx(1.98617, abs=1e-5) and t == 1.99
     assert cal.rates_at(t) == pytest.approx((0.70998, 0.03279), abs=1e-5)
     _no_fit(monkeypatch)
     second = artefacts.fitted_detector(NAME, "best_split")  # from the .npz: arrays only, no pickle
@@ -96,7 +97,11 @@ def test_best_split_is_stored_with_its_real_calibration_and_reruns_one_user(drif
     for user in ("u062", "u094", "recent"):
         a, b = population.user_signal(first, user, 1.0), population.user_signal(second, user, 1.0)
         pd.testing.assert_frame_equal(a.change_points, b.change_points)
-    assert population.user_signal(second, "u062").change_points.event_index.tolist() == [34]
+    assert population.user_signal(second, "u094").change_points.event_index.tolist() == [30]
+    # u062's planted change set the threshold (1.98617: it is in the null sample, where every
+    # alarm counts as false); rounded up, the default leaves it out, a lower one keeps it
+    assert population.user_signal(second, "u062").change_points.empty
+    assert population.user_signal(second, "u062", 1.98).change_points.event_index.tolist() == [34]
 
 
 def test_logs_over_the_memory_limit_fit_a_sample_and_score_every_user_exactly(drifts, monkeypatch):
@@ -128,7 +133,7 @@ def test_detect_best_split_writes_located_and_tentative_rows_and_both_rates(drif
     assert cli.main(["detect", NAME, "--detector", "best_split", "--out", str(out)]) == 0
     summary = SUMMARY.match(capsys.readouterr().err)
     assert summary is not None
-    assert summary.groups() == ("2", "2", "1.986", "0.71", "3.3", "0", "0.0", "1", "4.79", "0.71")
+    assert summary.groups() == ("1", "1", "1.99", "0.71", "3.3", "0", "0.0", "0", "4.8", "0.71")
     frame = pd.read_csv(out, dtype={"user_id": str})
     assert list(frame.columns) == [
         "user_id",
@@ -140,10 +145,15 @@ def test_detect_best_split_writes_located_and_tentative_rows_and_both_rates(drif
         "kind",
     ]
     assert frame[["user_id", "event_index", "alert_index", "detector", "kind"]].values.tolist() == [
-        ["u062", 34, 74, "best_split", "located"],
         ["u094", 30, 62, "best_split", "located"],
-        ["recent", 74, 79, "recent_shift", "tentative"],  # the planted recent change, at the last event
     ]
+    # At 2 false alarms per 1,000 events: the planted recent change too, at the last event.
+    assert cli.main(["detect", NAME, "--false-alarms", "2", "--out", str(out)]) == 0
+    frame = pd.read_csv(out, dtype={"user_id": str})
+    assert frame[frame.kind == "tentative"][
+        ["user_id", "event_index", "alert_index", "detector"]
+    ].values.tolist() == [["recent", 74, 79, "recent_shift"]]
+    assert {("u062", 34), ("u094", 30)} <= set(zip(frame.user_id, frame.event_index, strict=True))
 
 
 def test_detect_threshold_and_false_alarm_options_set_the_stated_rates(drifts, tmp_path, capsys):
@@ -152,8 +162,8 @@ def test_detect_threshold_and_false_alarm_options_set_the_stated_rates(drifts, t
         cli.main(["detect", NAME, "--detector", "best_split", "--false-alarms", "5", "--out", str(out)]) == 0
     )
     groups = SUMMARY.match(capsys.readouterr().err).groups()
-    assert groups == ("29", "29", "0.9475", "4.97", "23.0", "5.12", "25.0", "1", "3.861", "4.97")
-    assert pd.read_csv(out).kind.value_counts().to_dict() == {"located": 29, "tentative": 1}
+    assert groups == ("28", "28", "0.948", "4.97", "23.0", "5.12", "25.0", "1", "3.87", "4.97")
+    assert pd.read_csv(out).kind.value_counts().to_dict() == {"located": 28, "tentative": 1}
     assert cli.main(["detect", NAME, "--detector", "best_split", "--threshold", "1.0"]) == 0
     err = capsys.readouterr().err.splitlines()[-1]
     # --threshold is a best_split score; the tentative alerts keep their calibrated default
@@ -165,15 +175,16 @@ def test_detect_threshold_and_false_alarm_options_set_the_stated_rates(drifts, t
         "21.3",
         "4.77",
         "23.3",
-        "1",
-        "4.79",
+        "0",
+        "4.8",
         "0.71",
     )
 
 
 def test_detect_users_file_states_every_user(drifts, tmp_path, capsys):
     users = tmp_path / "users.csv"
-    assert cli.main(["detect", NAME, "--detector", "best_split", "--users", str(users)]) == 0
+    # at 2 false alarms per 1,000 events, where the planted changes are found (see above)
+    assert cli.main(["detect", NAME, "--false-alarms", "2", "--users", str(users)]) == 0
     frame = pd.read_csv(users, dtype={"user_id": str}).set_index("user_id")
     assert list(frame.columns) == ["n_events", "state", "tentative", "change_points"]
     assert len(frame) == 121
@@ -183,7 +194,7 @@ def test_detect_users_file_states_every_user(drifts, tmp_path, capsys):
     assert short.state.iloc[0] == f"too short: {n} events, needs 24"
     assert frame.loc["recent"].tolist() == [80, "scored", True, 0]
     assert frame.loc["u062"].tolist()[2:] == [False, 1]
-    assert int(frame.tentative.sum()) == 1 and int(frame.change_points.sum()) == 2
+    assert int(frame.tentative.sum()) == 1 and int(frame.change_points.sum()) == 7
 
 
 def test_other_detectors_export_located_rows_only(drifts, tmp_path, capsys):
@@ -255,3 +266,17 @@ def test_pages_never_subtract_a_null_measured_on_the_same_users(drifts, dashboar
         assert "real shifts" not in texts and "By chance alone" not in texts
     st.cache_resource.clear()
     st.cache_data.clear()
+
+
+def test_the_stated_threshold_is_the_calibrated_one_rounded_up_to_three_digits():
+    from core.detectors.population import stated_threshold
+
+    assert [stated_threshold(t) for t in (1.3432, 1.98617, 1.34, 0.0123456, 123.4, 9.996)] == [
+        1.35,
+        1.99,
+        1.34,
+        0.0124,
+        124.0,
+        10.0,
+    ]
+    assert stated_threshold(0.0) == 0.0 and stated_threshold(-2.5) == -2.5

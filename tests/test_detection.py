@@ -60,3 +60,38 @@ def test_baseline_rows(bench):
     assert never["R@10"] == 0.0 and never["P@10"] == 1.0 and never["FA/1000 control"] == 0.0
     assert (every_20["detector"], every_20["setting"]) == ("every_20", "default")
     assert best["setting"] == "oracle" and best["F1@10"] >= every_20["F1@10"]
+
+
+def test_the_benchmark_default_of_a_real_null_detector_is_the_products_threshold(data_dir, stub_embeddings):
+    # best_split is calibrated on real histories in the product: its benchmark "default" row
+    # uses that threshold (on the calibration users without a planted change), and the
+    # shuffled-history threshold is the alternative row.
+    from core import store
+    from core.benchmark.detection import run_evaluation
+    from core.benchmark.splices import split_users
+    from core.benchmark.training import fit_and_calibrate, training_events
+    from core.detectors.population import stated_threshold
+    from core.ingest import ingest_synthetic
+
+    ingest_synthetic("bench", 120, random_state=0)
+    features = stub_embeddings("bench")
+    sizes = {"n_splices": 12, "n_multi": 3, "n_gradual": 3, "n_controls": 10, "n_shuffled": 5}
+    table = run_evaluation("bench", detectors=["best_split"], sizes=sizes).table
+    table = table[table.detector == "best_split"].set_index("setting")
+    with store.connect("bench") as con:
+        events, labels = store.load_event_arrays(con), store.load_user_labels(con)
+    cal_users, _ = split_users(events.user_ids, 0.5, 0)
+    unchanged = labels.user_id[labels.kind.isin(["stable", "multi"])].astype(str).to_numpy()
+    fitted = fit_and_calibrate(
+        "best_split",
+        features,
+        training_events(events, cal_users),
+        real_null=True,
+        null_users=training_events(events, np.intersect1d(cal_users, unchanged)),
+    )
+    real = stated_threshold(fitted.real_null_calibration.threshold_for(1.0))
+    shuffled = stated_threshold(fitted.calibration.threshold_for(1.0))
+    assert real != shuffled
+    assert table.loc["default", "threshold"] == pytest.approx(real)
+    assert table.loc["default, shuffled null", "threshold"] == pytest.approx(shuffled)
+    assert "default, real null" not in table.index

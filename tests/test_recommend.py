@@ -152,6 +152,25 @@ def test_co_occurrence_keeps_the_strongest_neighbours_of_each_item():
     assert full.popularity_.tolist() == [3, 0, 2, 1]
 
 
+@pytest.mark.parametrize("k", [1, 3, 7, 50])
+def test_keeping_the_top_k_of_each_row_matches_a_full_sort_with_ties_by_column(k):
+    import scipy.sparse as sp
+
+    from core.recommend import _keep_top_per_row
+
+    rng = np.random.default_rng(0)
+    # Values on a coarse grid: many ties, which go to the lower column.
+    dense = rng.integers(0, 5, size=(40, 60)).astype(np.float32) * (rng.random((40, 60)) < 0.5)
+    dense[3] = 0  # an empty row
+    kept = _keep_top_per_row(sp.csr_matrix(dense), k).toarray()
+    for row, got in zip(dense, kept):
+        stored = np.flatnonzero(row)
+        top = sorted(stored, key=lambda c: (-row[c], c))[:k]
+        expected = np.zeros_like(row)
+        expected[top] = row[top]
+        assert np.array_equal(got, expected)
+
+
 @pytest.fixture
 def shifts_world(world_dir, monkeypatch, stub_matrix):
     """The hand-made ``shifts`` log with the stub item matrix standing in for the encoder."""

@@ -37,7 +37,10 @@ def test_detect_stores_what_the_fit_says(detected):
         )
     assert len(artefacts.stored_change_points(NAME, threshold=-np.inf)) == len(fit.result.candidates)
     summary = artefacts.population_summary(NAME)
-    assert summary.calibration.threshold_for(1.0) == fit.default_threshold == summary.default_threshold
+    from core.detectors.population import stated_threshold
+
+    stated = stated_threshold(summary.calibration.threshold_for(1.0))
+    assert stated == fit.default_threshold == summary.default_threshold
     cps = change_points(fit)
     assert summary.n_change_points == len(cps) > 0
     assert summary.users_with_change_points == cps.user_id.nunique()

@@ -30,12 +30,15 @@ def projection_path(name: str) -> Path:
 
 
 def _manifest(name: str, item_vectors: np.ndarray, params: dict) -> Manifest:
-    import umap
+    # The installed umap-learn's version, read from its metadata: the value umap.__version__
+    # holds, without importing umap (its numba compilation took 1.9 s of the first Projection
+    # page of a dashboard process, only to check the stored map).
+    from importlib.metadata import version
 
     return Manifest(
         KIND,
         dataset_version(name),
-        {**params, "features": fingerprint(item_vectors), "umap": umap.__version__},
+        {**params, "features": fingerprint(item_vectors), "umap": version("umap-learn")},
         code_version(core.projection, sys.modules[__name__]),
     )
 

@@ -9,7 +9,9 @@ Protocol (``run_evaluation``):
    calibration users' real histories, and its default threshold from shuffled copies of
    them (:func:`~core.benchmark.training.fit_and_calibrate`): the threshold giving ``target`` false alarms per 1,000
    events. Nothing is tuned on test users. A second, stricter default treats the calibration
-   users' real (unshuffled) histories as the null: real logs drift on their own.
+   users' real (unshuffled) histories as the null: real logs drift on their own. Detectors
+   the product calibrates on real histories (``null == "real"``: best_split) take that one as
+   their "default" row, and the shuffled one as "default, shuffled null".
 3. Benchmark users are built from the test users only (:mod:`core.benchmark.splices`): splices in three
    difficulty bins, multi-splices, gradual ramps, unspliced controls and shuffled
    histories; for datasets with planted truth (``synthetic``), the test users' own planted
@@ -38,9 +40,12 @@ from core.benchmark.planted import planted_users
 from core.benchmark.splices import BINS, SplicedUser, splice_benchmark, split_users, to_event_arrays
 from core.benchmark.training import change_points_by_user, fit_and_calibrate, training_events
 from core.detectors.base import ChangePoints
+from core.detectors.population import stated_threshold
 from core.metrics import MatchCounts, false_alarms_per_1000, median
 
 MARGINS = (5, 10)
+# Kinds of the synthetic world's users without a planted change (core.synthetic).
+SHIFT_FREE = ("stable", "multi")
 POSITIVE_KINDS = ("splice", "multi", "gradual", "planted")
 FALSE_ALARM_KINDS = ("control", "shuffled", "stable", "multi-interest")  # no true change: any alarm is false
 EVERY_K = (10, 15, 20, 30, 40, 60, 80)
@@ -141,8 +146,10 @@ def _detector_rows(
     target: float,
     n_shuffles: int,
     random_state: int,
+    null_users: store.EventArrays | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """The default, real-null default and oracle rows of one detector, and its curve."""
+    """The default, real-null default and oracle rows of one detector, and its curve
+    (``null_users``: the real null's users when not the calibration users themselves)."""
     t0 = time.perf_counter()
     fitted = fit_and_calibrate(
         det_name,
@@ -151,10 +158,18 @@ def _detector_rows(
         n_shuffles=n_shuffles,
         random_state=random_state,
         real_null=True,
+        null_users=null_users,
     )
     det, cal = fitted.detector, fitted.calibration
-    default = cal.threshold_for(target)
-    strict = fitted.real_null_calibration.threshold_for(target)
+    # thresholds as the product states them (three significant digits, rounded up)
+    default = stated_threshold(cal.threshold_for(target))
+    strict = stated_threshold(fitted.real_null_calibration.threshold_for(target))
+    # The product calibrates real-null detectors (best_split) on real histories: their
+    # "default" row is that threshold, and the shuffled one is the alternative row.
+    real_default = det.null == "real"
+    if real_default:
+        cal = fitted.real_null_calibration
+        default, strict = strict, default
     grid = np.unique(np.append(det.threshold_grid(), [default, strict]))
     found = det.detect(features[test.item_idx], test.offsets, grid)
     sweep = [score_change_points(test, cp) for cp in found]
@@ -174,7 +189,11 @@ def _detector_rows(
         }
         | sweep[chosen],
         base
-        | {"setting": "default, real null", "threshold": strict, "null FA/1000": cal.false_alarms_at(strict)}
+        | {
+            "setting": "default, shuffled null" if real_default else "default, real null",
+            "threshold": strict,
+            "null FA/1000": (fitted.calibration if real_default else cal).false_alarms_at(strict),
+        }
         | sweep[int(np.searchsorted(grid, strict))],
         base
         | {"setting": "oracle", "threshold": grid[oracle], "null FA/1000": cal.false_alarms_at(grid[oracle])}
@@ -220,6 +239,16 @@ def run_evaluation(
         splice_benchmark(events, embedding, users=sources_cal, random_state=random_state + 2, **sizes)
     )
     calibration_users = training_events(events, cal_users)
+    # A planted world's real null is its calibration users without a planted change, as in
+    # the product (core.artefacts.datasets.shift_free_users).
+    null_users = (
+        training_events(
+            events,
+            np.intersect1d(cal_users, labels.user_id[labels.kind.isin(SHIFT_FREE)].astype(str).to_numpy()),
+        )
+        if has_truth
+        else None
+    )
     say(
         f"{len(test.users)} test benchmark users, {len(select.users)} selection users, "
         f"{len(cal_users)} calibration users"
@@ -232,7 +261,15 @@ def run_evaluation(
         if kind not in feats:
             feats[kind] = item_features(name, kind)
         det_rows, curve = _detector_rows(
-            det_name, feats[kind], calibration_users, test, select, target, n_shuffles, random_state
+            det_name,
+            feats[kind],
+            calibration_users,
+            test,
+            select,
+            target,
+            n_shuffles,
+            random_state,
+            null_users,
         )
         rows += det_rows
         curves += curve

@@ -55,15 +55,18 @@ def fit_and_calibrate(
     n_shuffles: int = CALIBRATION_SHUFFLES,
     random_state: int = 0,
     real_null: bool = False,
+    null_users: EventArrays | None = None,
 ) -> CalibratedDetector:
     """Fit ``detector`` on the ``training`` users (``item_features`` row i is item_idx i, of
     the kind the detector reads) and calibrate it on ``n_shuffles`` shuffled copies of their
-    histories; ``real_null`` also calibrates on the histories as they are."""
+    histories; ``real_null`` also calibrates on real histories as they are: those of
+    ``null_users`` (a planted world's unchanged users) or else of the training users."""
     det = make_detector(detector)
     vectors = item_features[training.item_idx]
     det.fit(vectors, training.offsets, training.rating)
     shuffled = calibrate(det, vectors, training.offsets, n_shuffles=n_shuffles, random_state=random_state)
-    real = calibrate(det, vectors, training.offsets, null="real") if real_null else None
+    null = training if null_users is None else null_users
+    real = calibrate(det, item_features[null.item_idx], null.offsets, null="real") if real_null else None
     return CalibratedDetector(det, shuffled, real)
 
 

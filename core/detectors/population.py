@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,13 +64,24 @@ class PopulationFit:
 
     @property
     def default_threshold(self) -> float:
-        return self.calibration.threshold_for(DEFAULT_FALSE_ALARMS)
+        return stated_threshold(self.calibration.threshold_for(DEFAULT_FALSE_ALARMS))
 
     def user_position(self, user_id: str) -> int:
         try:
             return self.events.users.position(user_id)
         except UnknownUser:
             raise UnknownUser(f"user {user_id!r} is not in dataset {self.dataset!r}") from None
+
+
+def stated_threshold(threshold: float) -> float:
+    """A calibrated threshold as the product states it: rounded *up* to three significant
+    digits (1.3432 -> 1.35), so the CLI, the links and the dashboard's slider use one and the
+    same value, and its false-alarm rate is at most the one asked for (rates fall as it rises)."""
+    t = float(threshold)
+    if not np.isfinite(t) or t <= 0:
+        return t
+    quantum = 10.0 ** (math.floor(math.log10(t)) - 2)
+    return float(f"{math.ceil(t / quantum - 1e-9) * quantum:.3g}")
 
 
 def _sample_users(
@@ -238,8 +250,9 @@ def user_signal(fit: PopulationFit, user_id: str, threshold: float | None = None
 
 
 def threshold_for_false_alarms(fit: PopulationFit, false_alarms_per_1000: float) -> float:
-    """The threshold expected to give this many false alarms per 1,000 events."""
-    return fit.calibration.threshold_for(false_alarms_per_1000)
+    """The threshold expected to give at most this many false alarms per 1,000 events (as
+    stated: three significant digits, rounded up)."""
+    return stated_threshold(fit.calibration.threshold_for(false_alarms_per_1000))
 
 
 def false_alarms_for_threshold(fit: PopulationFit, threshold: float) -> float:

@@ -38,6 +38,23 @@ def event_index(offsets: np.ndarray) -> np.ndarray:
     return np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], counts)
 
 
+class WhitenedProjection:
+    """A fitted whitened PCA as its three arrays: ``transform(x) = (x - mean_) @
+    components_.T / sqrt(explained_variance_)``, as scikit-learn's ``PCA(whiten=True)``
+    computes it. Hand-written so that a stored fit is read back without importing
+    scikit-learn (over a second of every dashboard process's first page)."""
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray, explained_variance: np.ndarray) -> None:
+        self.mean_ = np.asarray(mean, np.float64)
+        self.components_ = np.asarray(components, np.float64)
+        self.explained_variance_ = np.asarray(explained_variance, np.float64)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (
+            (np.asarray(x, np.float64) - self.mean_) @ self.components_.T / np.sqrt(self.explained_variance_)
+        )
+
+
 class ShiftFeatures:
     """Block-standardised, optionally detrended per-event features (fit on a population)."""
 
@@ -86,7 +103,8 @@ class ShiftFeatures:
             rng = np.random.default_rng(self.random_state)
             rows = lm if len(lm) <= 50_000 else lm[rng.choice(len(lm), 50_000, replace=False)]
             k = min(self.n_components, lm.shape[1], len(rows))
-            self.pca_ = PCA(n_components=k, whiten=True, random_state=self.random_state).fit(rows)
+            pca = PCA(n_components=k, whiten=True, random_state=self.random_state).fit(rows)
+            self.pca_ = WhitenedProjection(pca.mean_, pca.components_, pca.explained_variance_)
             self.lm_scale_ = np.sqrt(k)  # whitened: total variance k -> 1
         if cat is not None:
             self.cat_mean_ = cat.mean(axis=0)
@@ -114,20 +132,12 @@ class ShiftFeatures:
 
     def restore(self, state: dict[str, np.ndarray]) -> ShiftFeatures:
         """Put back :meth:`export_state`'s arrays; returns self (KeyError when one is missing)."""
-        from sklearn.decomposition import PCA
-
         self.trend_ = np.asarray(state["features.trend"], np.float64)
         self.pca_ = None
         if self.n_components:
-            # A whitened PCA's transform is (x - mean_) @ components_.T / sqrt(explained_variance_):
-            # these three arrays are its whole fitted state.
-            comps = np.asarray(state["features.pca_components"], np.float64)
-            self.pca_ = PCA(n_components=len(comps), whiten=True, random_state=self.random_state)
-            self.pca_.mean_ = np.asarray(state["features.pca_mean"], np.float64)
-            self.pca_.components_ = comps
-            self.pca_.explained_variance_ = np.asarray(state["features.pca_variance"], np.float64)
-            self.pca_.n_components_ = len(comps)
-            self.pca_.n_features_in_ = comps.shape[1]
+            self.pca_ = WhitenedProjection(
+                state["features.pca_mean"], state["features.pca_components"], state["features.pca_variance"]
+            )
             self.lm_scale_ = float(state["features.lm_scale"])
         if self.n_categories:
             self.cat_mean_ = np.asarray(state["features.cat_mean"], np.float64)
