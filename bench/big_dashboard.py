@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -166,6 +167,7 @@ def run(
                     mem.phase = name
                     page = browser.new_page(viewport={"width": 1400, "height": 1200})
                     t_page = time.perf_counter()
+                    print(f"opening {name}…", file=sys.stderr, flush=True)
                     result = _open(page, f"{url}/{path}?dataset={dataset}", marker, timeout_s * 1000)
                     if name == "overview" and "launch_to_overview_s" not in out and result["drawn_s"]:
                         out["launch_to_overview_s"] = t_page - t_launch + result["drawn_s"]
