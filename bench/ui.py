@@ -96,6 +96,49 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(app: Path | None = None, env: dict | None = None, port: int | None = None, log=None):
+    """``streamlit run`` of the dashboard (or ``app``) on a free local port, headless:
+    (process, base URL); its output goes to ``log`` (an open file; default: discarded). The
+    caller terminates the process; :func:`wait_healthy` waits for it."""
+    port = port or _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(app or ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float = 120.0) -> None:
+    """Poll Streamlit's health endpoint until it answers ``ok``."""
+    end = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server exited with status {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
+                if r.read() == b"ok":
+                    return
+        except OSError:
+            if time.monotonic() > end:
+                raise TimeoutError(f"{url} not healthy after {timeout:.0f} s") from None
+            time.sleep(0.05)
+
+
 BASELINE_APP = """
 import numpy as np
 import plotly.graph_objects as go
@@ -204,36 +247,10 @@ def warm(dataset: str, other: str = "synthetic", app: Path | None = None) -> dic
     (``app``: only the new session, of that app instead of the dashboard)."""
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(app or ROOT / "app.py"),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_server(app)
     out: dict = {}
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.1)
+        wait_healthy(url, proc)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             try:

@@ -136,6 +136,12 @@ def users(name: str) -> pd.DataFrame:
 
 
 @by_version(max_entries=256)
+def user_exists(name: str, user_id: str) -> bool:
+    with _cursor(name) as con:
+        return store.user_exists(con, str(user_id))
+
+
+@by_version(max_entries=256)
 def user_events(name: str, user_id: str) -> pd.DataFrame:
     """One user's events in order with title and categories (raises UnknownUser)."""
     with _cursor(name) as con:
@@ -336,7 +342,7 @@ def fit_status(name: str, detector: str) -> FitStatus:
     from core.artefacts import fit_is_stored
 
     key = (name, version(name), detector)
-    if key in _READY:
+    if key in _READY or precomputed(name):  # big datasets: stored results, never a fit here
         return FitStatus(True)
     n_events = int(info(name).get("n_events", 0))
     expected = max(3.0, _FIT_SECONDS_PER_100K.get(detector, 30.0) * n_events / 100_000)
@@ -465,6 +471,10 @@ def false_alarm_rates(name: str, detector: str, threshold: float):
     (core.detectors.population.FalseAlarmRates)."""
     from core.detectors.population import false_alarm_rates as rates
 
+    if precomputed(name):
+        from core.artefacts import stored_false_alarm_rates
+
+        return stored_false_alarm_rates(name, detector, float(threshold))
     return rates(_fitted(name, detector), float(threshold))
 
 
@@ -517,17 +527,28 @@ def user_ranking(name: str, detector: str) -> pd.DataFrame:
     return pd.DataFrame({"user_id": fit.events.user_ids[best.index.to_numpy()], "max_score": best.to_numpy()})
 
 
-@by_version(max_entries=64)
 def change_points(name: str, detector: str, threshold: float) -> pd.DataFrame:
     """Every user's change points at ``threshold``: user_id, event_index, timestamp, score,
     detector, alert_index."""
+    if precomputed(name):
+        return _stored_change_points(name, detector, float(threshold))
+    return _fitted_change_points(name, detector, float(threshold))
+
+
+@by_version(max_entries=64)
+def _fitted_change_points(name: str, detector: str, threshold: float) -> pd.DataFrame:
     from core.detectors.population import change_points as population_change_points
 
-    if precomputed(name):
-        from core.artefacts import stored_change_points
+    return population_change_points(_fitted(name, detector), threshold)
 
-        return stored_change_points(name, detector, float(threshold))
-    return population_change_points(_fitted(name, detector), float(threshold))
+
+# A big dataset's change points at one threshold are ~100 MB in the cache at 50M events (600,000
+# rows): a few thresholds are kept, not 64, or slider moves would grow the server past 3 GB.
+@by_version(max_entries=4)
+def _stored_change_points(name: str, detector: str, threshold: float) -> pd.DataFrame:
+    from core.artefacts import stored_change_points
+
+    return stored_change_points(name, detector, threshold)
 
 
 @dataclass(frozen=True)
@@ -591,7 +612,28 @@ def _recommender(name: str):
     # open the database twice more to read them again)
     from core.recommend import fit_recommender
 
+    if precomputed(name):
+        # A big dataset: co-occurrence learned from a seeded sample of whole users (as a fit
+        # samples users), never from the whole log (16 bytes an event, and minutes at 50M).
+        from core.artefacts import sampled_histories
+
+        with _cursor(name) as con:
+            sample = sampled_histories(name, con=con)
+        return fit_recommender(_item_matrix(name), sample, item_keys=items(name)["title"].to_numpy())
     return fit_recommender(_item_matrix(name), _event_arrays(name), item_keys=items(name)["title"].to_numpy())
+
+
+@by_version(max_entries=8)
+def recommender_sample(name: str) -> tuple[int, int] | None:
+    """(users, of users) the recommender's co-occurrence was learned from on a big dataset,
+    when that is a sample; None when it is every user."""
+    if not precomputed(name):
+        return None
+    from core.artefacts.results import sample_users
+
+    with _cursor(name) as con:
+        sampled, n_users = sample_users(con)
+    return None if len(sampled) == n_users else (len(sampled), n_users)
 
 
 @by_version("resource", show_spinner="Fitting the explainer…", max_entries=4)
@@ -692,12 +734,24 @@ def shift_endpoints(name: str, detector: str, threshold: float, limit: int):
         cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id").head(int(limit))
     )
     matrix = _item_matrix(name)
-    ev = _event_arrays(name)
-    pos = _user_positions(name)
-    means = [
-        segment_means(matrix, ev.item_idx[ev.user_slice(pos[r.user_id])], r.event_index)
-        for r in strongest.itertuples()
-    ]
+    if precomputed(name):  # only the 20 events either side of each change point are read
+        from core.artefacts import event_windows
+
+        cp = strongest["event_index"].to_numpy(np.int64)
+        with _cursor(name) as con:
+            k, seq, item = event_windows(name, strongest["user_id"].tolist(), cp, 20, 20, con)
+        bounds = np.searchsorted(k, np.arange(len(strongest) + 1))
+        means = [
+            segment_means(matrix, item[a:b], int(c - seq[a]) if b > a else int(c))
+            for a, b, c in zip(bounds[:-1], bounds[1:], cp)
+        ]
+    else:
+        ev = _event_arrays(name)
+        pos = _user_positions(name)
+        means = [
+            segment_means(matrix, ev.item_idx[ev.user_slice(pos[r.user_id])], r.event_index)
+            for r in strongest.itertuples()
+        ]
     if not means:
         return strongest, np.empty((0, 2)), np.empty((0, 2))
     placed = place(np.vstack(means), matrix, projection(name))
@@ -825,6 +879,23 @@ def _scorable(name: str, detector: str) -> tuple[np.ndarray, np.ndarray]:
     return per_user > 0, counts
 
 
+@by_version(max_entries=16)
+def _scored_users(name: str, detector: str) -> tuple[int, int, int, int]:
+    """(users, scorable users, the shortest scored history, events of scorable users)."""
+    if precomputed(name):
+        from core.artefacts import scored_users
+
+        s = scored_users(name, detector)
+        return s.n_users, s.n_scorable, s.min_events, s.scored_events
+    scorable, counts = _scorable(name, detector)
+    return (
+        len(counts),
+        int(scorable.sum()),
+        int(counts[scorable].min()) if scorable.any() else 0,
+        int(counts[scorable].sum()),
+    )
+
+
 def population_summary(name: str, detector: str, threshold: float) -> PopulationSummary:
     """The headline numbers at ``threshold``.
 
@@ -832,19 +903,18 @@ def population_summary(name: str, detector: str, threshold: float) -> Population
     short" state, ``false_alarms_per_1000``/``expected_false`` from its real-history
     calibration (in users), ``n_recent`` from its recent-shift alerts.
     """
-    scorable, counts = _scorable(name, detector)
+    n_users, n_scorable, min_events, scored_events = _scored_users(name, detector)
     cps = change_points(name, detector, threshold)
     rates = false_alarm_rates(name, detector, threshold)
     rate = rates.per_1000
-    scored_events = int(counts[scorable].sum())
     # In users when the calibration measured it (the share of held-aside real users flagged,
     # over all users as it was measured); else an upper bound from the per-event rate (each
     # false alarm flags at most one user).
-    expected = rates.users * len(counts) if rates.users is not None else rate * scored_events / 1000.0
+    expected = rates.users * n_users if rates.users is not None else rate * scored_events / 1000.0
     return PopulationSummary(
-        n_users=len(counts),
-        n_scorable=int(scorable.sum()),
-        min_events=int(counts[scorable].min()) if scorable.any() else 0,
+        n_users=n_users,
+        n_scorable=n_scorable,
+        min_events=min_events,
         n_shifted=int(cps["user_id"].nunique()),
         n_change_points=len(cps),
         false_alarms_per_1000=rate,
@@ -875,6 +945,12 @@ def tentative_alerts(name: str, detector: str) -> pd.DataFrame | None:
     None when ``detector`` has no companion."""
     from core.detectors.population import tentative_alerts as alerts
 
+    if precomputed(name):  # the companion's results, stored by `detect` beside the detector's
+        from core.artefacts import stored_change_points
+        from core.detectors import make_detector
+
+        companion = getattr(make_detector(detector), "tentative", None)
+        return stored_change_points(name, companion, None, kind="tentative") if companion else None
     companion = getattr(_fitted(name, detector).detector, "tentative", None)
     if not companion:
         return None
@@ -899,12 +975,16 @@ class UserState:
 def user_state(name: str, detector: str, threshold: float, user_id: str) -> UserState:
     """One user's scored range, why peaks above ``threshold`` are not change points, and a
     recent-shift alert. Repoint ``scored``/``recent`` to the new detector's states."""
-    fit = _fitted(name, detector)
+    if precomputed(name):
+        from core.detectors import make_detector
+
+        det = make_detector(detector)  # its settings (h, kind): what suppressed_peaks reads
+    else:
+        det = _fitted(name, detector).detector
     signal = user_detection(name, detector, threshold, user_id)
     scores = signal.scores
     finite = np.flatnonzero(np.isfinite(scores))
-    scorable, counts = _scorable(name, detector)
-    min_events = int(counts[scorable].min()) if scorable.any() else 0
+    min_events = _scored_users(name, detector)[2]
     scored = (int(finite[0]), int(finite[-1])) if len(finite) else None
     alerts = tentative_alerts(name, detector)
     mine = alerts[alerts["user_id"] == str(user_id)] if alerts is not None else None
@@ -912,7 +992,7 @@ def user_state(name: str, detector: str, threshold: float, user_id: str) -> User
         n_events=len(scores),
         scored=scored,
         min_events=min_events,
-        suppressed=suppressed_peaks(scores, signal.change_points, threshold, fit.detector),
+        suppressed=suppressed_peaks(scores, signal.change_points, threshold, det),
         recent=int(mine["event_index"].iloc[-1]) if mine is not None and len(mine) else None,
     )
 
@@ -1076,6 +1156,21 @@ def category_moves(name: str, detector: str, threshold: float, window: int = 20)
         return pd.DataFrame(columns=columns)
     strongest = cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id")
     matrix, cat_names = _item_categories(name)
+    if precomputed(name):
+        frame = _windowed_moves(name, strongest, matrix, cat_names, int(window))
+    else:
+        frame = _moves_of(name, strongest, matrix, cat_names, int(window))
+    table = (
+        frame.groupby(["from", "to"], sort=False)
+        .agg(users=("example", "size"), example=("example", "first"))
+        .reset_index()
+        .sort_values(["users", "from", "to"], ascending=[False, True, True], kind="stable")
+        .reset_index(drop=True)
+    )
+    return table[columns]
+
+
+def _moves_of(name: str, strongest: pd.DataFrame, matrix, cat_names: np.ndarray, window: int) -> pd.DataFrame:
     ev, pos = _event_arrays(name), _user_positions(name)
     moves = []
     for r in strongest.itertuples():
@@ -1088,12 +1183,45 @@ def category_moves(name: str, detector: str, threshold: float, window: int = 20)
             np.asarray(matrix[after].mean(axis=0)).ravel() - np.asarray(matrix[before].mean(axis=0)).ravel()
         )
         moves.append((cat_names[int(np.argmin(change))], cat_names[int(np.argmax(change))], r.user_id))
-    frame = pd.DataFrame(moves, columns=["from", "to", "example"])
-    table = (
-        frame.groupby(["from", "to"], sort=False)
-        .agg(users=("example", "size"), example=("example", "first"))
-        .reset_index()
-        .sort_values(["users", "from", "to"], ascending=[False, True, True], kind="stable")
-        .reset_index(drop=True)
-    )
-    return table[columns]
+    return pd.DataFrame(moves, columns=["from", "to", "example"])
+
+
+# Users whose change-point windows are read at once (~40 events each: ~2M rows, tens of MB).
+_WINDOW_CHUNK_USERS = 50_000
+
+
+def _windowed_moves(
+    name: str, strongest: pd.DataFrame, matrix, cat_names: np.ndarray, window: int
+) -> pd.DataFrame:
+    """:func:`_moves_of` for a big dataset: only the ``window`` events either side of each
+    change point are read (core.artefacts.event_windows), a chunk of users at a time (400,000
+    flagged users at 50M events), and the shares of a chunk's users are two sparse products
+    instead of a loop over users."""
+    from scipy import sparse
+
+    from core.artefacts import event_windows
+
+    parts = []
+    for lo in range(0, len(strongest), _WINDOW_CHUNK_USERS):
+        chunk = strongest.iloc[lo : lo + _WINDOW_CHUNK_USERS]
+        cp = chunk["event_index"].to_numpy(np.int64)
+        with _cursor(name) as con:
+            k, seq, item = event_windows(name, chunk["user_id"].tolist(), cp, window, window, con)
+        n = len(chunk)
+        side = 2 * k + (seq >= cp[k])
+        sides = sparse.csr_matrix((np.ones(len(k)), (side, item)), shape=(2 * n, matrix.shape[0]))
+        sums = np.asarray((sides @ matrix).todense())
+        counts = np.bincount(side, minlength=2 * n).astype(np.float64)
+        keep = (counts[0::2] > 0) & (counts[1::2] > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            change = (sums[1::2] / counts[1::2, None] - sums[0::2] / counts[0::2, None])[keep]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "from": cat_names[np.argmin(change, axis=1)] if len(change) else [],
+                    "to": cat_names[np.argmax(change, axis=1)] if len(change) else [],
+                    "example": chunk["user_id"].to_numpy()[keep],
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["from", "to", "example"])

@@ -330,16 +330,32 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
     return float(threshold), false_alarms
 
 
+# Users a picker lists at most. A selectbox of a million ids is a 10 MB message and tens of
+# seconds in the browser (50M-event world); past this, it lists the most shifted users and
+# any other user is typed.
+PICKER_LIMIT = 10_000
+
+
 def _choose_user(name: str, ranked: list[str]) -> str:
     """User picker (type to search by id) and a "next most shifted user" button."""
-    ids = data.users(name)["user_id"].tolist()
+    big = int(data.info(name).get("n_users") or 0) > PICKER_LIMIT
+    ids = (
+        list(ranked[:PICKER_LIMIT]) or data.users(name)["user_id"].head(PICKER_LIMIT).tolist()
+        if big
+        else data.users(name)["user_id"].tolist()
+    )
+    if big:
+        ids = _typed_user(name, ids) + ids
+        known = lambda u: u in ids or data.user_exists(name, u)  # noqa: E731
+    else:
+        known = ids.__contains__
     state = st.session_state
     key = f"user:{name}"
     pending = state.get(_PENDING) or {}
     if pending.get("dataset") == name and pending.get("user") is not None:
         wanted = str(pending["user"])
         state.pop(_PENDING)
-        if wanted in ids:
+        if known(wanted):
             state[key] = wanted
             if pending.get("cp") is not None:
                 state[f"cp:{name}:{wanted}"] = str(pending["cp"])
@@ -352,8 +368,10 @@ def _choose_user(name: str, ranked: list[str]) -> str:
             state[key] = fallback
     if key not in state:
         state[key] = ranked[0] if ranked else ids[0]
-    if state[key] not in ids:
+    if not known(state[key]):
         state[key] = ids[0]
+    if state[key] not in ids:  # a big dataset's user from a link, a click or the text box
+        ids.insert(0, state[key])
     if ranked:
 
         def next_shifted() -> None:
@@ -373,6 +391,28 @@ def _choose_user(name: str, ranked: list[str]) -> str:
         help="Type to search by user id.",
     )
     return user
+
+
+def _typed_user(name: str, listed: list[str]) -> list[str]:
+    """A big dataset's box for any user id (the picker lists only the most shifted); the
+    typed user, when it exists and is not listed, heads the picker's options."""
+    typed = st.sidebar.text_input(
+        "Or type any user id",
+        key=f"_typed_user:{name}",
+        help=f"The picker lists the {len(listed):,} most shifted users; this dataset has more.",
+    ).strip()
+    if not typed:
+        return []
+    if not data.user_exists(name, typed):
+        st.sidebar.warning(
+            f"No user {text.md_code(typed)} in {text.md_code(name)}.", icon=":material/person_off:"
+        )
+        return []
+    if st.session_state.get(f"_typed_seen:{name}") != typed:  # a new id typed: select it once
+        st.session_state[f"_typed_seen:{name}"] = typed
+        st.session_state[f"user:{name}"] = typed
+        clear_link_warnings()
+    return [] if typed in listed else [typed]
 
 
 def select_user(name: str, user_id: str) -> None:

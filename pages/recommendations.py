@@ -98,6 +98,11 @@ cols = st.columns(3)
 cols[0].metric("Before ∩ after", f"{len(before & after)} of {k}", help="Items in both lists (∩: in both).")
 cols[1].metric("After ∩ now", f"{len(after & now)} of {k}", help="Items in both lists (∩: in both).")
 cols[2].metric("Before ∩ now", f"{len(before & now)} of {k}", help="Items in both lists (∩: in both).")
+if (sample := data.recommender_sample(name)) is not None:
+    st.caption(
+        f"Items watched together were counted over a random sample of {sample[0]:,} of the {sample[1]:,} "
+        "users (this dataset is too big to count them all in the dashboard)."
+    )
 
 titles = {
     "before": ":blue[Before]",

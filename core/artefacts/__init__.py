@@ -19,7 +19,9 @@ Public functions (imported lazily, so ``import core.artefacts`` stays cheap):
 - detection results stored for readers that fit nothing (big datasets): :func:`ensure_results`
   (written by ``detect``), :func:`needs_precomputed`, :func:`population_summary`,
   :func:`user_table`, :func:`stored_change_points`, :func:`stored_user_signal`,
-  :class:`NotPrecomputed`.
+  :func:`stored_false_alarm_rates`, :func:`scored_users`, :func:`event_windows` (a few users'
+  events around given points, without the whole log), :func:`sampled_histories` (whole
+  histories of a seeded sample of users), :class:`NotPrecomputed`.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ _PUBLIC = {
     "stored_user_signal": "results",
     "stored_change_points": "results",
     "user_table": "results",
+    "stored_false_alarm_rates": "results",
+    "scored_users": "results",
+    "event_windows": "results",
+    "sampled_histories": "results",
     "NotPrecomputed": "results",
     "recommender": "inputs",
     "trajectories": "inputs",

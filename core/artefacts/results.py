@@ -36,8 +36,9 @@ from core import store
 from core.artefacts.files import UNREADABLE, Manifest, atomic_write
 from core.calibration import Calibration
 from core.detectors import DEFAULT
-from core.detectors.population import PopulationFit, UserSignal
+from core.detectors.population import FalseAlarmRates, PopulationFit, UserSignal
 from core.errors import ShiftError
+from core.real_null import RealCalibration
 
 KIND = "detection-results"
 ROW_GROUP = 1_000_000
@@ -60,7 +61,9 @@ class PopulationSummary:
     n_users: int
     n_events: int
     default_threshold: float
-    calibration: Calibration  # the fit's whole curve: threshold <-> false alarms per 1,000 events
+    # the fit's whole curve: threshold <-> false alarms per 1,000 events (and, calibrated on
+    # real histories, the share of users flagged, with the check sample's curves)
+    calibration: Calibration | RealCalibration
     users_with_change_points: int  # at the default threshold
     n_change_points: int  # at the default threshold
     change_points_per_week: pd.Series  # week start -> count, at the default threshold
@@ -221,7 +224,7 @@ def population_summary(name: str, detector: str = DEFAULT) -> PopulationSummary:
         n_users=s["n_users"],
         n_events=s["n_events"],
         default_threshold=s["default_threshold"],
-        calibration=Calibration.from_dict(s["calibration"]),
+        calibration=_calibration(s["calibration"]),
         users_with_change_points=s["users_with_change_points"],
         n_change_points=s["n_change_points"],
         change_points_per_week=weeks,
@@ -229,6 +232,56 @@ def population_summary(name: str, detector: str = DEFAULT) -> PopulationSummary:
             np.asarray(s["score_histogram"]["counts"]),
             np.asarray(s["score_histogram"]["edges"]),
         ),
+    )
+
+
+def _calibration(d: dict) -> Calibration | RealCalibration:
+    # Each class writes its own to_dict; a real-history curve carries the share of users too.
+    return RealCalibration.from_dict(d) if "users_flagged" in d else Calibration.from_dict(d)
+
+
+def stored_false_alarm_rates(
+    name: str, detector: str = DEFAULT, threshold: float | None = None
+) -> FalseAlarmRates:
+    """Both rates at ``threshold`` (None: the default) from the stored calibration, as
+    :func:`core.detectors.population.false_alarm_rates` gives them for a fit."""
+    from types import SimpleNamespace
+
+    from core.detectors import make_detector
+    from core.detectors.population import false_alarm_rates
+
+    summary = population_summary(name, detector)
+    # false_alarm_rates reads only these three attributes of a fit: hand it the stored ones
+    # rather than a second copy of its wording.
+    stand_in = SimpleNamespace(
+        calibration=summary.calibration,
+        default_threshold=summary.default_threshold,
+        detector=make_detector(detector),
+    )
+    return false_alarm_rates(stand_in, threshold)
+
+
+@dataclass(frozen=True)
+class ScoredUsers:
+    """Who the detector could score, from ``users.parquet``: users with any finite score."""
+
+    n_users: int
+    n_scorable: int
+    min_events: int  # the shortest scored history (0: none scored)
+    scored_events: int  # events of the scorable users
+
+
+def scored_users(name: str, detector: str = DEFAULT) -> ScoredUsers:
+    """Counts of scorable users and their events (two numeric columns read, no user ids)."""
+    folder, manifest = _checked(name, detector)
+    users = _read(folder / "users.parquet", manifest, columns=["n_events", "max_score"])
+    counts = users["n_events"].to_numpy(np.int64)
+    scorable = np.isfinite(users["max_score"].to_numpy(np.float64))
+    return ScoredUsers(
+        n_users=len(counts),
+        n_scorable=int(scorable.sum()),
+        min_events=int(counts[scorable].min()) if scorable.any() else 0,
+        scored_events=int(counts[scorable].sum()),
     )
 
 
@@ -246,18 +299,22 @@ def user_table(name: str, detector: str = DEFAULT) -> pd.DataFrame:
     return _read(folder / "users.parquet", manifest)
 
 
-def stored_change_points(name: str, detector: str = DEFAULT, threshold: float | None = None) -> pd.DataFrame:
+def stored_change_points(
+    name: str, detector: str = DEFAULT, threshold: float | None = None, kind: str = "located"
+) -> pd.DataFrame:
     """Every user's change points at ``threshold`` (None: the calibrated default; -inf: every
-    candidate), in the columns of :func:`core.detectors.population.change_points`."""
+    candidate), in the columns of :func:`core.detectors.population.change_points` (``kind``
+    "tentative" for a recent-shift companion's alerts, as
+    :func:`core.detectors.population.tentative_alerts` labels them)."""
     folder, manifest = _checked(name, detector)
     thr = population_summary(name, detector).default_threshold if threshold is None else float(threshold)
     cp = _read(
         folder / "change_points.parquet", manifest, [("score", ">=", thr)] if np.isfinite(thr) else None
     )
-    return _frame(cp, detector)
+    return _frame(cp, detector, kind)
 
 
-def _frame(cp: pd.DataFrame, detector: str) -> pd.DataFrame:
+def _frame(cp: pd.DataFrame, detector: str, kind: str = "located") -> pd.DataFrame:
     cp = cp.sort_values(["user_idx", "event_index"], kind="stable").reset_index(drop=True)
     return pd.DataFrame(
         {
@@ -267,7 +324,7 @@ def _frame(cp: pd.DataFrame, detector: str) -> pd.DataFrame:
             "score": cp.score.astype(np.float64),
             "detector": detector,
             "alert_index": cp.alert_index.astype(np.int64),
-            "kind": "located",  # stored results hold located change points (no tentative alerts)
+            "kind": kind,
         }
     )
 
@@ -286,3 +343,102 @@ def stored_user_signal(
     cp = _read(folder / "change_points.parquet", manifest, key)
     frame = _frame(cp[cp.score >= thr], detector)
     return UserSignal(str(user_id), thr, scores.score.to_numpy(np.float64), frame)
+
+
+def event_windows(
+    name: str, user_ids, centres, before: int, after: int, con=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Item indices of the events ``[centre - before, centre + after)`` of each given user (a
+    change point's neighbourhood), read from the dataset's database for those users only:
+    ``(k, seq, item_idx)`` arrays, ``k`` the position in ``user_ids``, sorted by ``(k, seq)``.
+
+    What readers of a big dataset use instead of the whole event array (16 bytes an event:
+    0.8 GB at 50M events). The wanted users travel as a registered frame, never as SQL text.
+    """
+    wanted = pd.DataFrame(
+        {
+            "k": np.arange(len(user_ids), dtype=np.int64),
+            "user_id": pd.Series(user_ids, dtype=str).to_numpy(),
+            "centre": np.asarray(centres, dtype=np.int64),
+        }
+    )
+    own = con is None
+    con = store.connect(name, read_only=True) if own else con
+    view = f"_wanted_{id(wanted):x}"  # a name of our own (not data): one per call, dropped after
+    try:
+        con.register(view, wanted)
+        got = con.execute(
+            f"""
+            SELECT w.k, e.seq, e.item_idx
+            FROM {view} w JOIN users u ON u.user_id = w.user_id
+                 JOIN event_rows e ON e.user_idx = u.user_idx
+                                  AND e.seq >= w.centre - $before AND e.seq < w.centre + $after
+            ORDER BY w.k, e.seq
+            """,
+            {"before": int(before), "after": int(after)},
+        ).fetchnumpy()
+    finally:
+        con.unregister(view)
+        if own:
+            con.close()
+    return (
+        np.asarray(got["k"], np.int64),
+        np.asarray(got["seq"], np.int64),
+        np.asarray(got["item_idx"], np.int64),
+    )
+
+
+# Events a reader of a big dataset may load for the population at once (the recommender's
+# co-occurrence): the same bound as a fit's sample (core.detectors.population).
+SAMPLE_EVENTS = 300_000
+
+
+@dataclass(frozen=True)
+class UserSample:
+    """Whole histories of a seeded sample of users: ``item_idx`` in CSR layout by ``offsets``."""
+
+    item_idx: np.ndarray
+    offsets: np.ndarray
+    n_users: int  # users in the sample
+    of_users: int  # users in the dataset
+
+
+def sample_users(con, max_events: int | None = None, random_state: int = 0) -> tuple[np.ndarray, int]:
+    """(``user_idx`` of whole users drawn at random, seeded, until ``max_events`` events
+    (None: ``SAMPLE_EVENTS``): every user when the dataset has no more; the number of users
+    in the dataset)."""
+    max_events = SAMPLE_EVENTS if max_events is None else int(max_events)
+    users = con.execute("SELECT user_idx, n_events FROM users ORDER BY user_idx").fetchnumpy()
+    idx, counts = np.asarray(users["user_idx"], np.int64), np.asarray(users["n_events"], np.int64)
+    if counts.sum() > max_events:
+        order = np.random.default_rng(random_state).permutation(len(idx))
+        keep = order[: max(1, int(np.searchsorted(np.cumsum(counts[order]), max_events, side="right")))]
+        idx = np.sort(idx[keep])
+    return idx, len(counts)
+
+
+def sampled_histories(
+    name: str, max_events: int | None = None, random_state: int = 0, con=None
+) -> UserSample:
+    """Item indices of the whole histories of :func:`sample_users`; only the sample is read."""
+    own = con is None
+    con = store.connect(name, read_only=True) if own else con
+    try:
+        idx, n_users = sample_users(con, max_events, random_state)
+        wanted = pd.DataFrame({"user_idx": idx})
+        view = f"_sample_{id(wanted):x}"  # a name of our own (not data), dropped after
+        con.register(view, wanted)
+        try:
+            got = con.execute(
+                f"SELECT e.user_idx, e.item_idx FROM event_rows e JOIN {view} w USING (user_idx) "
+                "ORDER BY e.user_idx, e.seq"
+            ).fetchnumpy()
+        finally:
+            con.unregister(view)
+    finally:
+        if own:
+            con.close()
+    user = np.asarray(got["user_idx"], np.int64)
+    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]]) if len(user) else np.empty(0, np.int64)
+    offsets = np.r_[starts, len(user)].astype(np.int64)
+    return UserSample(np.asarray(got["item_idx"], np.int64), offsets, len(starts), n_users)

@@ -107,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     # Per-user scores, change points and population summaries for the dashboard, which reads
     # them instead of fitting on big datasets (core.artefacts.results).
     artefacts.ensure_results(fit)
+    if recent is not None:  # the companion's alerts: the dashboard's tentative recent shifts
+        artefacts.ensure_results(recent)
     if args.threshold is not None:
         threshold = args.threshold
     elif args.false_alarms is not None:
