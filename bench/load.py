@@ -17,12 +17,9 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 
-from bench.ui import CHROMIUM_ARGS, ROOT, _free_port
+from bench.ui import CHROMIUM_ARGS, start_server, wait_healthy
 
 CHROMIUM = "/usr/bin/chromium"
 QUIET = 0.4  # seconds without a websocket frame that end a rerun
@@ -81,24 +78,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--moves", type=int, default=10)
     args = parser.parse_args()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true"]
-        + ["--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_server()
     try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                time.sleep(0.5)
+        wait_healthy(url, proc, timeout=60)
         # Users with long histories, so every session's chart is of real size.
         users = [str(u) for u in (405, 655, 13, 450, 276, 416, 537, 303, 234, 393)[: args.sessions]]
         load_before = os.getloadavg()[0]

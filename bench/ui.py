@@ -153,41 +153,16 @@ def cold(dataset: str, app: Path | None = None) -> dict:
     """Process start -> first chart; ``app`` replaces the dashboard (the framework's floor)."""
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
     with sync_playwright() as p:
         # The browser is started first: its own start-up is not the dashboard's.
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(app or ROOT / "app.py"),
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc, url = start_server(app)
         try:
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
-                        if r.read() == b"ok":
-                            break
-                except OSError:
-                    time.sleep(0.05)
+            wait_healthy(url, proc)
             healthy = time.perf_counter() - t0
-            page.goto(f"http://127.0.0.1:{port}/" + ("" if app else f"timeline?dataset={dataset}"))
+            page.goto(f"{url}/" + ("" if app else f"timeline?dataset={dataset}"))
             page.locator('[data-testid="stMetric"]').first.wait_for(timeout=120_000)
             first_element = time.perf_counter() - t0
             page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=120_000)

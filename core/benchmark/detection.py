@@ -36,6 +36,7 @@ import pandas as pd
 
 from core import store
 from core.artefacts import item_features
+from core.artefacts.datasets import shift_free_users
 from core.benchmark.planted import planted_users
 from core.benchmark.splices import BINS, SplicedUser, splice_benchmark, split_users, to_event_arrays
 from core.benchmark.training import change_points_by_user, fit_and_calibrate, training_events
@@ -44,8 +45,6 @@ from core.detectors.population import stated_threshold
 from core.metrics import MatchCounts, false_alarms_per_1000, median
 
 MARGINS = (5, 10)
-# Kinds of the synthetic world's users without a planted change (core.synthetic).
-SHIFT_FREE = ("stable", "multi")
 POSITIVE_KINDS = ("splice", "multi", "gradual", "planted")
 FALSE_ALARM_KINDS = ("control", "shuffled", "stable", "multi-interest")  # no true change: any alarm is false
 EVERY_K = (10, 15, 20, 30, 40, 60, 80)
@@ -241,13 +240,11 @@ def run_evaluation(
     calibration_users = training_events(events, cal_users)
     # A planted world's real null is its calibration users without a planted change, as in
     # the product (core.artefacts.datasets.shift_free_users).
+    unchanged = shift_free_users(name)  # the product's own rule (None: no ground truth)
     null_users = (
-        training_events(
-            events,
-            np.intersect1d(cal_users, labels.user_id[labels.kind.isin(SHIFT_FREE)].astype(str).to_numpy()),
-        )
-        if has_truth
-        else None
+        None
+        if unchanged is None
+        else training_events(events, np.intersect1d(cal_users, events.user_ids[unchanged]))
     )
     say(
         f"{len(test.users)} test benchmark users, {len(select.users)} selection users, "

@@ -179,15 +179,14 @@ def fit_population(
         cal = det.real_calibration(vectors, offsets, users=null_users)
         if null_users is not None:
             cal = dataclasses.replace(cal, sample="shift-free")
-    elif det.null == "real":
-        # Too few real users to set the rate on: shuffled copies of them, enough of them for
-        # ~MIN_REAL_NULL_EVENTS null events, so that 1 per 1,000 is measured and not guessed.
-        det.fit(vectors, offsets, ratings)
-        n_shuffles = max(CALIBRATION_SHUFFLES, -(-MIN_REAL_NULL_EVENTS // max(int(offsets[-1]), 1)))
-        cal = calibrate(det, vectors, offsets, n_shuffles=n_shuffles, random_state=0)
     else:
         det.fit(vectors, offsets, ratings)
-        cal = calibrate(det, vectors, offsets, n_shuffles=CALIBRATION_SHUFFLES, random_state=0)
+        n_shuffles = CALIBRATION_SHUFFLES
+        if det.null == "real":
+            # Too few real users to set the rate on: shuffled copies of them, enough of them for
+            # ~MIN_REAL_NULL_EVENTS null events, so that 1 per 1,000 is measured and not guessed.
+            n_shuffles = max(n_shuffles, -(-MIN_REAL_NULL_EVENTS // max(int(offsets[-1]), 1)))
+        cal = calibrate(det, vectors, offsets, n_shuffles=n_shuffles, random_state=0)
     if scorer is not None:
         result = scorer(det, events, items, dataset)
     elif big:
