@@ -5,7 +5,7 @@ Protocol: real users are split into calibration and test users (``core.benchmark
 Every parameter (PCA components, minimum segment, feature blocks, detrending) is chosen on
 splices built from *calibration* users only; detectors learn their population state on the
 calibration users' real histories and their threshold from a held-aside half of them
-(``core.real_null``, 1.0 false alarm per 1,000 events), the other half checks the stated
+(``core.detectors.real_null``, 1.0 false alarm per 1,000 events), the other half checks the stated
 rate. Everything reported is measured on splices and unspliced controls built from *test*
 users (``core.benchmark.splices.splice_benchmark``), and on every test user's real history.
 
@@ -28,14 +28,14 @@ import numpy as np
 from core import store
 from core.artefacts.items import item_features
 from core.benchmark.splices import SplicedUser, splice_benchmark, split_users, to_event_arrays
-from core.calibration import calibrate
 from core.detectors import make_detector
 from core.detectors.base import ChangePoints
 from core.detectors.best_split import BestSplit
+from core.detectors.calibration import calibrate
 from core.detectors.kernel_cpd import KernelCPD
+from core.detectors.real_null import alarm_rates, calibrate_real
 from core.detectors.recent_shift import RecentShift, calibrate_recent, upcrossings
 from core.metrics import match_change_points, precision_recall_f1
-from core.real_null import alarm_rates, calibrate_real
 
 TARGET = 1.0  # false alarms per 1,000 real events
 MAX_SLOW_USERS = 1500  # real users scored by the slow baselines (KernelCPD, MMD) per part

@@ -32,8 +32,8 @@ def timings(name: str, detectors: list[str]) -> str:
 
     from core import artefacts
     from core.artefacts import item_features
-    from core.calibration import Calibration
     from core.detectors import detector_names, make_detector
+    from core.detectors.calibration import Calibration
     from core.detectors.population import PopulationFit, user_signal
 
     events = artefacts.events(name)

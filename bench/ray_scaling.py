@@ -55,7 +55,7 @@ def main() -> None:
     det = make_detector(args.detector)
 
     def fit():
-        from core.calibration import calibrate
+        from core.detectors.calibration import calibrate
         from core.detectors.population import CALIBRATION_SHUFFLES
 
         if n > MAX_EVENTS_IN_MEMORY:

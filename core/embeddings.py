@@ -9,7 +9,7 @@ hash of the item text, so
 
 The cache lives in the dataset's cache folder rather than in its ``.duckdb`` file because
 the dashboard holds that database open read-only while the CLI may be writing vectors.
-Writes are atomic (``core.artefacts.files.atomic_write``). A file that does not load
+Writes are atomic (``core.derived_files.atomic_write``). A file that does not load
 (truncated, foreign, vectors of the wrong width or with NaN) counts as empty, so the next
 encode rebuilds it; a file holding another model's vectors is refused with a message.
 It is keyed by item text, not by the dataset's version, on purpose: a re-import re-encodes
@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import store
-from core.artefacts.files import UNREADABLE, atomic_write, check_matrix
+from core.derived_files import UNREADABLE, atomic_write, check_matrix
 from core.encoder import Encoder, Progress, model_id_for
 from core.errors import ShiftError
 

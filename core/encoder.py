@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.artefacts.files import atomic_write
+from core.derived_files import atomic_write
 from core.errors import ShiftError
 
 Progress = Callable[[int, int], None]

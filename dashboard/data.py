@@ -453,8 +453,8 @@ def threshold_scale(name: str, detector: str) -> ThresholdScale:
 
 def rebuild_notices() -> list[str]:
     """Stored artefacts (fits, maps) found damaged or out of date and rebuilt since the last
-    call, in words with no server path (core.artefacts.files)."""
-    from core.artefacts.files import take_rebuild_notices
+    call, in words with no server path (core.derived_files)."""
+    from core.derived_files import take_rebuild_notices
 
     return take_rebuild_notices()
 

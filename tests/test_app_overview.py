@@ -244,8 +244,8 @@ def test_best_split_headline_states_the_real_history_rates_and_recent_shifts(
 
 
 def test_a_damaged_stored_fit_is_rebuilt_with_a_notice_on_the_page(world_copy):
+    import core.derived_files as files
     from core import artefacts
-    from core.artefacts import files
     from core.detectors import DEFAULT
 
     path = artefacts.fit_path(NAME, DEFAULT, artefacts.cached_item_matrix(NAME))

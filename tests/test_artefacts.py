@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import core.derived_files as files
 from core import artefacts, cli, embeddings, encoder, store
-from core.artefacts import files
 from core.detectors import DETECTORS
 from core.detectors.base import Detector
 from core.detectors.two_window import TwoWindow

@@ -96,7 +96,7 @@ def detected(request, world_copy, monkeypatch, stub_projection):
     if request.param == "real":
         monkeypatch.setattr(population, "MIN_REAL_NULL_USERS", 10)
         monkeypatch.setattr(population, "MIN_REAL_NULL_EVENTS", 300)
-    from core.artefacts.files import take_rebuild_notices
+    from core.derived_files import take_rebuild_notices
 
     assert main(["detect", NAME, "--out", "/dev/null"]) == 0
     take_rebuild_notices()  # detect replaced the world's fits: news for no page of this test
@@ -122,7 +122,7 @@ def _go_big(monkeypatch) -> None:
 def test_stored_calibration_reads_back_as_the_fits(detected):
     from core import artefacts
     from core.detectors.population import false_alarm_rates
-    from core.real_null import RealCalibration
+    from core.detectors.real_null import RealCalibration
 
     _, null = detected
     fit = artefacts.fitted_detector(NAME)

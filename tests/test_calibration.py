@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.calibration import Calibration, calibrate, shuffle_within_users
 from core.detectors import make_detector
+from core.detectors.calibration import Calibration, calibrate, shuffle_within_users
 from core.errors import ShiftError
 
 

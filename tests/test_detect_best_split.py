@@ -16,7 +16,7 @@ import pytest
 
 from core import artefacts, cli
 from core.detectors import population
-from core.real_null import RealCalibration
+from core.detectors.real_null import RealCalibration
 
 NAME = "drifts"
 CATEGORIES = ("Horror", "Sci-Fi", "Cooking", "Sports")
@@ -218,8 +218,8 @@ def test_detect_help_documents_the_kind_column(capsys):
 
 
 def test_a_log_too_small_for_a_real_null_says_so(drifts, tmp_path, capsys, monkeypatch):
-    from core.calibration import Calibration
     from core.detectors import best_split
+    from core.detectors.calibration import Calibration
 
     # the product's minimums, as core.detectors defines them
     monkeypatch.setattr(population, "MIN_REAL_NULL_USERS", 200)

@@ -7,8 +7,8 @@ import pytest
 
 from core.detectors import make_detector
 from core.detectors.best_split import BestSplit
+from core.detectors.real_null import RealCalibration, alarm_rates, calibrate_real
 from core.errors import ShiftError
-from core.real_null import RealCalibration, alarm_rates, calibrate_real
 
 
 def drifting_population(n_users: int, seed: int, d: int = 6):

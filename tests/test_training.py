@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from core.benchmark.training import change_points_by_user, fit_and_calibrate, training_events
-from core.calibration import calibrate
 from core.detectors import make_detector
+from core.detectors.calibration import calibrate
 from core.store import EventArrays
 
 

@@ -3,7 +3,7 @@
 Logs -> store -> **artefacts** -> the CLI, the dashboard and the benchmarks. Every derived
 file (item embeddings, detector fits with their calibration, the item map, the encoder's
 digest memo) is written atomically as plain data (``.npz``, Parquet, JSON; no pickles)
-with a manifest of what it was built from (:mod:`core.artefacts.files`), and rebuilt when
+with a manifest of what it was built from (:mod:`core.derived_files`), and rebuilt when
 the manifest does not match or the file does not load. Nothing outside this package opens
 a cache file.
 
@@ -67,7 +67,7 @@ __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str):
-    # Lazy (PEP 562): the encoder and the embeddings cache use core.artefacts.files, and
+    # Lazy (PEP 562): the encoder and the embeddings cache use core.derived_files, and
     # must not pull in the detectors and scikit-learn through this package's functions.
     if name in _PUBLIC:
         return getattr(importlib.import_module(f"core.artefacts.{_PUBLIC[name]}"), name)

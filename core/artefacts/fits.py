@@ -18,20 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
-import core.calibration
 import core.detectors
-import core.real_null
+import core.detectors.calibration
+import core.detectors.real_null
 import core.trajectory
 import core.user_events
 from core import store
 from core.artefacts.datasets import dataset_version, events, shift_free_users
-from core.artefacts.files import InvalidArtefact, Manifest, code_version, load_npz, load_or_build, save_npz
 from core.artefacts.items import item_features
-from core.calibration import Calibration
+from core.derived_files import InvalidArtefact, Manifest, code_version, load_npz, load_or_build, save_npz
 from core.detectors import DEFAULT, make_detector, population
 from core.detectors.base import ChangePoints, Detector, DetectorResult
+from core.detectors.calibration import Calibration
 from core.detectors.population import CALIBRATION_SHUFFLES, PopulationFit, Scorer, fit_population
-from core.real_null import RealCalibration
+from core.detectors.real_null import RealCalibration
 
 KIND = "detector-fit"
 # Folders of earlier versions of this cache (pickled fits, separate calibration files):
@@ -61,8 +61,8 @@ def fit_path(name: str, detector: str, features: np.ndarray) -> Path:
 def _code_version() -> str:
     return code_version(
         core.detectors,
-        core.calibration,
-        core.real_null,
+        core.detectors.calibration,
+        core.detectors.real_null,
         core.trajectory,
         core.user_events,
         sys.modules[__name__],

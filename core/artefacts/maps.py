@@ -17,8 +17,8 @@ import numpy as np
 import core.projection
 from core import store
 from core.artefacts.datasets import dataset_version
-from core.artefacts.files import UNREADABLE, Manifest, check_matrix, code_version, load_npz, save_npz
 from core.artefacts.fits import fingerprint
+from core.derived_files import UNREADABLE, Manifest, check_matrix, code_version, load_npz, save_npz
 from core.projection import ItemProjection
 
 KIND = "projection"

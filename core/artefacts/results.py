@@ -33,12 +33,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import store
-from core.artefacts.files import UNREADABLE, Manifest, atomic_write
-from core.calibration import Calibration
+from core.derived_files import UNREADABLE, Manifest, atomic_write
 from core.detectors import DEFAULT
+from core.detectors.calibration import Calibration
 from core.detectors.population import FalseAlarmRates, PopulationFit, UserSignal
+from core.detectors.real_null import RealCalibration
 from core.errors import ShiftError
-from core.real_null import RealCalibration
 
 KIND = "detection-results"
 ROW_GROUP = 1_000_000

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.artefacts.files import UNREADABLE, read_manifest
 from core.artefacts.fits import fit_manifest, fit_path
 from core.artefacts.items import item_features
+from core.derived_files import UNREADABLE, read_manifest
 from core.detectors import make_detector
 
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.calibration import Calibration, calibrate
 from core.detectors import make_detector
 from core.detectors.base import ChangePoints, Detector
+from core.detectors.calibration import Calibration, calibrate
 from core.detectors.population import CALIBRATION_SHUFFLES
 from core.store import EventArrays
 

@@ -42,7 +42,7 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
     "recent_shift": lambda: RecentShift(n_components=16, detrend="index"),  # tentative alerts, last 8 events
 }
 # The default states a false-alarm rate that holds on real logs: it is calibrated on the
-# dataset's own real histories (core.real_null), where two_window's shuffled-history rate
+# dataset's own real histories (core.detectors.real_null), where two_window's shuffled-history rate
 # understated real false alarms 8.2x (MovieLens-100K) and 2.7x (Food.com). Calibrated the same
 # way at 1 real false alarm per 1,000 events, best_split reaches F1@10 0.398 / 0.445 on test
 # splices of MovieLens-100K / Food.com against two_window's 0.245 / 0.366 (its settings were

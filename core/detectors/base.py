@@ -125,7 +125,7 @@ class Detector:
     # so a log too large for memory is fitted on a user sample and scored chunk by chunk
     # (peak-picking detectors, and the segmentation trees that record every node at fit).
     chunkable = False
-    null = "shuffled"  # the calibration's null histories: "shuffled" or "real" (core.real_null)
+    null = "shuffled"  # the calibration's null histories: "shuffled" or "real" (core.detectors.real_null)
     tentative: str | None = None  # a detector whose last-event alerts complement this one's
     h = 20
 

@@ -12,7 +12,7 @@ on the threshold, so ``fit`` records the whole binary-segmentation tree of every
 with each node's max F. A threshold keeps a node when its F and every ancestor's F reach
 it, i.e. when its *effective* score min(F along the path from the root) does; so
 ``predict`` is one comparison per node, exact, and the calibration of
-:mod:`core.real_null` is exact too (an alarm fires at t exactly when its score >= t).
+:mod:`core.detectors.real_null` is exact too (an alarm fires at t exactly when its score >= t).
 
 Why hand-written: ruptures' ``Binseg`` segments by a penalty or a number of breakpoints,
 with no significance statistic and no fit-once / predict-at-any-threshold path (each
@@ -36,9 +36,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from core.detectors.base import ChangePoints, Detector, DetectorResult, check_population
+from core.detectors.real_null import RealCalibration, calibrate_real
 from core.detectors.shift_features import ShiftFeatures
 from core.errors import ShiftError
-from core.real_null import RealCalibration, calibrate_real
 
 # The fewest tree segments the length null is built from (two length buckets of 200).
 MIN_NULL_SEGMENTS = 400

@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 
 from core import store
-from core.calibration import Calibration, calibrate
 from core.detectors import DEFAULT, make_detector
 from core.detectors.base import ChangePoints, Detector, DetectorResult
+from core.detectors.calibration import Calibration, calibrate
+from core.detectors.real_null import RealCalibration
 from core.errors import ShiftError, UnknownUser
-from core.real_null import RealCalibration
 
 DEFAULT_FALSE_ALARMS = 1.0  # per 1,000 events, on the calibration's null histories (real or shuffled)
 CALIBRATION_SHUFFLES = 2

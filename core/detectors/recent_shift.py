@@ -31,9 +31,9 @@ from __future__ import annotations
 import numpy as np
 
 from core.detectors.base import ChangePoints, Detector, DetectorResult, check_population
+from core.detectors.real_null import RealCalibration
 from core.detectors.shift_features import ShiftFeatures, event_index
 from core.errors import ShiftError
-from core.real_null import RealCalibration
 
 PRIOR_EVENTS = 10  # weight of the population variance in each user's shrunk variance
 
@@ -199,7 +199,7 @@ def calibrate_recent(
     """Real-history calibration of a fitted :class:`RecentShift`: new alerts per 1,000 events
     of held-aside real histories streamed event by event, and the share of those users
     alerted at their last event; a seeded ``check_fraction`` of the users checks it."""
-    from core.real_null import _sample_users
+    from core.detectors.real_null import _sample_users
 
     vectors, offsets = check_population(vectors, offsets)
     pool = np.arange(len(offsets) - 1) if users is None else np.asarray(users, np.int64)

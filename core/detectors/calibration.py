@@ -35,7 +35,7 @@ class Calibration:
     thresholds: np.ndarray
     false_alarms: np.ndarray
     n_null_events: int
-    null: ClassVar[str] = "shuffled"  # what the null histories were (core.real_null: "real")
+    null: ClassVar[str] = "shuffled"  # what the null histories were (core.detectors.real_null: "real")
 
     def false_alarms_at(self, threshold: float) -> float:
         """Expected false alarms per 1,000 events at ``threshold`` (an upper bound between
@@ -75,7 +75,7 @@ class Calibration:
         )
 
     def save(self, path: Path) -> None:
-        from core.artefacts.files import atomic_write
+        from core.derived_files import atomic_write
 
         payload = json.dumps(self.to_dict())
         atomic_write(Path(path), lambda tmp: tmp.write_text(payload, encoding="utf-8"))

@@ -49,10 +49,10 @@ class RealCalibration:
     # (the users a planted world's ground truth marks as unchanged; fit_population).
     sample: str = "all"
     # What the null histories were: the product's texts say "measured on held-aside real
-    # histories" for this one, and "on shuffled histories" for core.calibration.Calibration.
+    # histories" for this one, and "on shuffled histories" for core.detectors.calibration.Calibration.
     null: ClassVar[str] = "real"
 
-    # The interface of core.calibration.Calibration (per 1,000 events), so a PopulationFit,
+    # The interface of core.detectors.calibration.Calibration (per 1,000 events), so a PopulationFit,
     # the CLI and the dashboard read either calibration the same way.
     @property
     def false_alarms(self) -> np.ndarray:
