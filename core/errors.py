@@ -35,6 +35,10 @@ class DatasetNotFound(ShiftError):
     """A dataset name that has no database under the data folder."""
 
 
+class DatasetExists(ShiftError):
+    """A dataset name taken already, where the caller asked not to replace it."""
+
+
 class UnknownUser(ShiftError):
     """A user id that is not in the dataset."""
 

@@ -281,6 +281,33 @@ CASES = [
         says="is 2200-01-01 00:00:00",
         formats=("parquet",),
     ),
+    # Issue 22: an odd epoch unit, named time zones, an import that would leave nothing.
+    Case(
+        "epoch-seconds-among-ms",
+        events(("u1", "10", 1600000000000), ("u1", "20", 1600000100000), ("u2", "10", 1600000000)),
+        where=("e", "timestamp", 3),
+        says="timestamp '1600000000' looks like unix seconds among unix milliseconds (read as those it is "
+        "1970-01-19 12:26:40)",
+    ),
+    Case(
+        "named-time-zone",
+        events(("u1", "10", "2020-06-01 12:00:00 America/New_York"), ("u1", "20", "2020-06-02 12:00:00 UTC")),
+        rc=0,
+        stored={"first_ts": "2020-06-01 16:00:00"},
+    ),
+    Case(
+        "unknown-time-zone",
+        events(("u1", "10", "2020-06-01 12:00:00"), ("u1", "20", "2020-06-01 12:00:00 Mars/Olympus")),
+        where=("e", "timestamp", 2),
+        says="cannot parse '2020-06-01 12:00:00 Mars/Olympus'",
+    ),
+    Case(
+        "every-event-dropped",
+        events(("u1", "99", 1600000000), ("u2", "98", 1600000000)),
+        args=("--drop-unknown-items",),
+        where=("e", None, None),
+        says="every event was dropped (2 events of items not in the items file), which would leave 'keep' empty",
+    ),
 ]
 PARAMS = [pytest.param(case, fmt, id=f"{case.id}-{fmt}") for case in CASES for fmt in case.formats]
 

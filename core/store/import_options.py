@@ -14,6 +14,10 @@ class ImportOptions:
     drop_duplicates: bool = False
     genre_separator: str = "|"
     timestamp_unit: str | None = None  # "s", "ms", "us" or "ns"; None: detected from the values
+    # False: the name must be free when the import is swapped in; the check and the swap are
+    # one step (a link that fails if the name exists), so two uploads under one new name
+    # cannot both succeed.
+    replace_existing: bool = True
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from core.errors import DataError, ShiftError
+from core.errors import DataError, DatasetExists, ShiftError
 from core.store.connection import SCHEMA
 from core.store.content_version import stamp_content_version
 from core.store.event_order import order_events
@@ -60,6 +60,8 @@ def build_dataset(
             stage_items(con, items, options)
             stage_events(con, events, options, report, progress)
             order_events(con, events, options, report, progress)
+            if report.n_events == 0:
+                raise DataError(_nothing_left(report, name), file=events.label)
             report.n_items = con.execute("SELECT count(*) FROM items").fetchall()[0][0]
             if ground_truth is not None:
                 con.register("gt_df", ground_truth)
@@ -101,11 +103,34 @@ def build_dataset(
         finally:
             con.close()
         progress("swapping in the new database")
-        os.replace(tmp, target)
+        _swap_in(tmp, target, name, options.replace_existing)
     finally:
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
     return report
+
+
+def _swap_in(tmp: Path, target: Path, name: str, replace: bool) -> None:
+    if replace:
+        os.replace(tmp, target)  # atomic: readers see the old database or the new one
+        return
+    try:
+        os.link(tmp, target)  # create-if-absent: fails when the name exists, in one step
+    except FileExistsError:
+        raise DatasetExists(
+            f"a dataset named {name!r} was created a moment ago (by another upload or import); "
+            "choose another name, or replace that dataset"
+        ) from None
+
+
+def _nothing_left(report: ImportReport, name: str) -> str:
+    why = []
+    if report.dropped_unknown_items:
+        why.append(f"{report.dropped_unknown_items:,} events of items not in the items file")
+    if report.dropped_duplicates:
+        why.append(f"{report.dropped_duplicates:,} duplicate events")
+    dropped = f"every event was dropped ({'; '.join(why)})" if why else "no events are left"
+    return f"{dropped}, which would leave {name!r} empty; nothing was imported (the items file's ids may not match)"
 
 
 def check_options(options: ImportOptions, *sources: TableSource) -> None:

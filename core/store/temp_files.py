@@ -1,6 +1,6 @@
 """Temporary files of imports, named after the process that writes them, and their clean-up.
 
-An import builds ``.NAME.duckdb.PID.tmp`` (plus DuckDB's ``.wal``) beside the target and a
+An import builds ``.NAME.duckdb.PID.TOKEN.tmp`` (plus DuckDB's ``.wal``) beside the target and a
 synthetic world is generated into ``.synthetic.PID.*/``; a killed process (``kill -9``, a
 power cut) leaves them behind. The next import removes those whose process is gone, and
 never those of a live one.
@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import time
 from pathlib import Path
 
-_IMPORT_TMP = re.compile(r"^\..+\.duckdb\.(\d+)\.tmp(\.wal)?$")
+# PID, then a random token (two imports of one process, two dashboard sessions, never share
+# a file); files of older versions carry the PID only.
+_IMPORT_TMP = re.compile(r"^\..+\.duckdb\.(\d+)(\.[0-9a-f]+)?\.tmp(\.wal)?$")
 _SYNTHETIC_TMP = re.compile(r"^\.synthetic\.(\d+)\..+$")
 # Before temporary folders carried the process id, synthetic worlds were generated into
 # tempfile's default names (data/tmpXXXXXXXX/). Those hold no id to check, so one is removed
@@ -25,8 +28,9 @@ _LEGACY_QUIET_S = 3600
 
 
 def import_temp_path(target: Path) -> Path:
-    """Where an import into ``target`` is built before it is swapped in."""
-    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    """Where an import into ``target`` is built before it is swapped in: a name of its own
+    per call, so concurrent imports in one process (dashboard sessions) never share one."""
+    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 def synthetic_temp_prefix() -> str:

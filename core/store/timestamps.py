@@ -131,16 +131,45 @@ def ts_expr(col: str, dtype: str, reading: TimestampReading) -> str:
     def zoned(x: str) -> str:
         return f"CAST(TRY_CAST({x} AS TIMESTAMPTZ) AS TIMESTAMP)"
 
-    # A plain TIMESTAMP cast would silently drop a UTC offset ("…+02:00", "…Z"), so it is
-    # used only on strings that end in none (a suffix test, far cheaper than a regex or
-    # the time-zone-aware cast).
+    # A plain TIMESTAMP cast would silently drop a UTC offset ("…+02:00", "…Z") or a named
+    # zone ("… America/New_York", "… UTC"), so it is used only on strings that end in
+    # neither (suffix tests, far cheaper than a regex or the time-zone-aware cast). The
+    # time-zone-aware cast converts named zones (DuckDB's ICU); an unknown one gives NULL,
+    # which the validation refuses with its row.
     has_offset = (
         f"(suffix({raw}, 'Z') OR {raw}[-6] IN ('+', '-') OR {raw}[-5] IN ('+', '-') "
-        f"OR {raw}[-3] IN ('+', '-'))"
+        f"OR {raw}[-3] IN ('+', '-') OR lower({raw}[-1]) BETWEEN 'a' AND 'z')"
     )
     naive = f"CASE WHEN length({raw}) > 10 AND {has_offset} THEN NULL ELSE TRY_CAST({raw} AS TIMESTAMP) END"
     fast = unix(raw) if reading.numeric else naive
     return f"COALESCE({fast}, {unix(text)}, {zoned(text)})"
+
+
+# The lowest magnitude of each unit's band (unit_for_magnitude) is 1e8 seconds after 1970
+# in every unit but seconds: a value of a lower band read in a detected unit lands before it.
+BAND_START = datetime(1973, 3, 3, 9, 46, 40)
+
+
+def odd_unit_floor(reading: TimestampReading) -> datetime:
+    """Timestamps before this one came from a value of a smaller unit than the column's
+    detected one (``1600000000`` among milliseconds reads as 1970-01-19): refused. A value
+    of a larger unit reads beyond the accepted range and is refused there."""
+    if reading.numeric and reading.unit_detected and reading.unit != "s":
+        return BAND_START
+    return EARLIEST
+
+
+def mixed_unit_timestamp(raw: str | None, value: str, reading: TimestampReading) -> str:
+    """Why a number of another magnitude than the rest of its column was refused."""
+    try:
+        other = UNIT_NAMES[unit_for_magnitude(abs(float(raw)))]  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        other = "another unit"
+    return (
+        f"timestamp {raw!r} looks like {other} among {UNIT_NAMES[reading.unit]} (read as those it is "
+        f"{value}); every value of a column must share one unit: fix the row, or give "
+        "--timestamp-unit to force one"
+    )
 
 
 def unreadable_timestamp(raw: str | None, reading: TimestampReading) -> str:

@@ -15,6 +15,8 @@ from core.store.table_source import TableSource, quote, scan_sql
 from core.store.timestamps import (
     EARLIEST,
     latest_allowed,
+    mixed_unit_timestamp,
+    odd_unit_floor,
     out_of_range_timestamp,
     read_timestamps,
     ts_expr,
@@ -182,17 +184,18 @@ def stage_events(
     except duckdb.Error as err:
         raise read_error(src, err) from None
     progress("validating events")
-    n, bad_user, bad_item, bad_ts, early_late, bad_rating = con.execute(
+    n, bad_user, bad_item, bad_ts, early_late, bad_rating, odd_unit = con.execute(
         """
         SELECT count(*),
                min(src_row) FILTER (WHERE user_id IS NULL OR user_id = ''),
                min(src_row) FILTER (WHERE item_id IS NULL OR item_id = ''),
                min(src_row) FILTER (WHERE ts IS NULL OR NOT isfinite(ts)),
                arg_min([src_row::VARCHAR, ts::VARCHAR], src_row) FILTER (WHERE isfinite(ts) AND (ts < $earliest OR ts >= $latest)),
-               min(src_row) FILTER (WHERE rating_bad)
+               min(src_row) FILTER (WHERE rating_bad),
+               arg_min([src_row::VARCHAR, ts::VARCHAR], src_row) FILTER (WHERE ts >= $earliest AND ts < $floor)
         FROM staged_events
         """,
-        {"earliest": EARLIEST, "latest": latest_allowed()},
+        {"earliest": EARLIEST, "latest": latest_allowed(), "floor": odd_unit_floor(reading)},
     ).fetchall()[0]
     if n == 0:
         raise DataError("has a header but no rows", file=src.label)
@@ -210,6 +213,11 @@ def stage_events(
         raw = _raw_value(con, src, src.column("timestamp"), late_row)
         what = out_of_range_timestamp(raw, early_late[1], reading)
         raise DataError(what, file=src.label, column=src.column("timestamp"), row=late_row)
+    if odd_unit is not None:
+        row = int(odd_unit[0])
+        raw = _raw_value(con, src, src.column("timestamp"), row)
+        what = mixed_unit_timestamp(raw, odd_unit[1], reading)
+        raise DataError(what, file=src.label, column=src.column("timestamp"), row=row)
     if bad_rating is not None:
         raw = _raw_value(con, src, src.column("rating"), bad_rating)
         what = (
