@@ -6,6 +6,7 @@ or encodes.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tempfile
 from pathlib import Path
@@ -83,10 +84,14 @@ def import_uploads(
 ) -> ImportReport:
     """Run uploaded files through the same validated, atomic importer as the CLI.
 
-    An existing dataset of that name is replaced only with ``replace``; messages name the
-    uploads by their own names, never by where the server keeps them.
+    An existing dataset of that name is replaced only with ``replace``. Without it the name
+    is checked once here (a quick answer) and again by the import's swap itself, which
+    creates the dataset only if the name is still free (``ImportOptions.replace_existing``):
+    of two sessions uploading under one new name, the second is told it was just taken.
+    Messages name the uploads by their own names, never by where the server keeps them.
     """
     data.check_dataset_name(name)
+    options = dataclasses.replace(options or data.import_options(), replace_existing=replace)
     if not replace and name in data.dataset_names(fresh=True):
         raise ShiftError(
             f"a dataset named {name!r} exists already: choose another name, or confirm that "
