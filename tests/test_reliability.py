@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import threading
 
+import pytest
+
 from core import store
 from core.errors import DatasetExists
 from core.store import importer
@@ -79,3 +81,82 @@ def test_a_replacing_upload_still_replaces(data_dir):
     actions.import_uploads("named", _Upload("b.csv", _events(2)), _Upload("i.csv", ITEMS), replace=True)
     with store.connect("named") as con:
         assert store.dataset_info(con)["n_users"] == 2
+
+
+# ---------------------------------------------------------------- outputs a command does not own
+
+
+def _cli(argv, capsys) -> tuple[int, str]:
+    from core import cli
+
+    try:
+        rc = cli.main(argv)
+    except SystemExit as exit_:  # argparse refusals
+        rc = exit_.code
+    return rc, capsys.readouterr().err
+
+
+def _digest(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def two_datasets(data_dir):
+    from dashboard import actions
+
+    for name in ("base", "other"):
+        actions.import_uploads(name, _Upload("e.csv", _events(2)), _Upload("i.csv", ITEMS))
+    (data_dir / "base.cache" / "results").mkdir(parents=True)
+    return data_dir
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["detect", "base", "--out", "{d}/base.duckdb"], "is a dataset database"),
+        (["detect", "base", "--out", "{d}/other.duckdb"], "is a dataset database"),
+        (["detect", "base", "--out", "{d}/new.duckdb"], "is a dataset database"),
+        (["detect", "base", "--users", "{d}/base.duckdb.wal"], "is a dataset database"),
+        (["detect", "base", "--out", "{d}/base.cache/results/x.csv"], "the derived files of dataset 'base'"),
+        (["detect", "base", "--out", "{d}/sub/../other.duckdb"], "is a dataset database"),
+        (["detect", "base", "--out", "{link}"], "is a dataset database"),
+        (["detect", "base", "--out", "{hard}"], "is the database of dataset 'base' (a link to it)"),
+        (["evaluate", "base", "--out", "{d}/other.cache"], "the derived files of dataset 'other'"),
+        (["evaluate", "base", "--out", "{d}"], "is the data folder itself"),
+    ],
+    ids=[
+        "own",
+        "another",
+        "new-name",
+        "wal",
+        "cache",
+        "dotdot",
+        "symlink",
+        "hard-link",
+        "eval-cache",
+        "eval-data",
+    ],
+)
+def test_outputs_never_land_on_a_dataset_or_a_cache(argv, says, two_datasets, tmp_path, capsys):
+    import os
+
+    d = two_datasets
+    (d / "sub").mkdir()
+    os.symlink(d / "base.duckdb", tmp_path / "link.csv")
+    os.link(d / "base.duckdb", tmp_path / "hard.csv")
+    before = {p.name: _digest(p) for p in d.glob("*.duckdb")}
+    argv = [a.format(d=d, link=tmp_path / "link.csv", hard=tmp_path / "hard.csv") for a in argv]
+    rc, err = _cli(argv, capsys)
+    assert rc == 2 and says in err and "writing there would destroy it" in err, err
+    assert "Traceback" not in err
+    assert {p.name: _digest(p) for p in d.glob("*.duckdb")} == before
+    assert not (d / "new.duckdb").exists()
+
+
+def test_two_outputs_naming_one_file_are_refused(two_datasets, tmp_path, capsys):
+    out = tmp_path / "x.csv"
+    rc, err = _cli(["detect", "base", "--out", str(out), "--users", f"{tmp_path}/./x.csv"], capsys)
+    assert rc == 2 and "--out and --users name the same file" in err, err
+    assert not out.exists()

@@ -106,8 +106,10 @@ def dataset_name(text: str) -> str:
 
 
 def output_file(text: str) -> Path:
-    """A file path that can be written: not a folder, inside a folder this user may write to."""
+    """A file path that can be written: not a folder, inside a folder this user may write to,
+    and never a dataset's database nor a file of a dataset's cache."""
     path = Path(text)
+    _refuse_store_owned(path)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name inside it")
     parent = _existing_ancestor(path.parent)
@@ -119,8 +121,9 @@ def output_file(text: str) -> Path:
 
 
 def output_folder(text: str) -> Path:
-    """A folder path that can be written (created if missing)."""
+    """A folder path that can be written (created if missing), outside datasets and caches."""
     path = Path(text)
+    _refuse_store_owned(path)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a file; give a folder")
     parent = _existing_ancestor(path)
@@ -129,6 +132,33 @@ def output_folder(text: str) -> Path:
     if not os.access(parent, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text} cannot be written (permission denied)")
     return path
+
+
+def _refuse_store_owned(path: Path) -> None:
+    from core.store import store_owned
+
+    reason = store_owned(path)
+    if reason:
+        raise argparse.ArgumentTypeError(f"{reason}; writing there would destroy it: give a path outside")
+
+
+def distinct_outputs(**outputs: Path | None) -> None:
+    """Refuse two options naming one file (the second write would replace the first).
+
+    >>> distinct_outputs(out=Path("a.csv"), users=Path("./a.csv"))
+    Traceback (most recent call last):
+    core.errors.ShiftError: --out and --users name the same file a.csv; give each its own
+    """
+    from core.errors import ShiftError
+
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        key = path.resolve()
+        if key in seen:
+            raise ShiftError(f"--{seen[key]} and --{option} name the same file {path}; give each its own")
+        seen[key] = option
 
 
 def _existing_ancestor(path: Path) -> Path:

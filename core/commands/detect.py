@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from core.errors import ShiftError
     from core.runner.ray_session import shutdown_ray
 
+    arguments.distinct_outputs(out=args.out, users=args.users)
     name = args.detector or DEFAULT
     make_detector(name)  # unknown names fail before any data is loaded
     if args.engine == "ray" and args.workers > 1:

@@ -9,6 +9,7 @@ from core.store.connection import (
     dataset_exists,
     dataset_path,
     list_dataset_names,
+    store_owned,
 )
 from core.store.content_version import content_version
 from core.store.importer import ImportOptions, ImportReport, TableSource, build_dataset
@@ -51,6 +52,7 @@ __all__ = [
     "load_user_events",
     "load_user_labels",
     "load_users",
+    "store_owned",
     "user_exists",
     "user_index",
 ]

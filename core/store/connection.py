@@ -52,9 +52,60 @@ FROM event_rows e JOIN users u USING (user_idx) JOIN items i USING (item_idx)
 
 def data_dir() -> Path:
     """The folder holding every dataset: ``$SHIFT_DATA_DIR`` or the repository's ``data/``."""
-    path = Path(os.environ.get("SHIFT_DATA_DIR", _REPO_ROOT / "data"))
-    path.mkdir(parents=True, exist_ok=True)
+    path = _data_dir_setting()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ShiftError(f"the data folder {path} is a file, not a folder; {_DATA_DIR_HINT}") from None
+    except OSError as err:
+        raise ShiftError(
+            f"the data folder {path} cannot be made: {err.strerror or err}; {_DATA_DIR_HINT}"
+        ) from None
+    if not path.is_dir():  # a dangling link, a path through a file
+        raise ShiftError(f"the data folder {path} is not a folder; {_DATA_DIR_HINT}")
     return path
+
+
+_DATA_DIR_HINT = "set SHIFT_DATA_DIR to a folder you can write (or unset it for the repository's data/)"
+
+
+def _data_dir_setting() -> Path:
+    return Path(os.environ.get("SHIFT_DATA_DIR", _REPO_ROOT / "data"))
+
+
+def store_owned(path: str | os.PathLike) -> str | None:
+    """Why writing ``path`` would destroy a dataset or a cache (None: it would not).
+
+    Exports (``detect --out``, ``evaluate --out``) must never land on a dataset's database
+    (its ``.duckdb``, WAL or import temporary file) nor inside a dataset's ``.cache/``:
+    checked on the resolved path (symbolic links followed) and, for a file that exists, by
+    identity (a hard link to a database is the database).
+    """
+    folder = _data_dir_setting()
+    try:
+        folder, resolved = folder.resolve(), Path(path).resolve()
+    except (OSError, RuntimeError):  # a symbolic-link loop: the writer will report it
+        return None
+    try:
+        parts = resolved.relative_to(folder).parts
+    except ValueError:
+        linked = [db for db in folder.glob("*.duckdb") if resolved.is_file() and _same_file(resolved, db)]
+        return f"{path} is the database of dataset {linked[0].stem!r} (a link to it)" if linked else None
+    if not parts:
+        return f"{path} is the data folder itself"
+    top = parts[0]
+    if top.endswith(".cache"):
+        return f"{path} is inside {folder / top}, the derived files of dataset {top[: -len('.cache')]!r}"
+    if ".duckdb" in top:
+        return f"{path} is a dataset database (or its journal) in the data folder {folder}"
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def check_name(name: str) -> str:
