@@ -9,9 +9,10 @@ hash of the item text, so
 
 The cache lives in the dataset's cache folder rather than in its ``.duckdb`` file because
 the dashboard holds that database open read-only while the CLI may be writing vectors.
-Writes are atomic (``core.derived_files.atomic_write``). A file that does not load
-(truncated, foreign, vectors of the wrong width or with NaN) counts as empty, so the next
-encode rebuilds it; a file holding another model's vectors is refused with a message.
+Writes are atomic (``core.derived_files.atomic_write``) and carry a checksum of their
+content, verified on every read. A file that does not load (truncated, foreign, vectors of
+the wrong width or with NaN, a flipped byte that still decodes) counts as empty, so the
+next encode rebuilds it; a file holding another model's vectors is refused with a message.
 It is keyed by item text, not by the dataset's version, on purpose: a re-import re-encodes
 only texts it has not seen.
 """
@@ -29,11 +30,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import store
-from core.derived_files import UNREADABLE, atomic_write, check_matrix
+from core.derived_files import UNREADABLE, atomic_write, check_matrix, content_checksum, verify_checksum
 from core.encoder import Encoder, Progress, model_id_for
 from core.errors import ShiftError
 
 _META_MODEL = b"model_id"
+_META_CHECKSUM = b"content_sha256"  # of the hashes and vectors (core.derived_files.content_checksum)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ def read_cache(name: str, model_id: str) -> tuple[np.ndarray, np.ndarray]:
         hashes = table.column("text_hash").to_numpy(zero_copy_only=False)
         vectors = vectors.reshape(len(hashes), dim)
         check_matrix(vectors, str(path))
+        checksum = (table.schema.metadata or {}).get(_META_CHECKSUM)
+        verify_checksum(str(path), _checked_content(hashes, vectors), checksum)
     except (*UNREADABLE, AttributeError):  # AttributeError: a "vector" column of another type
         return empty
     if stored != model_id:
@@ -96,8 +100,14 @@ def write_cache(name: str, model_id: str, hashes: np.ndarray, vectors: np.ndarra
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
     table = pa.table({"text_hash": pa.array(hashes, type=pa.string()), "vector": column})
-    table = table.replace_schema_metadata({_META_MODEL: model_id.encode()})
+    checksum = content_checksum(_checked_content(hashes, vectors))
+    table = table.replace_schema_metadata({_META_MODEL: model_id.encode(), _META_CHECKSUM: checksum.encode()})
     return atomic_write(cache_path(name, model_id), lambda tmp: pq.write_table(table, tmp))
+
+
+def _checked_content(hashes: np.ndarray, vectors: np.ndarray) -> dict[str, np.ndarray]:
+    # The same arrays on both sides of the checksum, whatever types they were read back as.
+    return {"text_hash": np.asarray(hashes, dtype=object), "vector": np.asarray(vectors, np.float32)}
 
 
 def read_cache_empty() -> tuple[np.ndarray, np.ndarray]:

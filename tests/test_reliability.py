@@ -160,3 +160,115 @@ def test_two_outputs_naming_one_file_are_refused(two_datasets, tmp_path, capsys)
     rc, err = _cli(["detect", "base", "--out", str(out), "--users", f"{tmp_path}/./x.csv"], capsys)
     assert rc == 2 and "--out and --users name the same file" in err, err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- damaged caches are never served
+
+
+class _Encoder:
+    """A deterministic stand-in for the language model, counting what it encodes."""
+
+    model_id, dim = "stub@00000000000a", 8
+
+    def __init__(self) -> None:
+        self.n_encoded = 0
+
+    def load(self):
+        return self
+
+    def encode(self, texts, progress=None):
+        import numpy as np
+
+        self.n_encoded += len(texts)
+        rng = np.random.default_rng(len(self.model_id))
+        base = rng.normal(size=(64, self.dim)).astype(np.float32)
+        return np.stack([base[sum(map(ord, t)) % 64] for t in texts])
+
+
+def _flip(path, needle: bytes) -> None:
+    """Invert ``needle``'s bytes where they sit in ``path``: the file still decodes, to other values."""
+    raw = bytearray(path.read_bytes())
+    at = raw.find(needle)
+    assert at > 0, "the value is not stored verbatim"
+    raw[at : at + len(needle)] = bytes(b ^ 0x5A for b in needle)
+    path.write_bytes(bytes(raw))
+
+
+def test_flipped_bytes_in_the_embeddings_cache_are_re_encoded_not_served(data_dir):
+    from core import embeddings
+    from dashboard import actions
+
+    actions.import_uploads("base", _Upload("e.csv", _events(2)), _Upload("i.csv", ITEMS))
+    first = embeddings.encode_items("base", _Encoder())
+    path = embeddings.cache_path("base", _Encoder.model_id)
+    _flip(path, first.matrix[0].tobytes())
+    assert embeddings.cached_item_matrix("base", _Encoder.model_id) is None
+    enc = _Encoder()
+    again = embeddings.encode_items("base", enc)
+    assert (again.n_cached, enc.n_encoded) == (0, first.n_unique_texts)
+    assert (again.matrix == first.matrix).all()
+    assert (embeddings.cached_item_matrix("base", _Encoder.model_id) == first.matrix).all()
+
+
+def test_an_npz_member_rewritten_with_a_valid_zip_is_refused(tmp_path):
+    import zipfile
+
+    import numpy as np
+
+    from core.derived_files import InvalidArtefact, Manifest, load_npz, save_npz
+
+    path = save_npz(tmp_path / "fit.npz", Manifest("fit", "v1"), {"scores": np.arange(5.0)})
+    # A zip member's CRC catches a flipped byte; a member replaced whole (CRC recomputed) is
+    # what only the checksum in the file catches.
+    forged = tmp_path / "forged.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(forged, "w") as dst:
+        for entry in src.namelist():
+            data = src.read(entry)
+            if entry == "scores.npy":
+                data = data.replace(np.float64(3.0).tobytes(), np.float64(-2e24).tobytes())
+            dst.writestr(entry, data)
+    assert load_npz(path)[1]["scores"][3] == 3.0
+    with pytest.raises(InvalidArtefact, match="does not match its checksum"):
+        load_npz(forged)
+
+
+@pytest.fixture
+def detected(world_copy):
+    from core.cli import main
+
+    assert main(["detect", "synthetic", "--out", "/dev/null"]) == 0
+    from core.detectors import DEFAULT
+
+    (folder,) = (world_copy.folder / "synthetic.cache" / "results").glob(f"{DEFAULT}-*")
+    return folder
+
+
+@pytest.mark.parametrize("file", ["scores.parquet", "change_points.parquet", "users.parquet"])
+@pytest.mark.parametrize("how", ["value", "middle-byte"])
+def test_damaged_stored_results_are_refused_and_detect_rewrites_them(detected, file, how, capsys):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from core import artefacts
+    from core.artefacts.results import NotPrecomputed
+    from core.cli import main
+
+    path = detected / file
+    before = artefacts.user_table("synthetic"), artefacts.stored_user_signal("synthetic", "30").score
+    if how == "value":  # a score that decodes to another number
+        column = "max_score" if file == "users.parquet" else "score"
+        values = pq.read_table(path, columns=[column]).column(column).to_numpy()
+        _flip(path, np.float64(values[np.isfinite(values)][-1]).tobytes())
+    else:  # wherever it lands: a value, a length, compressed bytes
+        raw = bytearray(path.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    with pytest.raises(NotPrecomputed, match=r"are damaged .*run: python -m core detect synthetic"):
+        artefacts.user_table("synthetic")
+    with pytest.raises(NotPrecomputed, match="are damaged"):
+        artefacts.stored_user_signal("synthetic", "30")
+    # detect checks every file it relies on, not only summary.json, and rewrites the damaged one.
+    assert main(["detect", "synthetic", "--out", "/dev/null"]) == 0
+    capsys.readouterr()
+    assert artefacts.user_table("synthetic").equals(before[0])
+    np.testing.assert_array_equal(artefacts.stored_user_signal("synthetic", "30").score, before[1])

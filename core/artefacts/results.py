@@ -18,7 +18,10 @@ beside the fit, under ``<dataset>.cache/results/<detector>-<features>/``:
 
 Each file carries the fit's manifest (dataset content version, detector settings, item
 features, code version); readers serve a file only when it matches, so a re-import or a
-changed detector never shows old results. ``summary.json`` is written last.
+changed detector never shows old results. ``summary.json`` is written last and holds the
+SHA-256 of each Parquet file: a reader verifies a file once per version (a flipped byte can
+still decode, to another score), ``detect`` verifies every one and rewrites any that differs,
+and a damaged file is refused with "run detect", never served.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import store
-from core.derived_files import UNREADABLE, Manifest, atomic_write
+from core.derived_files import UNREADABLE, InvalidArtefact, Manifest, atomic_write, file_checksum, verify_file
 from core.detectors import DEFAULT
 from core.detectors.calibration import Calibration
 from core.detectors.population import FalseAlarmRates, PopulationFit, UserSignal
@@ -162,6 +165,7 @@ def store_results(fit: PopulationFit, manifest: Manifest | None = None) -> Path:
         "n_change_points": int(len(fired)),
         "change_points_per_week": {k.strftime("%Y-%m-%d"): int(v) for k, v in weeks.items()},
         "score_histogram": {"counts": [int(c) for c in counts], "edges": [float(e) for e in edges]},
+        "files": {f: file_checksum(folder / f) for f in RESULT_FILES},
     }
     text = json.dumps(summary)
     atomic_write(folder / "summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -175,10 +179,23 @@ def ensure_results(fit: PopulationFit) -> Path:
     try:
         stored = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         if manifest.matches(json.dumps(stored.get("manifest"))):
+            _verify_files(folder, stored, memo=False)  # every file detect relies on, read whole
             return folder
     except (*UNREADABLE, FileNotFoundError):
         pass
     return store_results(fit, manifest)
+
+
+RESULT_FILES = ("scores.parquet", "change_points.parquet", "users.parquet")
+
+
+def _verify_files(folder: Path, summary: dict, memo: bool = True) -> None:
+    """Raise InvalidArtefact (or OSError) unless every results file matches its checksum."""
+    files = summary.get("files")
+    if not isinstance(files, dict):
+        raise InvalidArtefact(f"{folder.name}: results written without checksums")
+    for f in RESULT_FILES:
+        verify_file(folder / f, files.get(f), memo=memo)
 
 
 def needs_precomputed(name: str) -> bool:
@@ -210,6 +227,12 @@ def _checked(name: str, detector: str) -> tuple[Path, Manifest]:
         raise NotPrecomputed(f"no stored detection results for {name!r} ({detector}); {hint}") from None
     if not manifest.matches(json.dumps(stored.get("manifest"))):
         raise NotPrecomputed(f"the stored results of {name!r} ({detector}) are out of date; {hint}")
+    try:
+        _verify_files(folder, stored)
+    except (*UNREADABLE, FileNotFoundError) as err:
+        raise NotPrecomputed(
+            f"the stored results of {name!r} ({detector}) are damaged ({err}); {hint}"
+        ) from None
     return folder, manifest
 
 

@@ -125,7 +125,13 @@ def dataset_path(name: str) -> Path:
 def cache_dir(name: str) -> Path:
     """Folder of derived artefacts of a dataset, created on first use."""
     path = data_dir() / f"{check_name(name)}.cache"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ShiftError(
+            f"{path} is a file, but it is where the derived files of {name!r} belong (a folder); "
+            "move it away and they are rebuilt"
+        ) from None
     return path
 
 
