@@ -87,16 +87,24 @@ def timeline(
     suppressed: Sequence[tuple] = (),
     selected_x=None,
     recent_x=None,
+    change_index: Sequence[int] = (),
+    change_score: Sequence[float] = (),
 ) -> go.Figure:
     """The detector's score over the user's events, the threshold line and change markers.
 
-    ``change_y``: the change points' scores (drawn as clickable points; the point's
-    customdata is its event index, set by the caller through ``change_x``'s order);
+    ``change_y``: where each change point's marker sits, on the drawn line (the score at its
+    event); ``change_index``: their event indices, carried as the markers' customdata so a
+    click names the change point; ``change_score``: the change's own score, for the hover;
     ``unscored``: (x0, x1) spans the detector cannot score, shaded; ``suppressed``: (x, y,
-    reason) peaks at or above ε that are not change points; ``selected_x``: the change
-    point the page explains; ``recent_x``: a tentative recent-shift alert (drawn apart
+    reason) peaks at or above ε that are not change points; ``selected_x``: the change point
+    the page explains (labelled); ``recent_x``: a tentative recent-shift alert (drawn apart
     from located changes).
+
+    The line itself takes no hover or click (``hoverinfo="skip"``): Plotly gives a click to
+    the nearest hoverable point, and the line's point under a marker won it. Its values are
+    hovered through invisible points that leave the change points' events out.
     """
+    score = np.asarray(score, dtype=np.float64)
     data = [
         go.Scatter(
             x=x,
@@ -105,6 +113,7 @@ def timeline(
             name=f"{detector} score",
             line=dict(color=SIGNAL, width=2),
             connectgaps=False,
+            hoverinfo="skip",
         )
     ]
     layout = dict(
@@ -124,18 +133,41 @@ def timeline(
                 name=label,
                 yaxis="y2",
                 line=dict(color="#868e96", width=1, dash="dot"),
+                hoverinfo="skip",
             )
         )
         layout["yaxis2"] = dict(title=label, overlaying="y", side="right", showgrid=False)
+    hover = np.isfinite(score)
+    marked = np.isin(np.asarray(x), np.asarray(list(change_x), dtype=np.asarray(x).dtype))
+    hover &= ~marked
+    data.append(
+        go.Scatter(
+            x=np.asarray(x)[hover],
+            y=score[hover],
+            mode="markers",
+            marker=dict(size=6, opacity=0, color=SIGNAL),
+            name="score",
+            showlegend=False,
+            hovertemplate="event %{x}: score %{y:.3g}<extra></extra>",
+        )
+    )
     if len(change_y):
+        shown = list(change_score) if len(change_score) else list(change_y)
         data.append(
             go.Scatter(
                 x=list(change_x),
                 y=list(change_y),
                 mode="markers",
                 name="change point (click to explain)",
-                marker=dict(color=CHANGE, size=11, symbol="diamond"),
-                hovertemplate="change point at %{x}<br>score %{y:.3g}<extra></extra>",
+                marker=dict(
+                    color=CHANGE,
+                    size=[17 if cx == selected_x else 13 for cx in change_x],
+                    symbol="diamond",
+                    line=dict(width=1.5, color="white"),
+                ),
+                customdata=list(change_index) if len(change_index) else None,
+                text=[f"{v:.3g}" for v in shown],
+                hovertemplate="change point at %{x}<br>score %{text}<br>click to explain<extra></extra>",
             )
         )
     if len(suppressed):
@@ -168,18 +200,35 @@ def timeline(
         )
         for a, b in unscored
     ]
-    shapes += [_vline(cx, CHANGE, width=3 if cx == selected_x else 1.5) for cx in change_x]
+    shapes += [_vline(cx, CHANGE, width=1.5, opacity=1.0 if cx == selected_x else 0.35) for cx in change_x]
     shapes += [_vline(ax, ALERT, dash="dot") for ax in alert_x]
     if recent_x is not None:
         shapes.append(_vline(recent_x, ALERT, width=2, dash="dashdot"))
+    # "not scored" sits at the bottom of its band, the ε label at the right end of its line:
+    # both at the top left ran into each other.
     notes = [
-        dict(_label(a, "not scored", y=1.0, yanchor="top"), font=dict(size=10, color="#495057"))
+        dict(_label(a, "not scored", y=0.0, yanchor="bottom"), font=dict(size=10, color="#495057"))
         for a, _ in unscored
     ]
     if recent_x is not None:
         notes.append(_label(recent_x, "recent shift (tentative)", y=0.5))
-    if change_x:
-        notes.append(_label(change_x[0], "change"))
+    if selected_x is not None and selected_x in list(change_x):
+        at = list(change_x).index(selected_x)
+        notes.append(
+            dict(
+                x=selected_x,
+                y=list(change_y)[at],
+                xref="x",
+                yref="y",
+                text=f"<b>event {html.escape(str(selected_x))}</b>: explained below",
+                showarrow=True,
+                arrowhead=2,
+                ax=0,
+                ay=-34,
+                bgcolor="rgba(255,255,255,0.85)",
+                font=dict(size=12, color=CHANGE),
+            )
+        )
     if alert_x:
         notes.append(_label(alert_x[0], "alert", y=0.0, yanchor="bottom"))
     if threshold is not None and np.isfinite(threshold):
@@ -197,13 +246,13 @@ def timeline(
         )
         notes.append(
             dict(
-                x=0,
+                x=1,
                 y=threshold,
                 xref="paper",
                 yref="y",
                 text=f"ε = {threshold:.3g}",
                 showarrow=False,
-                xanchor="left",
+                xanchor="right",
                 yanchor="bottom",
                 font=dict(size=11, color=THRESHOLD),
             )

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import streamlit as st
 
-from dashboard import data, sidebar, text
+from dashboard import data, links, sidebar, text
 
 # (script, title, icon); the first is the default page. A page's URL is its file's stem.
 PAGES = (
@@ -51,22 +52,35 @@ def route() -> None:
     )
     stems = {Path(script).stem: script for script, _, _ in PAGES}
     here = page.url_path or Path(PAGES[0][0]).stem
-    wanted = sidebar.load_link(stems)
+    wanted = links.load_link(stems)
     if wanted is not None and wanted != here:
         st.switch_page(stems[wanted], query_params=dict(st.query_params))
     notes = st.container()  # above the page; filled once the sidebar has checked the link's user
     slot = st.empty()  # the link to this view, atop the page: filled after the page chose its values
     sidebar.share(sidebar.build(with_user=here in ONE_USER_PAGES))
-    for warning in sidebar.link_warnings():
-        notes.warning(warning, icon=":material/link_off:")
     try:
         page.run()
+    except PageEnd:
+        pass  # the page said all it could; the link and the glossary are still drawn
     finally:
+        # After the page: it may warn about a link's value it could not show (a change point).
+        for warning in links.link_warnings():
+            notes.warning(warning, icon=":material/link_off:")
         for notice in data.rebuild_notices():  # a damaged or stale stored file was rebuilt
             notes.info(text.md_escape(notice), icon=":material/build:")
-        sidebar.write_link(here, slot, page.url_path)
+        links.write_link(here, slot, page.url_path)
         with st.expander("What the words mean", icon=":material/help:"):
             st.markdown(text.GLOSSARY)
+
+
+class PageEnd(Exception):
+    """A page has shown all it can (a user too short to score, no change point to compare)."""
+
+
+def end_page() -> NoReturn:
+    """End the page here, as ``st.stop()`` would, but let the router draw what follows every
+    page (the link to this view, the glossary): ``st.stop()`` stops those too."""
+    raise PageEnd
 
 
 def selection() -> sidebar.Selection:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 import streamlit as st
 
 from core.errors import ShiftError
-from dashboard import data, text
+from dashboard import data, links, text
+from dashboard.links import MAX_RATE, MODES, clear_link_warnings, link
 
 _SHARED = "_selection"  # session-state key: the selection of the current run, read once
 
@@ -51,127 +51,6 @@ def _remember(key: str) -> None:
     st.session_state[key] = st.session_state[f"_widget_{key}"]
 
 
-# --------------------------------------------------------------------------- links
-#
-# A link reproduces a view: the query string carries the page, dataset, detector, ε (or the
-# false-alarm rate it was set by), user, change point and list length. It is read once, on
-# a session's first run (before any widget exists, so every value goes through the same
-# validation as a click), and written again on every run from what the run showed.
-
-LINK_KEYS = ("page", "dataset", "detector", "eps", "fa", "user", "cp", "k")
-_LOADED = "_link_loaded"
-_WARNINGS = "_link_warnings"
-_PENDING = "_link_pending"  # link values that need the dataset's users (user, cp)
-_PARAMS = "_link_params"  # what this run shows, written to the query string
-LINK_OPEN = "_link_open"  # session-state key of the "Link to this view" expander's state
-
-
-def load_link(pages: dict[str, str]) -> str | None:
-    """Apply the link's values to the session (its first run only); returns the page the
-    link names when it differs from nothing known (the router switches there)."""
-    state = st.session_state
-    if state.get(_LOADED):
-        return None
-    state[_LOADED] = True
-    q = {k: st.query_params.get(k) for k in LINK_KEYS}
-    warnings: list[str] = []
-    names = data.dataset_names()
-    name = q["dataset"]
-    if name is not None and name not in names:
-        warnings.append(
-            f"The link names dataset {text.md_code(name)}, which is not here"
-            + (f" (available: {', '.join(text.md_code(n) for n in names)})." if names else ".")
-            + " Showing another dataset instead: pick one in the sidebar."
-        )
-        name = None
-    if name is not None:
-        state["dataset"] = name
-    name = state.get("dataset") or (data.DEFAULT_DATASET if data.DEFAULT_DATASET in names else None)
-    detector = q["detector"]
-    if detector is not None and detector not in data.detector_names():
-        warnings.append(
-            f"The link names detector {text.md_code(detector)}, which does not exist; showing the default "
-            f"detector {text.md_code(data.default_detector())}."
-        )
-        detector = None
-    if name is not None:
-        if detector is not None:
-            state[f"detector:{name}"] = detector
-        detector = state.get(f"detector:{name}", data.default_detector())
-        for key, value in (("eps", q["eps"]), ("fa", q["fa"])):
-            if value is None:
-                continue
-            try:
-                number = float(value)
-                if not math.isfinite(number) or number < 0:
-                    raise ValueError
-            except ValueError:
-                warnings.append(f"The link's {key} value {text.md_code(value)} is not a number ≥ 0; ignored.")
-                continue
-            if key == "eps":
-                state[f"eps:{name}:{detector}"] = number
-                state["threshold_mode"] = MODES[0]
-            else:
-                state[f"_rate:{name}:{detector}"] = min(number, MAX_RATE)
-                state["threshold_mode"] = MODES[1]
-        state[_PENDING] = {"dataset": name, "user": q["user"], "cp": q["cp"]}
-    if q["k"] is not None:
-        try:
-            state["k"] = min(max(int(q["k"]), K_RANGE[0]), K_RANGE[1])
-        except ValueError:
-            warnings.append(f"The link's list length {text.md_code(q['k'])} is not a whole number; ignored.")
-    page = q["page"]
-    if page is not None and page not in pages:
-        warnings.append(f"The link names page {text.md_code(page)}, which does not exist.")
-        page = None
-    state[_WARNINGS] = warnings
-    return page
-
-
-def link_warnings() -> list[str]:
-    """Warnings about the link this session opened (shown until the selection changes)."""
-    return st.session_state.get(_WARNINGS, [])
-
-
-def clear_link_warnings() -> None:
-    st.session_state[_WARNINGS] = []
-
-
-def link(**values: object) -> None:
-    """Add values a page chose (``cp``, ``k``) to this run's link."""
-    params = st.session_state.setdefault(_PARAMS, {})
-    for key, value in values.items():
-        if value is None:
-            params.pop(key, None)
-        else:
-            params[key] = str(value)
-
-
-def write_link(page: str, slot, path: str) -> None:
-    """Put this run's view into the query string and draw the copy-link control; ``path``
-    is the page's URL path ("" for the default page, which Streamlit serves at the root)."""
-    params = {"page": page, **st.session_state.pop(_PARAMS, {})}
-    ordered = {k: params[k] for k in LINK_KEYS if k in params}
-    if dict(st.query_params) != ordered:
-        st.query_params.from_dict(ordered)
-    base = st.context.url or ""
-    # st.context.url ends with the page's path; the link names the page in its query.
-    root = base.rstrip("/").removesuffix(f"/{page}") if base else ""
-    url = f"{root}/{path}?{urlencode(ordered)}"
-    # The link is drawn only while its expander is open (Streamlit tracks the expander's state
-    # and reruns when it is toggled): a code block loads the browser's syntax highlighter, 1.5 MB
-    # of JavaScript that every page's first view paid for a closed expander (bench/ui.py: about
-    # 0.4 s of a new session's first chart on two busy cores).
-    with slot.container():
-        box = st.expander("Link to this view", icon=":material/link:", key=LINK_OPEN, on_change="rerun")
-        if box.open:
-            with box:
-                st.code(url, language=None, wrap_lines=True)
-                st.caption(
-                    "Copy it with the button at the code's top right; it opens this page as you see it."
-                )
-
-
 def build(with_user: bool) -> Selection:
     """Draw the sidebar's choosers and return the selection (``app.py``, once per run)."""
     name = _choose_dataset()
@@ -199,11 +78,6 @@ def build(with_user: bool) -> Selection:
     )
 
 
-MODES = ("ε (score)", "false alarms per 1,000 events")
-MAX_RATE = 20.0
-K_RANGE = (5, 30)
-
-
 def _choose_dataset() -> str | None:
     names = data.dataset_names()
     if not names:
@@ -212,7 +86,7 @@ def _choose_dataset() -> str | None:
     if "dataset" not in state:
         state["dataset"] = data.DEFAULT_DATASET if data.DEFAULT_DATASET in names else names[0]
     if state["dataset"] not in names:
-        state.setdefault(_WARNINGS, []).append(
+        links.warn(
             f"Dataset {text.md_code(state['dataset'])} is no longer here; showing {text.md_code(names[0])}."
         )
         state["dataset"] = names[0]
@@ -263,23 +137,29 @@ def _choose_detector(name: str) -> tuple[str, data.FitStatus]:
 
 
 def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
-    """The ε slider, also settable as false alarms per 1,000 events."""
+    """The ε slider, also settable as false alarms per 1,000 events.
+
+    ε is the one state: switching the mode shows the rate at the current ε and changes
+    nothing; only moving the rate slider (or a link's rate) sets ε from the rate.
+    """
     state = st.session_state
     scale = data.threshold_scale(name, detector)
     eps_key = f"eps:{name}:{detector}"
     if eps_key not in state:
         state[eps_key] = scale.default
-    state[eps_key] = float(min(max(round(state[eps_key] / scale.step) * scale.step, scale.low), scale.high))
+    state[eps_key] = _on_grid(state[eps_key], scale)
+    links.check_eps(name, detector, state[eps_key], scale.low, scale.high)
 
-    source = data.false_alarm_rates(name, detector, state[eps_key]).source
+    source = data.calibration_source(name, detector)
     mode = st.sidebar.radio(
         "Set the threshold as",
         MODES,
         key="threshold_mode",
         horizontal=True,
         help="ε is the score a change must reach. The false-alarm rate sets ε for you: the ε at which "
-        f"{source} (every alarm there counted as false) raise about that many alarms.",
+        f"{source} raise about that many alarms.",
     )
+    rate = math.nan
     if mode == MODES[0]:
         state["_widget_" + eps_key] = state[eps_key]
         threshold = st.sidebar.slider(
@@ -296,38 +176,60 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
         )
         link(eps=text.eps(threshold))
     else:
-        rate_key = f"_rate:{name}:{detector}"
-        if rate_key not in state:
-            state[rate_key] = float(
-                min(round(data.false_alarms_at(name, detector, state[eps_key]), 1), MAX_RATE)
-            )
-        rate = st.sidebar.slider(
-            "Expected false alarms per 1,000 events",
-            0.0,
-            MAX_RATE,
-            step=0.1,
-            key=rate_key,
-            help=f"Measured on {source}, where every alarm counts as false. ε is set to the lowest value "
-            "whose measured rate is at most this.",
-        )
-        link(fa=f"{rate:g}")
-        try:
-            threshold = state[eps_key] = float(min(data.threshold_for_rate(name, detector, rate), scale.high))
-        except ShiftError as err:
-            st.sidebar.error(text.md_escape(err), icon=":material/error:")
-            threshold = state[eps_key]
-        st.sidebar.caption(f"ε = {text.eps(threshold)}")
+        threshold, rate = _rate_slider(name, detector, eps_key, source)
     false_alarms = data.false_alarms_at(name, detector, threshold)
     st.sidebar.caption(
         f"At ε = {text.eps(threshold)}: about {false_alarms:.2f} false alarms per 1,000 events "
         f"(measured on {source})."
         + (
             f" You asked for at most {rate:.2f}; the nearest measured rate at or below it is {false_alarms:.2f}."
-            if mode != MODES[0] and abs(false_alarms - rate) >= 0.005
+            if math.isfinite(rate) and abs(false_alarms - rate) >= 0.005
             else ""
         )
     )
     return float(threshold), false_alarms
+
+
+def _on_grid(value: float, scale: data.ThresholdScale) -> float:
+    """``value`` on the ε slider's grid, inside its range. Clamped before it is rounded: a
+    link's ε of 1e308 divided by the step is infinite, and rounding infinity raises
+    OverflowError."""
+    wanted = min(max(float(value), scale.low), scale.high)
+    return float(min(max(round(wanted / scale.step) * scale.step, scale.low), scale.high))
+
+
+def _rate_slider(name: str, detector: str, eps_key: str, source: str) -> tuple[float, float]:
+    """The threshold set as a false-alarm rate: (ε, the rate asked for)."""
+    state = st.session_state
+    rate_key, apply_key = f"_rate:{name}:{detector}", f"_rate_apply:{name}:{detector}"
+    synced_key = f"_rate_eps:{name}:{detector}"  # the ε the rate slider shows the rate of
+    asked_key = f"_rate_asked:{name}:{detector}"  # the rate ε was last set from (NaN: set elsewhere)
+    if state.pop(apply_key, False):  # the rate slider moved, or a link gave a rate: ε follows it
+        state[asked_key] = float(state[rate_key])
+        try:
+            state[eps_key] = _on_grid(
+                data.threshold_for_rate(name, detector, state[asked_key]),
+                data.threshold_scale(name, detector),
+            )
+        except ShiftError as err:
+            st.sidebar.error(text.md_escape(err), icon=":material/error:")
+        state[synced_key] = state[eps_key]
+    elif state.get(synced_key) != state[eps_key]:  # ε was set elsewhere: show its rate, keep ε
+        state[rate_key] = float(min(round(data.false_alarms_at(name, detector, state[eps_key]), 1), MAX_RATE))
+        state[synced_key], state[asked_key] = state[eps_key], math.nan
+    rate = st.sidebar.slider(
+        "Expected false alarms per 1,000 events",
+        0.0,
+        MAX_RATE,
+        step=0.1,
+        key=rate_key,
+        on_change=lambda: state.__setitem__(apply_key, True),
+        help=f"Measured on {source}. ε is set to the lowest value whose measured rate is at most this.",
+    )
+    link(fa=f"{rate:g}")
+    threshold = state[eps_key]
+    st.sidebar.caption(f"ε = {text.eps(threshold)}")
+    return float(threshold), state.get(asked_key, math.nan)
 
 
 # Users a picker lists at most. A selectbox of a million ids is a 10 MB message and tens of
@@ -351,17 +253,18 @@ def _choose_user(name: str, ranked: list[str]) -> str:
         known = ids.__contains__
     state = st.session_state
     key = f"user:{name}"
-    pending = state.get(_PENDING) or {}
+    pending = state.get(links.PENDING) or {}
     if pending.get("dataset") == name and pending.get("user") is not None:
         wanted = str(pending["user"])
-        state.pop(_PENDING)
+        state.pop(links.PENDING)
         if known(wanted):
             state[key] = wanted
             if pending.get("cp") is not None:
                 state[f"cp:{name}:{wanted}"] = str(pending["cp"])
+                links.ask_change_point(name, wanted, pending["cp"])
         else:
             fallback = ranked[0] if ranked else ids[0]
-            state.setdefault(_WARNINGS, []).append(
+            links.warn(
                 f"User {text.md_code(wanted)} from the link is not in dataset {text.md_code(name)}; "
                 f"showing user {text.md_code(fallback)} (the most shifted) instead."
             )

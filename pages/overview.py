@@ -78,7 +78,7 @@ with st.expander("Import your own log (events + items, CSV or Parquet)", expande
 
 actions.show_flash()
 if name is None:
-    st.stop()
+    navigation.end_page()
 
 info = data.info(name)
 cols = st.columns(4)

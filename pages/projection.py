@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import actions, charts, data, navigation, text
+from dashboard import actions, charts, data, links, navigation, sidebar, text
 
 TABS = "projection_tab"  # session-state key of the open tab
 
@@ -40,12 +40,28 @@ if user_tab.open:
         labels = {
             int(r.event_index): f"event {r.event_index} (score {r.score:.3g})" for r in cps.itertuples()
         }
+        # The change point shared with the other pages (a timeline click, a link), if it is
+        # one of this user's at this ε; else the strongest.
+        wanted = sidebar.chosen_change_point(name, user)
+        cp_key = f"projection_cp:{name}:{user}"
+        if wanted in labels:
+            st.session_state[cp_key] = wanted
+        elif st.session_state.get(cp_key) not in labels:
+            st.session_state[cp_key] = next(iter(labels), None)
+        links.check_change_point(
+            name,
+            user,
+            st.session_state[cp_key],
+            f"a change point of user {text.md_escape(user)} at ε = {text.eps(selection.threshold)}",
+        )
         cp = left.selectbox(
             "Change point (strongest first)",
             list(labels) or [None],
             format_func=lambda i: labels.get(i, "none at this ε"),
-            key=f"projection_cp:{user}",
+            key=cp_key,
+            on_change=lambda: sidebar.choose_change_point(name, user, st.session_state[cp_key]),
         )
+        links.link(cp=cp)
         around = mid.slider(
             "Events shown either side",
             10,

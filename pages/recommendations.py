@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.errors import ShiftError
-from dashboard import actions, data, navigation, sidebar, text
+from dashboard import actions, data, links, navigation, sidebar, text
 
 selection = navigation.selection()
 st.title("Recommendations before and after a shift")
@@ -14,7 +14,7 @@ events = data.user_events(name, user)
 n = len(events)
 if n < 2:
     st.info(f"User {text.md_escape(user)} has {n} event(s): a change point needs events on both sides.")
-    st.stop()
+    navigation.end_page()
 
 # Change points to explain/recommend around: detected ones (strongest first: the default is
 # the clearest shift), then planted ones.
@@ -47,15 +47,24 @@ picked = st.selectbox(
     help="Detected change points at the current ε (strongest first), then planted ones, or any event "
     "index you want to compare before and after.",
 )
+VALID_CP = f"a change point or an event of user {text.md_escape(user)} (1–{n - 1})"
 if picked == NONE:
+    links.check_change_point(name, user, None, VALID_CP)
+    too_short = data.user_state(name, selection.detector, selection.threshold, user).too_short
     st.info(
-        f"User {text.md_escape(user)} has no detected change point at ε = {text.eps(selection.threshold)}"
+        (
+            f"User {text.md_escape(user)} has {n} events: too few for {text.md_escape(selection.detector)} to "
+            "find a change in, at any ε. Pick an event index above to compare the lists before and after it "
+            "anyway."
+        )
+        if too_short
+        else f"User {text.md_escape(user)} has no detected change point at ε = {text.eps(selection.threshold)}"
         + (" and no planted one" if len(truth) else "")
         + ": there is no shift to explain. Lower ε in the sidebar, or pick an event index above to compare "
         "the lists before and after it anyway.",
         icon=":material/info:",
     )
-    st.stop()
+    navigation.end_page()
 manual = picked == labels[-1]
 if manual:
     default = choices[0][1] if choices else n // 2
@@ -67,19 +76,20 @@ else:
     change_point = dict(choices)[picked]
     source = selection.detector if picked.startswith("detected") else "planted"
 sidebar.choose_change_point(name, user, change_point)
-sidebar.link(cp=change_point)
+links.link(cp=change_point)
+links.check_change_point(name, user, change_point, VALID_CP)
 
 # Kept in a plain key (widget state is dropped on pages that do not draw the slider).
 st.session_state.setdefault("k", 10)
 st.session_state["_widget_k"] = st.session_state["k"]
 k = st.slider(
     "List length (K)",
-    *sidebar.K_RANGE,
+    *links.K_RANGE,
     key="_widget_k",
     on_change=lambda: st.session_state.__setitem__("k", st.session_state["_widget_k"]),
     help="How many items each list shows.",
 )
-sidebar.link(k=k)
+links.link(k=k)
 try:
     # Bounded by the user's other change points at this ε, as in the CLI's `recommend`.
     neighbours = data.user_change_point_indices(name, selection.detector, selection.threshold, user)
@@ -87,7 +97,7 @@ try:
     why = recs.explanation
 except ShiftError as err:
     st.error(text.md_escape(err), icon=":material/error:")
-    st.stop()
+    navigation.end_page()
 
 st.markdown(f"**What changed at event {change_point}:** {text.md_escape(why.summary)}")
 if manual:

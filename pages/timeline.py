@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from core.errors import ShiftError
-from dashboard import actions, charts, data, navigation, sidebar, text
+from dashboard import actions, charts, data, links, navigation, sidebar, text
 
 selection = navigation.selection()
 st.title("User timeline")
@@ -31,6 +31,7 @@ if truth_idx:
     cols[3].metric("Planted change points", ", ".join(map(str, truth_idx)))
 
 if state.too_short:
+    links.check_change_point(name, user, None, f"a change point of user {text.md_escape(user)}")
     st.info(
         f"User {text.md_escape(user)} has {len(events)} events: too short for {detector} to score "
         f"(the shortest history it scored here has {state.min_events} events). No shift can be "
@@ -45,7 +46,7 @@ if state.too_short:
         key="events_table",
         column_config={"seq": "event", "ts": st.column_config.DatetimeColumn("time")},
     )
-    st.stop()
+    navigation.end_page()
 
 x_axis = st.radio("x-axis", ["event index", "date"], horizontal=True, key="timeline_x")
 index = np.arange(len(events))
@@ -87,10 +88,38 @@ unscored = [(to_x(0), to_x(first))] if first > 0 else []
 if last < len(events) - 1:
     unscored.append((to_x(last), to_x(len(events) - 1)))
 cp_list = cps["event_index"].astype(int).tolist()
+
+
+def _clicked() -> None:
+    """A click on a change point's marker selects it (the markers carry their event index;
+    other points, the score's hover points, carry none and are ignored)."""
+    chart = st.session_state.get("timeline_chart")
+    for point in chart.selection.points if chart else []:
+        index = point.get("customdata")
+        index = index[0] if isinstance(index, list) and index else index
+        if isinstance(index, int | float) and int(index) in cp_list:
+            sidebar.choose_change_point(name, user, int(index))
+            return
+
+
 chosen = sidebar.chosen_change_point(name, user)
 if chosen not in cp_list:
     chosen = int(cps.sort_values("score", ascending=False).iloc[0]["event_index"]) if cp_list else None
-event = st.plotly_chart(
+links.check_change_point(
+    name,
+    user,
+    chosen,
+    f"a change point of user {text.md_escape(user)} at ε = {text.eps(selection.threshold)}",
+)
+
+
+def _on_line(i: int, fallback: float) -> float:
+    """A change point's marker sits on the drawn line: the score at its event."""
+    value = signal[int(i)] if 0 <= int(i) < len(signal) else np.nan
+    return float(value) if np.isfinite(value) else float(fallback)
+
+
+st.plotly_chart(
     charts.timeline(
         x,
         signal,
@@ -101,22 +130,18 @@ event = st.plotly_chart(
         truth_x=[to_x(i) for i in truth_idx],
         extra=extra,
         x_title=x_axis,
-        change_y=cps["score"].tolist(),
+        change_y=[_on_line(r.event_index, r.score) for r in cps.itertuples()],
+        change_index=cp_list,
+        change_score=cps["score"].tolist(),
         unscored=unscored,
         suppressed=[(to_x(r.event_index), r.score, r.reason) for r in state.suppressed.itertuples()],
         selected_x=None if chosen is None else to_x(chosen),
         recent_x=None if state.recent is None else to_x(state.recent),
     ),
     key="timeline_chart",
-    on_select="rerun",
+    on_select=_clicked,
     selection_mode="points",
 )
-# A click on a change point's marker selects it (Streamlit's Plotly selection event).
-marker_curve = 1 if extra is None else 2  # the traces: score, [extra], change points, …
-picked = [p for p in (event.selection.points if event else []) if p.get("curve_number") == marker_curve]
-if picked and cp_list:
-    chosen = cp_list[int(picked[0]["point_index"])]
-    sidebar.choose_change_point(name, user, chosen)
 notes = []
 if unscored:
     notes.append(
@@ -144,7 +169,7 @@ if len(state.suppressed):
         )
 
 if chosen is not None:
-    sidebar.link(cp=chosen)
+    links.link(cp=chosen)
     labels = {
         int(r.event_index): f"event {r.event_index} (score {text.eps(r.score)})" for r in cps.itertuples()
     }
@@ -156,7 +181,7 @@ if chosen is not None:
         key=f"timeline_cp:{user}:{chosen}",
     )
     sidebar.choose_change_point(name, user, chosen)
-    sidebar.link(cp=chosen)
+    links.link(cp=chosen)
     why = data.explanation(name, user, chosen, tuple(sorted(int(c) for c in cp_list)))
     st.markdown(f"**What changed at event {chosen}:** {text.md_escape(why.summary)}")
 else:

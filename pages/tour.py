@@ -69,7 +69,7 @@ st.caption(
 cps = data.change_points(name, detector, eps)
 if len(cps) == 0:
     st.info("At this threshold nobody shifted. Lower ε in the sidebar to see weaker shifts.")
-    st.stop()
+    navigation.end_page()
 
 st.header("2. Where did they go?", divider="gray")
 moves = data.category_moves(name, detector, eps)

@@ -62,7 +62,7 @@ def test_a_link_with_every_parameter_reproduces_the_view_and_is_written_back(wor
     written = dict(at.query_params)
     assert written == {**link, "eps": f"{slider.value:.3g}"}
     # The link itself is drawn once its expander is opened (a toggle reruns the page).
-    from dashboard.sidebar import LINK_OPEN
+    from dashboard.links import LINK_OPEN
 
     assert not at.code
     at.session_state[LINK_OPEN] = True
@@ -240,3 +240,100 @@ def test_a_detector_without_a_fit_is_fitted_in_the_background(world_copy, monkey
             "layout"
         ]["title"]["text"]
     )
+
+
+# ------------------------------------------------------------------ issue 21: links and modes
+
+
+def _subheader(at: AppTest) -> str:
+    return at.subheader[0].value
+
+
+def test_switching_the_threshold_mode_leaves_eps_and_the_count_unchanged(world):
+    from core.detectors import DEFAULT
+
+    key = f"_widget_eps:{NAME}:{DEFAULT}"
+    at = _open(world.app, dataset=NAME, page="overview")
+    slider = at.sidebar.slider(key=key)
+    # An ε off the rate slider's 0.1 grid: reading ε back from a rounded rate moved it.
+    eps = slider.value * 1.37
+    slider.set_value(float(f"{eps:.3g}")).run()
+    eps, count = at.sidebar.slider(key=key).value, _subheader(at)
+    at.sidebar.radio(key="threshold_mode").set_value("false alarms per 1,000 events").run()
+    assert not at.exception, at.exception
+    assert _subheader(at) == count
+    assert f"ε = {eps:.3g}" in [c.value for c in at.sidebar.caption]
+    at.sidebar.radio(key="threshold_mode").set_value("ε (score)").run()
+    assert at.sidebar.slider(key=key).value == eps and _subheader(at) == count
+    # Moving the rate slider does set ε from the rate.
+    at.sidebar.radio(key="threshold_mode").set_value("false alarms per 1,000 events").run()
+    at.sidebar.slider(key=f"_rate:{NAME}:{DEFAULT}").set_value(0.0).run()
+    caption = next(c.value for c in at.sidebar.caption if c.value.startswith("ε = "))
+    assert float(caption.removeprefix("ε = ")) > eps
+
+
+def test_out_of_range_link_values_are_clamped_with_a_warning(world):
+    from core.detectors import DEFAULT
+
+    at = _open(world.app, dataset=NAME, page="overview", eps="1e308")  # raised OverflowError
+    high = at.sidebar.slider(key=f"_widget_eps:{NAME}:{DEFAULT}").max
+    assert at.sidebar.slider(key=f"_widget_eps:{NAME}:{DEFAULT}").value == high
+    assert any("1e+308" in w and f"using ε = {high:.3g}" in w for w in _warnings(at)), _warnings(at)
+    at = _open(world.app, dataset=NAME, page="overview", eps="1e9")
+    assert any("1e+09" in w and f"using ε = {high:.3g}" in w for w in _warnings(at)), _warnings(at)
+
+    at = _open(world.app, dataset=NAME, page="overview", fa="999")
+    assert at.sidebar.slider(key=f"_rate:{NAME}:{DEFAULT}").value == 20.0
+    assert any("999" in w and "using 20 per 1,000 events" in w for w in _warnings(at)), _warnings(at)
+
+    at = _open(world.app, dataset=NAME, page="recommendations", user="30", k="500")
+    assert at.slider(key="_widget_k").value == 30
+    assert any("500" in w and "showing 30" in w for w in _warnings(at)), _warnings(at)
+
+
+def test_both_eps_and_a_rate_in_a_link_say_which_was_used(world):
+    from core.detectors import DEFAULT
+
+    at = _open(world.app, dataset=NAME, page="overview", eps="2", fa="3")
+    assert at.sidebar.radio(key="threshold_mode").value == "ε (score)"
+    assert abs(at.sidebar.slider(key=f"_widget_eps:{NAME}:{DEFAULT}").value - 2) < 0.01
+    assert any("both ε" in w and "using ε" in w for w in _warnings(at)), _warnings(at)
+
+
+def test_a_change_point_the_user_lacks_warns_with_what_is_shown(world):
+    at = _open(world.app, dataset=NAME, page="timeline", user="30", cp="9999")
+    assert any(m.value.startswith("**What changed at event 28") for m in at.markdown)
+    assert any("9999" in w and "showing event 28 instead" in w for w in _warnings(at)), _warnings(at)
+    at = _open(world.app, dataset=NAME, page="recommendations", user="30", cp="9999")
+    assert any("9999" in w and "showing event 28 instead" in w for w in _warnings(at)), _warnings(at)
+
+
+def test_the_projection_link_keeps_its_change_point(world_copy, stub_matrix, stub_projection):
+    from core import embeddings
+
+    stub_projection(SHIFTS, embeddings.cached_item_matrix(SHIFTS))  # writes a map
+    world = world_copy
+    peaks = _eps_candidates(stub_matrix, "u3")
+    eps = float(f"{min(peaks[i] for i in world.shifts_planted) * 0.9:.3g}")
+    strongest = max(world.shifts_planted, key=peaks.get)
+    other = next(i for i in world.shifts_planted if i != strongest)
+    link = {"page": "projection", "dataset": SHIFTS, "detector": "two_window", "eps": str(eps)}
+    at = _open(world.app, **link, user="u3", cp=str(other))
+    assert not _warnings(at)
+    assert at.selectbox(key=f"projection_cp:{SHIFTS}:u3").value == other
+    assert at.query_params["cp"] == str(other)
+    # Another pick is written back.
+    at.selectbox(key=f"projection_cp:{SHIFTS}:u3").set_value(strongest).run()
+    assert at.query_params["cp"] == str(strongest)
+
+
+def _expanders(at: AppTest) -> list[str]:
+    return [e.label for e in at.expander]
+
+
+def test_pages_that_end_early_keep_the_link_and_the_glossary(world_copy):
+    # u0 of the hand-made log never changes: Recommendations has no change point to show.
+    at = _open(world_copy.app, dataset=SHIFTS, page="recommendations", user="u0")
+    assert any("no detected change point" in i.value for i in at.info)
+    assert "Link to this view" in _expanders(at) and "What the words mean" in _expanders(at)
+    assert at.query_params["user"] == "u0"
