@@ -6,6 +6,7 @@ interpret links, emphasis, HTML and LaTeX; a value from a log must show as itsel
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 # Every character CommonMark or Streamlit's Markdown extensions give a meaning to
@@ -13,9 +14,22 @@ from collections.abc import Iterable
 _MARKDOWN_SPECIAL = "\\`*_{}[]()<>#+-.!|~$:"
 
 
+# GFM's autolink literals (remark-gfm, which Streamlit runs) turn bare URLs, "www." domains
+# and e-mail addresses into links *after* escapes are resolved, so escaping cannot stop them:
+# a WORD JOINER (U+2060, invisible, no width) after the scheme, "www" or "@" does, since the
+# patterns need "https://", "www." and "@domain" with nothing between.
+_WORD_JOINER = "\u2060"
+_AUTOLINK_START = re.compile(r"(?i)(\b(?:https?|ftp|mailto|xmpp)(?=:)|\bwww(?=\.)|@(?=[-\w]))")
+
+
 def md_escape(text: object) -> str:
-    """``text`` made inert inside st.markdown (no links, emphasis, HTML or LaTeX)."""
-    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in str(text))
+    """``text`` made inert inside st.markdown (no links, autolinks, emphasis, HTML or LaTeX).
+
+    >>> print(md_escape("[g](https://evil.example/gm) *x* a@b.example").replace(_WORD_JOINER, "<WJ>"))
+    \\[g\\]\\(https<WJ>\\://evil\\.example/gm\\) \\*x\\* a@<WJ>b\\.example
+    """
+    unlinked = _AUTOLINK_START.sub(lambda m: m.group(0) + _WORD_JOINER, str(text))
+    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in unlinked)
 
 
 def md_code(text: object) -> str:

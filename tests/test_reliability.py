@@ -272,3 +272,55 @@ def test_damaged_stored_results_are_refused_and_detect_rewrites_them(detected, f
     capsys.readouterr()
     assert artefacts.user_table("synthetic").equals(before[0])
     np.testing.assert_array_equal(artefacts.stored_user_signal("synthetic", "30").score, before[1])
+
+
+# ---------------------------------------------------------------- text from data stays text
+
+# GFM's autolink literal patterns (mdast-util-gfm-autolink-literal), which Streamlit's
+# Markdown runs on text after resolving backslash escapes.
+_GFM_URL = r"(?i)(https?://|www(?=\.))([-.\w]+)"
+_GFM_EMAIL = r"([-.\w+]+)@([-\w]+(?:\.[-\w]+)+)"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "[g](https://evil.example/gm)",
+        "https://evil.example/gm",
+        "see www.evil.example now",
+        "HTTP://EVIL.EXAMPLE",
+        "mail boss@evil.example",
+        "<a href='https://evil.example'>x</a>",
+    ],
+)
+def test_text_from_data_is_never_a_link(value):
+    import re
+
+    from dashboard.text import md_escape
+
+    shown = re.sub(r"\\(.)", r"\1", md_escape(value))  # what the renderer sees after escapes
+    assert not re.search(_GFM_URL, shown) and not re.search(_GFM_EMAIL, shown)
+    assert shown.replace("\u2060", "") == value  # and it still reads as itself
+
+
+def test_csv_exports_neutralise_spreadsheet_formulas(tmp_path):
+    import pandas as pd
+
+    from core.commands.detect import _write
+
+    frame = pd.DataFrame(
+        {
+            "user_id": ['=HYPERLINK("https://evil.example","x")', "@SUM(A1)", "+1+1", "-2", "u7"],
+            "score": [-1.5] * 5,
+        }
+    )
+    _write(frame, tmp_path / "cp.csv")
+    written = pd.read_csv(tmp_path / "cp.csv", dtype={"user_id": str})
+    assert written.user_id.tolist() == [
+        '\'=HYPERLINK("https://evil.example","x")',
+        "'@SUM(A1)",
+        "'+1+1",
+        "-2",
+        "u7",
+    ]
+    assert (written.score == -1.5).all()

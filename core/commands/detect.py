@@ -59,7 +59,9 @@ def register(subparsers) -> None:
 
 def _write(frame, path: Path | None) -> str:
     from core.errors import ShiftError
+    from core.spreadsheet import neutralise_formulas
 
+    frame = neutralise_formulas(frame)  # ids from the log must not run as spreadsheet formulas
     if path is None:
         frame.to_csv(sys.stdout, index=False)
         return "stdout"
