@@ -46,6 +46,16 @@ def main(argv: list[str] | None = None) -> int:
             # Expected failures (bad files, unknown names) get a message, not a traceback.
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except BrokenPipeError:
+            # The reader of our output went away (``detect … | head -1``): nothing is wrong with
+            # the data. Point stdout at /dev/null so the interpreter's final flush is quiet.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(devnull, sys.stdout.fileno())
+            print(
+                "error: the output was closed before it was all written (a pipe ended early)", file=sys.stderr
+            )
+            return 141  # 128 + SIGPIPE, as a shell reports a command ended by a closed pipe
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130

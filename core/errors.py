@@ -35,6 +35,10 @@ class DatasetNotFound(ShiftError):
     """A dataset name that has no database under the data folder."""
 
 
+class DatasetUnreadable(ShiftError):
+    """A file where a dataset's database belongs that DuckDB cannot open as one."""
+
+
 class DatasetExists(ShiftError):
     """A dataset name taken already, where the caller asked not to replace it."""
 

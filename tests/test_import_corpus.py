@@ -9,6 +9,7 @@ dataset is still compared byte for byte.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import os
@@ -300,6 +301,13 @@ CASES = [
         events(("u1", "10", "2020-06-01 12:00:00"), ("u1", "20", "2020-06-01 12:00:00 Mars/Olympus")),
         where=("e", "timestamp", 2),
         says="cannot parse '2020-06-01 12:00:00 Mars/Olympus'",
+    ),
+    Case(
+        "gzip-compressed-csv",
+        gzip.compress(b"user_id,item_id,timestamp\nu1,10,1600000000\n", mtime=0),
+        where=("e", None, None),
+        says="is gzip-compressed; decompress it first",
+        formats=("csv",),
     ),
     Case(
         "every-event-dropped",

@@ -324,3 +324,93 @@ def test_csv_exports_neutralise_spreadsheet_formulas(tmp_path):
         "u7",
     ]
     assert (written.score == -1.5).all()
+
+
+# ---------------------------------------------------------------- one message, exit code not 0, no trace
+
+
+@pytest.fixture
+def no_trace_file(monkeypatch):
+    from core import cli
+
+    def fail(err):
+        raise AssertionError(f"a trace file was written for {err!r}")
+
+    monkeypatch.setattr(cli, "_write_trace", fail)
+
+
+def test_a_foreign_file_named_like_a_dataset_does_not_hide_the_others(two_datasets, no_trace_file, capsys):
+    (two_datasets / "x.duckdb").write_text("not a database")
+    rc, err = _cli(["datasets"], capsys)
+    assert rc == 2 and "x.duckdb is not a readable dataset database" in err and "move the file away" in err
+    rc, err = _cli(["detect", "x"], capsys)
+    assert rc == 2 and "is not a readable dataset database" in err, err
+
+
+def test_the_good_datasets_are_still_listed(two_datasets, capsys):
+    from core import cli
+
+    (two_datasets / "x.duckdb").write_text("not a database")
+    assert cli.main(["datasets"]) == 2
+    out = capsys.readouterr().out
+    assert "base" in out and "other" in out and "not readable" in out
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [("file", "is a file, not a folder"), ("under-file", "cannot be made")],
+)
+def test_a_bad_data_folder_setting_gets_a_message(
+    setting, says, tmp_path, monkeypatch, no_trace_file, capsys
+):
+    (tmp_path / "f").write_text("x")
+    monkeypatch.setenv(
+        "SHIFT_DATA_DIR", str(tmp_path / "f" if setting == "file" else tmp_path / "f" / "data")
+    )
+    rc, err = _cli(["datasets"], capsys)
+    assert rc == 2 and says in err and "set SHIFT_DATA_DIR" in err, err
+
+
+def test_an_empty_detector_list_is_refused(two_datasets, no_trace_file, capsys):
+    rc, err = _cli(["evaluate", "base", "--detectors", ""], capsys)
+    assert rc == 2 and "names nothing" in err, err
+
+
+def test_a_closed_pipe_ends_with_a_message(two_datasets, monkeypatch, no_trace_file, capsys):
+    import sys
+
+    from core import cli
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    rc = cli.main(["datasets"])
+    monkeypatch.undo()
+    assert rc == 141
+    assert "the output was closed before it was all written" in capsys.readouterr().err
+
+
+def test_a_file_where_the_cache_folder_belongs_gets_a_message(two_datasets):
+    import shutil
+
+    from core.errors import ShiftError
+
+    shutil.rmtree(two_datasets / "base.cache")
+    (two_datasets / "base.cache").write_text("x")
+    with pytest.raises(
+        ShiftError, match=r"base\.cache is a file, but it is where the derived files of 'base' belong"
+    ):
+        store.cache_dir("base")
+
+
+def test_a_folder_where_a_derived_file_belongs_gets_a_message(tmp_path):
+    import numpy as np
+
+    from core.derived_files import Manifest, save_npz
+    from core.errors import ShiftError
+
+    (tmp_path / "fit.npz").mkdir()
+    with pytest.raises(ShiftError, match=r"fit\.npz is a folder where a derived file belongs"):
+        save_npz(tmp_path / "fit.npz", Manifest("fit", "v1"), {"x": np.zeros(2)})

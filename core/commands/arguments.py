@@ -83,6 +83,21 @@ def non_empty_text(text: str) -> str:
     return text
 
 
+def name_list(text: str) -> list[str]:
+    """Comma-separated names, none of them empty.
+
+    >>> name_list("best_split, two_window")
+    ['best_split', 'two_window']
+    >>> name_list(",")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: ',' names nothing: give comma-separated names
+    """
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing: give comma-separated names")
+    return names
+
+
 def synthetic_size(text: str) -> str:
     """A synthetic world size: a name (tiny … huge) or a user count in range."""
     from core import synthetic

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers) -> None:
@@ -16,6 +17,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core import store
+    from core.errors import DatasetUnreadable
 
     names = store.list_dataset_names()
     if not names:
@@ -23,8 +25,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     header = f"{'name':<24}{'users':>10}{'items':>10}{'events':>13}  {'truth':<6}source"
     print(header)
+    unreadable = []
     for name in names:
-        con = store.connect(name)
+        try:
+            con = store.connect(name)
+        except DatasetUnreadable as err:  # listed, and reported after the others
+            unreadable.append(str(err))
+            print(f"{name:<24}{'(not readable: see below)':>33}")
+            continue
         try:
             info = store.dataset_info(con)
         finally:
@@ -34,4 +42,6 @@ def run(args: argparse.Namespace) -> int:
             f"{info.get('n_events', 0):>13,}  {'yes' if info.get('has_ground_truth') else 'no':<6}"
             f"{info.get('source', '')}"
         )
-    return 0
+    for message in unreadable:
+        print(f"error: {message}", file=sys.stderr)
+    return 2 if unreadable else 0

@@ -21,7 +21,9 @@ def register(subparsers) -> None:
         "location error, alert delay and false alarms, at the default and the oracle threshold.",
     )
     p.add_argument("name", help="dataset name")
-    p.add_argument("--detectors", help="comma-separated detector names (default: all)")
+    p.add_argument(
+        "--detectors", type=arguments.name_list, help="comma-separated detector names (default: all)"
+    )
     p.add_argument(
         "--false-alarms",
         type=arguments.positive_float,
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from core.benchmark.report import evaluation_markdown, write_evaluation
     from core.detectors import make_detector
 
-    names = [n.strip() for n in args.detectors.split(",")] if args.detectors else None
+    names = args.detectors  # None: every detector
     for n in names or []:
         make_detector(n)
     result = run_evaluation(

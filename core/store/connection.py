@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from core.errors import DatasetNotFound, ShiftError
+from core.errors import DatasetNotFound, DatasetUnreadable, ShiftError
 
 # One line of letters, digits, '.', '_' and '-', starting with a letter or digit (so never a
 # hidden file nor an option), checked with fullmatch: "$" would let a trailing newline in.
@@ -155,12 +155,20 @@ def connect(name: str, read_only: bool = True) -> duckdb.DuckDBPyConnection:
         raise DatasetNotFound(
             f"no dataset named {name!r} under {data_dir()}; create it with: python -m core ingest {name} …"
         )
-    if not read_only:
-        con = duckdb.connect(str(path))
-    else:
-        con = duckdb.connect(":memory:")
-        con.execute(f"ATTACH $path AS {_CATALOG} (READ_ONLY)", {"path": str(path)})
-        con.execute(f"USE {_CATALOG}")
+    try:
+        if not read_only:
+            con = duckdb.connect(str(path))
+        else:
+            con = duckdb.connect(":memory:")
+            con.execute(f"ATTACH $path AS {_CATALOG} (READ_ONLY)", {"path": str(path)})
+            con.execute(f"USE {_CATALOG}")
+    except (duckdb.IOException, duckdb.InvalidInputException, duckdb.SerializationException) as err:
+        # Another program's file, a truncated one, a folder named like a dataset.
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DatasetUnreadable(
+            f"{path} is not a readable dataset database ({detail}); re-import it with "
+            f"python -m core ingest {name} …, or move the file away"
+        ) from None
     con.execute("SET TimeZone = 'UTC'")
     return con
 

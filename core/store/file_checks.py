@@ -20,6 +20,16 @@ import duckdb
 from core.errors import DataError
 from core.store.table_source import TableSource, first_line
 
+# Compressed files start with these bytes (gzip, zstd, bzip2, xz, zip); read as text they would
+# be "not UTF-8 (byte 0x8b)", which hides the cause.
+_COMPRESSED = {
+    b"\x1f\x8b": "gzip",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"BZh": "bzip2",
+    b"\xfd7zX": "xz",
+    b"PK\x03\x04": "zip",
+}
+
 # DuckDB expands these in a path even when the path is a bound parameter.
 GLOB_CHARACTERS = "*?["
 
@@ -52,6 +62,13 @@ def check_file(src: TableSource) -> None:
         raise DataError("cannot be read: permission denied", file=name)
     if info.st_size == 0:
         raise DataError("the file is empty", file=src.label)
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    for start, kind in _COMPRESSED.items():
+        if magic.startswith(start):
+            raise DataError(
+                f"is {kind}-compressed; decompress it first and import the file inside", file=src.label
+            )
     if src.kind == "csv" and src.encoding.lower().replace("-", "") == "utf8":
         check_utf8(src)
 
