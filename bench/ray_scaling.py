@@ -20,7 +20,8 @@ import numpy as np
 
 from core import artefacts, store
 from core.detectors import DEFAULT, make_detector
-from core.detectors.population import MAX_EVENTS_IN_MEMORY, _sample_users, score_users
+from core.detectors.population import _sample_users, score_users
+from core.limits import MAX_EVENTS_IN_MEMORY
 from core.runner import ray_detect
 from core.runner.pool import PoolScorer
 

@@ -226,8 +226,9 @@ def load_or_build(
     write(path, value, manifest)
     if reason is not None:
         _note(
-            f"The stored {manifest.kind} {path.name!r} of dataset {_dataset_of(path)!r} {reason}; it was rebuilt."
-        , _dataset_of(path))
+            f"The stored {manifest.kind} {path.name!r} of dataset {_dataset_of(path)!r} {reason}; it was rebuilt.",
+            _dataset_of(path),
+        )
     return value
 
 

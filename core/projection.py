@@ -98,3 +98,24 @@ def segment_means(
     before = history[max(0, cp - h) : cp]
     after = history[cp : cp + h]
     return np.vstack([item_vectors[before].mean(axis=0), item_vectors[after].mean(axis=0)])
+
+
+def shift_endpoints(
+    results, item_vectors: np.ndarray, item_coords: np.ndarray, threshold: float, limit: int, h: int = 20
+):
+    """(change points, before (n, 2), after (n, 2)): the strongest change point of up to
+    ``limit`` users of ``results`` (a :class:`core.results.DetectionResults`) at ``threshold``,
+    and the user's interest in the ``h`` events before and after it placed on the map. Only
+    those events are read (``results.windows``), whatever the size of the dataset."""
+    strongest = results.strongest(threshold, limit)
+    cp = strongest["event_index"].to_numpy(np.int64)
+    k, seq, item = results.windows(strongest["user_id"].tolist(), cp, h, h)
+    if len(strongest) == 0:
+        return strongest, np.empty((0, 2)), np.empty((0, 2))
+    bounds = np.searchsorted(k, np.arange(len(strongest) + 1))
+    means = [
+        segment_means(item_vectors, item[a:b], int(c - seq[a]) if b > a else int(c), h)
+        for a, b, c in zip(bounds[:-1], bounds[1:], cp)
+    ]
+    placed = place(np.vstack(means), item_vectors, item_coords)
+    return strongest, placed[0::2], placed[1::2]

@@ -266,6 +266,20 @@ class Trajectories:
             )
         return cls(events.user_ids, events.offsets, events.item_idx, events.ts, events.rating, item_vectors)
 
+    @classmethod
+    def of_history(cls, item_idx: np.ndarray, item_vectors: np.ndarray) -> Trajectories:
+        """One user's trajectory (U = 1) from the item indices of their history, in order."""
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        n = len(item_idx)
+        return cls(
+            np.array(["user"], dtype=object),
+            np.array([0, n], dtype=np.int64),
+            item_idx,
+            np.zeros(n, "datetime64[us]"),
+            np.full(n, np.nan, np.float32),
+            np.asarray(item_vectors, dtype=np.float32),
+        )
+
     def vectors(self) -> np.ndarray:
         """Every event's item vector (N, d), in event order."""
         return self.item_vectors[self.item_idx]

@@ -10,7 +10,7 @@ from typing import NoReturn
 
 import streamlit as st
 
-from dashboard import data, links, sidebar, text
+from dashboard import jobs, links, sidebar, text
 
 # (script, title, icon); the first is the default page. A page's URL is its file's stem.
 PAGES = (
@@ -57,7 +57,9 @@ def route() -> None:
         st.switch_page(stems[wanted], query_params=dict(st.query_params))
     notes = st.container()  # above the page; filled once the sidebar has checked the link's user
     slot = st.empty()  # the link to this view, atop the page: filled after the page chose its values
-    sidebar.share(sidebar.build(with_user=here in ONE_USER_PAGES))
+    jobs.watch_notices()  # this viewer is told of rebuilds from now on, and only its own dataset's
+    chosen = sidebar.build(with_user=here in ONE_USER_PAGES)
+    sidebar.share(chosen)
     try:
         page.run()
     except PageEnd:
@@ -66,7 +68,8 @@ def route() -> None:
         # After the page: it may warn about a link's value it could not show (a change point).
         for warning in links.link_warnings():
             notes.warning(warning, icon=":material/link_off:")
-        for notice in data.rebuild_notices():  # a damaged or stale stored file was rebuilt
+        # a damaged or stale stored file of the dataset on screen was rebuilt
+        for notice in jobs.rebuild_notices(chosen.dataset) if chosen.dataset else []:
             notes.info(text.md_escape(notice), icon=":material/build:")
         links.write_link(here, slot, page.url_path)
         with st.expander("What the words mean", icon=":material/help:"):

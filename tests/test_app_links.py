@@ -213,16 +213,15 @@ def test_a_too_short_user_says_so_instead_of_an_empty_chart(world_copy):
 
 
 def test_a_detector_without_a_fit_is_fitted_in_the_background(world_copy, monkeypatch):
-    from dashboard import data
+    from dashboard import jobs
 
-    monkeypatch.setattr(data, "FOREGROUND_FIT_EVENTS", 0)  # treat the tiny world as a big log
+    monkeypatch.setattr(jobs, "FOREGROUND_FIT_EVENTS", 0)  # treat the tiny world as a big log
     # world_copy shares the world's content version: a zscore fit another test left in this
     # process's caches would be served at once, with no background fit to show.
     import streamlit as st
 
     st.cache_resource.clear()
-    st.cache_data.clear()
-    monkeypatch.setattr(data, "_READY", set())
+    st.cache_data.clear()  # the job board (a resource) with it: no fit is known to be ready
     at = _timeline(world_copy.app, "30")
     at.sidebar.selectbox(key=f"_widget_detector:{NAME}").set_value("zscore").run()
     assert not at.exception, at.exception
@@ -230,7 +229,7 @@ def test_a_detector_without_a_fit_is_fitted_in_the_background(world_copy, monkey
     assert bars and "Fitting detector zscore" in bars[0].proto.text
     # The sidebar stays usable meanwhile: it still offers the detectors.
     assert at.sidebar.selectbox(key=f"_widget_detector:{NAME}").value == "zscore"
-    for job in list(data._JOBS.values()):
+    for job in list(jobs.board().jobs.values()):
         job.thread.join(timeout=120)
     at.run()
     assert not at.exception, at.exception

@@ -232,8 +232,11 @@ def test_best_split_headline_states_the_real_history_rates_and_recent_shifts(
     rates = false_alarm_rates(fit, eps)
     assert rates.null == "real" and rates.users is not None
     headline = next(m.value for m in at.markdown if "By chance alone" in m.value)
-    # The expected false flags in users come from the real-history share of users flagged.
-    assert f"about **{rates.users * 40:,.1f}**" in headline
+    # The expected false flags in users come from the real-history share of users flagged,
+    # applied to the users that share was measured on: the ground truth's unchanged users.
+    n_unchanged = len(artefacts.shift_free_users(NAME))
+    assert 0 < n_unchanged < 40
+    assert f"about **{rates.users * n_unchanged:,.1f}**" in headline
     assert rates.sample == "shift-free"  # a planted world: its unchanged users are the null
     assert "held-aside real histories of the users this dataset's ground truth marks as unchanged" in headline
     recent = tentative_alerts(artefacts.fitted_detector(NAME, "recent_shift"))

@@ -42,32 +42,32 @@ def test_import_errors_name_form_options_not_command_line_flags(data_dir, dashbo
 
 def test_the_map_is_built_from_a_button_with_progress(world_copy, monkeypatch):
     from core.artefacts import projection_path
-    from dashboard import data
+    from dashboard import data, jobs
 
     built = []
-    monkeypatch.setattr(data, "_build_projection", lambda name, say: built.append(name))  # UMAP: ~30 s
+    monkeypatch.setattr(jobs, "_build_projection", lambda name: lambda say: built.append(name))  # UMAP: ~30 s
     projection_path("synthetic").unlink(missing_ok=True)
     at = AppTest.from_file(world_copy.app, default_timeout=120)
     at.session_state["dataset"] = "synthetic"
     at.switch_page("pages/projection.py").run()
     next(b for b in at.button if b.label == "Build the map").click().run()
     assert not at.exception, at.exception
-    data._TASKS[("projection", "synthetic")].thread.join(timeout=30)
+    jobs.board().get(("projection", "synthetic")).thread.join(timeout=30)
     assert built == ["synthetic"]
     assert data.task_status("projection", "synthetic").done
 
 
 def test_the_benchmark_runs_from_a_button(world_copy, monkeypatch):
-    from dashboard import data
+    from dashboard import data, jobs
 
-    def fake(name, say):
-        say("splicing users…")
+    def fake(name):
+        return lambda say: say("splicing users…")
 
-    monkeypatch.setattr(data, "_run_benchmark", fake)
+    monkeypatch.setattr(jobs, "_run_benchmark", fake)
     at = AppTest.from_file(world_copy.app, default_timeout=120)
     at.session_state["dataset"] = "shifts"
     at.switch_page("pages/evaluation.py").run()
     next(b for b in at.button if b.label == "Run the benchmark").click().run()
     assert not at.exception, at.exception
-    data._TASKS[("benchmark", "shifts")].thread.join(timeout=30)
+    jobs.board().get(("benchmark", "shifts")).thread.join(timeout=30)
     assert data.task_status("benchmark", "shifts").message == "splicing users…"

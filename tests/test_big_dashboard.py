@@ -15,6 +15,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from core import limits
 from core.artefacts import results
 from core.cli import main
 from core.detectors import population
@@ -37,11 +38,9 @@ def _whole_log_forbidden(load):
 
 
 def _clear_caches() -> None:
-    from dashboard import data
 
     st.cache_data.clear()
     st.cache_resource.clear()
-    data._READY.clear()
 
 
 def _page(app: str, page: str) -> AppTest:
@@ -105,12 +104,21 @@ def detected(request, world_copy, monkeypatch, stub_projection):
     return world_copy, request.param
 
 
-def _go_big(monkeypatch) -> None:
-    from core import store
-    from dashboard import data
+def _go_big(monkeypatch, whole_sample: bool = True) -> None:
+    """Make the world a big dataset (core.limits): stored results only, no whole log loaded.
+    ``whole_sample``: the recommender's user sample holds every user (as it does on a log
+    whose sample bound exceeds it), so the pages can be compared with the fitted ones."""
+    import functools
 
-    monkeypatch.setattr(results, "PRECOMPUTED_ABOVE_EVENTS", 10)
-    monkeypatch.setattr(data, "_WINDOW_CHUNK_USERS", 3)  # several chunks of users, as at 50M
+    from core import store
+
+    monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 10)
+    if whole_sample:
+        monkeypatch.setattr(
+            "core.artefacts.inputs.sampled_histories",
+            functools.partial(results.sampled_histories, max_events=10**9),
+        )
+    monkeypatch.setattr("core.results.moves.CHUNK_USERS", 3)  # several chunks of users, as at 50M
     monkeypatch.setattr("core.artefacts.fitted_detector", _forbid)
     monkeypatch.setattr("core.artefacts.fits.fitted_detector", _forbid)
     monkeypatch.setattr("core.artefacts.events", _forbid)
@@ -196,13 +204,13 @@ def test_a_big_dataset_without_a_stored_fit_is_never_fitted_in_the_background(de
     import shutil
 
     from core import store
-    from dashboard import data
+    from dashboard import data, jobs
 
     _go_big(monkeypatch)
     shutil.rmtree(store.cache_dir(NAME) / "fits")  # e.g. results gathered from a Ray cluster
-    jobs = dict(data._JOBS)  # background fits of other tests in this process
+    before = dict(jobs.board().jobs)  # background fits of other tests in this process
     assert data.fit_status(NAME, data.default_detector()).ready
-    assert jobs == data._JOBS
+    assert before == jobs.board().jobs
 
 
 def test_the_recommender_of_a_big_dataset_learns_from_a_user_sample_and_says_so(detected, monkeypatch):
@@ -210,8 +218,8 @@ def test_the_recommender_of_a_big_dataset_learns_from_a_user_sample_and_says_so(
     from dashboard import data
 
     world, _ = detected
-    _go_big(monkeypatch)
-    monkeypatch.setattr(results, "SAMPLE_EVENTS", 500)
+    _go_big(monkeypatch, whole_sample=False)
+    monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 500)
     sample = artefacts.sampled_histories(NAME)
     assert 0 < sample.offsets[-1] <= 500 and sample.n_users < sample.of_users == 40
     assert data.recommender_sample(NAME) == (sample.n_users, 40)

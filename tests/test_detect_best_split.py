@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import artefacts, cli
+from core import artefacts, cli, limits
 from core.detectors import population
 from core.detectors.real_null import RealCalibration
 
@@ -106,7 +106,7 @@ def test_best_split_is_stored_with_its_real_calibration_and_reruns_one_user(drif
 
 def test_logs_over_the_memory_limit_fit_a_sample_and_score_every_user_exactly(drifts, monkeypatch):
     events, items = artefacts.events(NAME), artefacts.item_features(NAME, "embedding")
-    monkeypatch.setattr(population, "MAX_EVENTS_IN_MEMORY", 2_000)  # the log has ~5,500 events
+    monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 2_000)  # the log has ~5,500 events
     assert int(events.offsets[-1]) > 2_000
     for name in ("best_split", "recent_shift"):
         fit = population.fit_population(events, items, name, dataset=NAME)

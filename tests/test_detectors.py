@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core import limits
 from core.detectors import DEFAULT, detector_names, make_detector
 from core.detectors.page_hinkley import PageHinkley
 from core.detectors.peaks import candidate_peaks
@@ -246,7 +247,7 @@ def test_large_logs_are_scored_in_user_chunks(synthetic, monkeypatch):
 
     events, items = artefacts.events(synthetic), artefacts.item_features(synthetic, "embedding")
     whole = population.fit_population(events, items, "two_window", dataset=synthetic)
-    monkeypatch.setattr(population, "MAX_EVENTS_IN_MEMORY", 2_000)
+    monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 2_000)
     chunked = population.fit_population(events, items, "two_window", dataset=synthetic)
     # two_window's score depends on one user's events only, so chunking changes nothing
     np.testing.assert_allclose(chunked.result.scores, whole.result.scores, rtol=1e-6)

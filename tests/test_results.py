@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import artefacts
+from core import artefacts, limits
 from core.artefacts import results
 from core.cli import main
 from core.detectors.population import change_points, user_signal
@@ -64,7 +64,7 @@ def test_stale_or_missing_results_are_refused_with_the_command_to_run(detected, 
 
 def test_big_datasets_are_read_from_stored_results(world, monkeypatch):
     assert not artefacts.needs_precomputed(NAME)
-    monkeypatch.setattr(results, "PRECOMPUTED_ABOVE_EVENTS", 10)
+    monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 10)
     assert artefacts.needs_precomputed(NAME)
 
 
@@ -91,7 +91,7 @@ def test_the_dashboard_reads_stored_results_of_big_datasets_and_fits_nothing(det
         )
 
     fitted = views()
-    monkeypatch.setattr(results, "PRECOMPUTED_ABOVE_EVENTS", 10)
+    monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 10)
     # The caches are keyed by content version, which the shared world has too: leave them
     # empty, or later tests would read "precomputed" for it.
     request.addfinalizer(st.cache_data.clear)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import artefacts, store
+from core import artefacts, limits, store
 from core.detectors import population
 from core.detectors.population import change_points, fit_population
 
@@ -89,7 +89,7 @@ def test_ray_scores_like_the_local_engine(world, local_ray, monkeypatch, detecto
     from core.runner.ray_detect import RayScorer
 
     if big:  # the path of logs over the memory limit: fit on a sample, score in chunks
-        monkeypatch.setattr(population, "MAX_EVENTS_IN_MEMORY", 2_000)
+        monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 2_000)
     ev, feats = _inputs()
     local = fit_population(ev, feats, detector, dataset=NAME)
     on_ray = fit_population(ev, feats, detector, dataset=NAME, scorer=RayScorer())

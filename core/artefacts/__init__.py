@@ -12,10 +12,13 @@ Public functions (imported lazily, so ``import core.artefacts`` stays cheap):
 - :func:`dataset_version` (the dataset's content digest), :func:`events`, :func:`items`;
 - :func:`item_matrix` and :func:`encode_items` (encode what is missing), :func:`cached_item_matrix` (never encodes),
   :func:`item_features` (what a detector reads);
+- :func:`finetuned_model` (the encoder fine-tuned on the log, stored or trained now),
+  :func:`finetuned_model_path` / :func:`finetuned_model_id` (is a current one stored; never loads torch),
+  :func:`encoder_for` (the encoder ``--model pretrained|finetuned|PATH`` names);
 - :func:`fitted_detector` (fitted and calibrated, from disk or fitted now), :func:`fit_path`,
   :func:`fit_is_stored` (would it load without fitting);
 - :func:`cached_projection`, :func:`build_projection`, :func:`stored_params`, :func:`projection_path`;
-- :func:`recommender`, :func:`trajectories`, :func:`iter_trajectories`, :func:`user_trajectory`;
+- :func:`recommender`, :func:`population_histories`, :func:`trajectories`, :func:`iter_trajectories`, :func:`user_trajectory`;
 - detection results stored for readers that fit nothing (big datasets): :func:`ensure_results`
   (written by ``detect``), :func:`needs_precomputed`, :func:`population_summary`,
   :func:`user_table`, :func:`stored_change_points`, :func:`stored_user_signal`,
@@ -36,6 +39,10 @@ _PUBLIC = {
     "encode_items": "items",
     "cached_item_matrix": "items",
     "item_features": "items",
+    "finetuned_model": "finetuned",
+    "finetuned_model_path": "finetuned",
+    "finetuned_model_id": "finetuned",
+    "encoder_for": "finetuned",
     "fitted_detector": "fits",
     "fit_path": "fits",
     "fit_is_stored": "status",
@@ -58,6 +65,7 @@ _PUBLIC = {
     "sampled_histories": "results",
     "NotPrecomputed": "results",
     "recommender": "inputs",
+    "population_histories": "inputs",
     "trajectories": "inputs",
     "iter_trajectories": "inputs",
     "user_trajectory": "inputs",

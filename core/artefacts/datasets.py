@@ -53,11 +53,4 @@ def shift_free_users(name: str) -> np.ndarray | None:
     own planted shifts and flag nothing, so there the null sample is its shift-free users.
     """
     with store.connect(name) as con:
-        n_truth = con.execute("SELECT count(*) FROM truth_change_points").fetchone()[0]
-        if not n_truth:
-            return None
-        rows = con.execute(
-            "SELECT pos FROM (SELECT user_id, row_number() OVER (ORDER BY user_idx) - 1 AS pos FROM users) "
-            "WHERE user_id NOT IN (SELECT user_id FROM truth_change_points) ORDER BY pos"
-        ).fetchnumpy()
-    return np.asarray(rows["pos"], np.int64)
+        return store.shift_free_positions(con)

@@ -15,6 +15,7 @@ import numpy as np
 from core import store
 from core.artefacts.datasets import events, item_titles
 from core.artefacts.items import item_matrix
+from core.artefacts.results import UserSample, needs_precomputed, sampled_histories
 from core.recommend import Recommender, fit_recommender
 from core.trajectory import Trajectories, chunk_ranges
 
@@ -23,6 +24,17 @@ def recommender(name: str, item_vectors: np.ndarray | None = None, **params) -> 
     """The recommender fitted on every user of ``name`` (item matrix: given, or the cached one)."""
     vectors = item_matrix(name) if item_vectors is None else item_vectors
     return fit_recommender(vectors, events(name), item_keys=item_titles(name), **params)
+
+
+def population_histories(name: str, con: duckdb.DuckDBPyConnection, load_all) -> UserSample:
+    """Whole histories to learn the population's co-consumption from: every user's
+    (``load_all()``, the caller's event arrays) for a dataset that fits in memory, else a seeded
+    sample of whole users (:func:`core.artefacts.results.sampled_histories`: 16 bytes an event,
+    and minutes at 50M events, for the whole log)."""
+    if needs_precomputed(name):
+        return sampled_histories(name, con=con)
+    events = load_all()
+    return UserSample(events.item_idx, events.offsets, events.n_users, events.n_users)
 
 
 def _vectors(name: str, item_vectors: np.ndarray | None) -> np.ndarray:

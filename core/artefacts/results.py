@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core import store
+from core import limits, store
 from core.derived_files import UNREADABLE, InvalidArtefact, Manifest, atomic_write, file_checksum, verify_file
 from core.detectors import DEFAULT
 from core.detectors.calibration import Calibration
@@ -45,9 +45,6 @@ from core.errors import ShiftError
 
 KIND = "detection-results"
 ROW_GROUP = 1_000_000
-# Datasets with more events than this are read from stored results only (the dashboard
-# fits nothing for them): the limit above which a fit samples users and scores in chunks.
-PRECOMPUTED_ABOVE_EVENTS = 300_000
 _META = b"manifest"
 _HISTOGRAM_BINS = 50
 
@@ -57,7 +54,7 @@ class NotPrecomputed(ShiftError):
 
 
 @dataclass(frozen=True)
-class PopulationSummary:
+class StoredSummary:
     """What ``summary.json`` holds (see the module docstring)."""
 
     detector: str
@@ -202,7 +199,8 @@ def needs_precomputed(name: str) -> bool:
     """Whether readers of ``name`` must use stored results instead of fitting (a big dataset)."""
     with store.connect(name) as con:
         n_events = int(store.dataset_info(con).get("n_events") or 0)
-    return n_events > PRECOMPUTED_ABOVE_EVENTS
+    # the limit above which a fit samples users and scores in chunks (core.limits)
+    return n_events > limits.MAX_EVENTS_IN_MEMORY
 
 
 def _features(name: str, detector: str) -> np.ndarray:
@@ -236,13 +234,13 @@ def _checked(name: str, detector: str) -> tuple[Path, Manifest]:
     return folder, manifest
 
 
-def population_summary(name: str, detector: str = DEFAULT) -> PopulationSummary:
+def population_summary(name: str, detector: str = DEFAULT) -> StoredSummary:
     """The stored population summaries (never fits; NotPrecomputed when missing or stale)."""
     folder, _ = _checked(name, detector)
     s = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     weeks = pd.Series(s["change_points_per_week"], dtype=np.int64)
     weeks.index = pd.to_datetime(weeks.index)
-    return PopulationSummary(
+    return StoredSummary(
         detector=s["detector"],
         n_users=s["n_users"],
         n_events=s["n_events"],
@@ -373,47 +371,13 @@ def event_windows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Item indices of the events ``[centre - before, centre + after)`` of each given user (a
     change point's neighbourhood), read from the dataset's database for those users only:
-    ``(k, seq, item_idx)`` arrays, ``k`` the position in ``user_ids``, sorted by ``(k, seq)``.
-
-    What readers of a big dataset use instead of the whole event array (16 bytes an event:
-    0.8 GB at 50M events). The wanted users travel as a registered frame, never as SQL text.
-    """
-    wanted = pd.DataFrame(
-        {
-            "k": np.arange(len(user_ids), dtype=np.int64),
-            "user_id": pd.Series(user_ids, dtype=str).to_numpy(),
-            "centre": np.asarray(centres, dtype=np.int64),
-        }
-    )
-    own = con is None
-    con = store.connect(name, read_only=True) if own else con
-    view = f"_wanted_{id(wanted):x}"  # a name of our own (not data): one per call, dropped after
-    try:
-        con.register(view, wanted)
-        got = con.execute(
-            f"""
-            SELECT w.k, e.seq, e.item_idx
-            FROM {view} w JOIN users u ON u.user_id = w.user_id
-                 JOIN event_rows e ON e.user_idx = u.user_idx
-                                  AND e.seq >= w.centre - $before AND e.seq < w.centre + $after
-            ORDER BY w.k, e.seq
-            """,
-            {"before": int(before), "after": int(after)},
-        ).fetchnumpy()
-    finally:
-        con.unregister(view)
-        if own:
-            con.close()
-    return (
-        np.asarray(got["k"], np.int64),
-        np.asarray(got["seq"], np.int64),
-        np.asarray(got["item_idx"], np.int64),
-    )
-
-
-# Events a reader of a big dataset may load for the population at once (the recommender's
-# co-occurrence): the same bound as a fit's sample (core.detectors.population).
-SAMPLE_EVENTS = 300_000
+    ``(k, seq, item_idx)`` arrays, ``k`` the position in ``user_ids``, sorted by ``(k, seq)``
+    (:func:`core.store.event_windows`). What readers of a big dataset use instead of the whole
+    event array (16 bytes an event: 0.8 GB at 50M events)."""
+    if con is not None:
+        return store.event_windows(con, user_ids, centres, before, after)
+    with store.connect(name, read_only=True) as own:
+        return store.event_windows(own, user_ids, centres, before, after)
 
 
 @dataclass(frozen=True)
@@ -427,41 +391,23 @@ class UserSample:
 
 
 def sample_users(con, max_events: int | None = None, random_state: int = 0) -> tuple[np.ndarray, int]:
-    """(``user_idx`` of whole users drawn at random, seeded, until ``max_events`` events
-    (None: ``SAMPLE_EVENTS``): every user when the dataset has no more; the number of users
-    in the dataset)."""
-    max_events = SAMPLE_EVENTS if max_events is None else int(max_events)
-    users = con.execute("SELECT user_idx, n_events FROM users ORDER BY user_idx").fetchnumpy()
-    idx, counts = np.asarray(users["user_idx"], np.int64), np.asarray(users["n_events"], np.int64)
-    if counts.sum() > max_events:
-        order = np.random.default_rng(random_state).permutation(len(idx))
-        keep = order[: max(1, int(np.searchsorted(np.cumsum(counts[order]), max_events, side="right")))]
-        idx = np.sort(idx[keep])
-    return idx, len(counts)
+    """(``user_idx`` of whole users drawn at random, seeded, until ``max_events`` events (None:
+    the product's memory limit, :mod:`core.limits`); the number of users in the dataset)."""
+    max_events = limits.MAX_EVENTS_IN_MEMORY if max_events is None else int(max_events)
+    return store.sample_users(con, max_events, random_state)
 
 
 def sampled_histories(
     name: str, max_events: int | None = None, random_state: int = 0, con=None
 ) -> UserSample:
     """Item indices of the whole histories of :func:`sample_users`; only the sample is read."""
-    own = con is None
-    con = store.connect(name, read_only=True) if own else con
-    try:
-        idx, n_users = sample_users(con, max_events, random_state)
-        wanted = pd.DataFrame({"user_idx": idx})
-        view = f"_sample_{id(wanted):x}"  # a name of our own (not data), dropped after
-        con.register(view, wanted)
-        try:
-            got = con.execute(
-                f"SELECT e.user_idx, e.item_idx FROM event_rows e JOIN {view} w USING (user_idx) "
-                "ORDER BY e.user_idx, e.seq"
-            ).fetchnumpy()
-        finally:
-            con.unregister(view)
-    finally:
-        if own:
-            con.close()
-    user = np.asarray(got["user_idx"], np.int64)
-    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]]) if len(user) else np.empty(0, np.int64)
-    offsets = np.r_[starts, len(user)].astype(np.int64)
-    return UserSample(np.asarray(got["item_idx"], np.int64), offsets, len(starts), n_users)
+
+    def read(c) -> UserSample:
+        idx, n_users = sample_users(c, max_events, random_state)
+        item_idx, offsets = store.user_histories(c, idx)
+        return UserSample(item_idx, offsets, len(offsets) - 1, n_users)
+
+    if con is not None:
+        return read(con)
+    with store.connect(name, read_only=True) as own:
+        return read(own)

@@ -76,15 +76,8 @@ def _write(frame, path: Path | None) -> str:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from core import artefacts, runner
+    from core import results, runner
     from core.detectors import DEFAULT, make_detector
-    from core.detectors.population import (
-        change_points,
-        false_alarm_rates,
-        tentative_alerts,
-        threshold_for_false_alarms,
-        user_states,
-    )
     from core.errors import ShiftError
     from core.runner.ray_session import shutdown_ray
 
@@ -96,48 +89,42 @@ def run(args: argparse.Namespace) -> int:
     if args.address and args.engine != "ray":
         raise ShiftError("--address names a Ray cluster: add --engine ray")
     # The same on-disk fit the dashboard reads: a rerun (or the dashboard after it) skips
-    # fitting and calibrating, whichever engine built it.
+    # fitting and calibrating, whichever engine built it. Its per-user scores, change points
+    # and summaries are stored for the dashboard, which reads them instead of fitting on big
+    # datasets (core.results).
     scorer = runner.scorer(args.engine, args.workers, args.address)
     try:
-        fit = artefacts.fitted_detector(args.name, name, scorer=scorer)
-        recent = None
-        if fit.detector.tentative:  # the companion detector of tentative alerts, same engine
-            companion = make_detector(fit.detector.tentative)
-            apart = companion.peak_based or companion.chunkable
-            recent = artefacts.fitted_detector(args.name, companion.name, scorer=scorer if apart else None)
+        fitted = results.fit_results(args.name, name, scorer=scorer)
     finally:
         shutdown_ray()
-    # Per-user scores, change points and population summaries for the dashboard, which reads
-    # them instead of fitting on big datasets (core.artefacts.results).
-    artefacts.ensure_results(fit)
-    if recent is not None:  # the companion's alerts: the dashboard's tentative recent shifts
-        artefacts.ensure_results(recent)
     if args.threshold is not None:
         threshold = args.threshold
     elif args.false_alarms is not None:
-        threshold = threshold_for_false_alarms(fit, args.false_alarms)
+        threshold = fitted.threshold_for(args.false_alarms)
     else:
-        threshold = fit.default_threshold
-    located = change_points(fit, threshold)
-    tentative, tentative_text = None, ""
-    if recent is not None:
-        # --threshold is a score of the located detector, not of this one: its default rate then
-        rate = args.false_alarms
-        r_threshold = recent.default_threshold if rate is None else threshold_for_false_alarms(recent, rate)
-        tentative = tentative_alerts(recent, r_threshold)
+        threshold = fitted.default_threshold
+    located = fitted.change_points(threshold)
+    # --threshold is a score of the located detector, not of the companion: its default rate then
+    tentative = fitted.tentative_alerts(args.false_alarms)
+    tentative_text = ""
+    if tentative is not None:
+        recent = fitted.companion()
+        r_threshold = (
+            recent.default_threshold if args.false_alarms is None else recent.threshold_for(args.false_alarms)
+        )
         tentative_text = (
             f"; {len(tentative):,} tentative recent alerts ({recent.detector.name}, threshold "
-            f"{r_threshold:.4g}, ~{recent.calibration.false_alarms_at(r_threshold):.3g} new alerts per "
+            f"{r_threshold:.4g}, ~{recent.false_alarms_at(r_threshold):.3g} new alerts per "
             f"1,000 events)"
         )
     frame = pd.concat([located, tentative], ignore_index=True) if tentative is not None else located
     frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
     dest = _write(frame[COLUMNS], args.out)
     if args.users:
-        _write(user_states(fit, located, tentative), args.users)
+        _write(fitted.user_states(located, tentative), args.users)
     print(
         f"{len(located):,} change points of {located.user_id.nunique():,} users "
-        f"({name}, threshold {threshold:.4g}, {false_alarm_rates(fit, threshold).summary()})"
+        f"({name}, threshold {threshold:.4g}, {fitted.rates(threshold).summary()})"
         f"{tentative_text} -> {dest}",
         file=sys.stderr,
     )

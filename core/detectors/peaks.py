@@ -15,6 +15,7 @@ array([2, 6, 9])
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 
@@ -44,3 +45,43 @@ def candidate_peaks(scores: np.ndarray, offsets: np.ndarray, window: int) -> np.
     value = padded[pos]
     is_peak = np.isfinite(value) & (value > left) & (value >= right)
     return np.flatnonzero(is_peak)
+
+
+def unmarked_peaks(scores: np.ndarray, marked, threshold: float, detector) -> pd.DataFrame:
+    """Local maxima of one user's ``scores`` at or above ``threshold`` that are not among the
+    ``marked`` change points, with the reason in words: a peak-picking detector keeps one peak
+    per ``h`` events (the suppression of :func:`candidate_peaks`), a segmentation or an online
+    detector decides on its own terms.
+
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> det = SimpleNamespace(h=2, peak_based=True)
+    >>> unmarked_peaks(np.array([0, 3, 1, 2.5, 0]), [1], 2.0, det)[["event_index", "score"]].values.tolist()
+    [[3.0, 2.5]]
+    """
+    s = np.where(np.isfinite(scores), scores, -np.inf)
+    if len(s) < 3:
+        return pd.DataFrame({"event_index": [], "score": [], "reason": []})
+    left = np.concatenate([[-np.inf], s[:-1]])
+    right = np.concatenate([s[1:], [-np.inf]])
+    marked = {int(m) for m in marked}
+    local = np.flatnonzero((s >= threshold) & (s > left) & (s >= right) & np.isfinite(s))
+    rows = []
+    h = int(getattr(detector, "h", 1))
+    for i in local:
+        if int(i) in marked:
+            continue
+        if getattr(detector, "peak_based", True):
+            lo, hi = max(0, i - h), min(len(s), i + h + 1)
+            j = lo + int(np.argmax(s[lo:hi]))
+            reason = (
+                f"within {h} events of a stronger score at event {j} ({s[j]:.3g}): "
+                f"one change point per {h} events (minimum distance)"
+            )
+        elif getattr(detector, "online", False):
+            reason = "the online detector had already raised an alarm in this stretch"
+        else:
+            size = int(getattr(detector, "min_size", h))
+            reason = f"not chosen by the segmentation (segments are at least {size} events long)"
+        rows.append((int(i), float(scores[i]), reason))
+    return pd.DataFrame(rows, columns=["event_index", "score", "reason"])

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core import store
+from core import limits, store
 from core.detectors import DEFAULT, make_detector
 from core.detectors.base import ChangePoints, Detector, DetectorResult
 from core.detectors.calibration import Calibration, calibrate
@@ -33,10 +33,6 @@ from core.errors import ShiftError, UnknownUser
 
 DEFAULT_FALSE_ALARMS = 1.0  # per 1,000 events, on the calibration's null histories (real or shuffled)
 CALIBRATION_SHUFFLES = 2
-# Above this many events, per-event features (N x d float64) would not fit comfortably in
-# memory: population state and calibration come from a seeded sample of whole users, and
-# scores are computed user chunk by user chunk (exact: every score depends on one user only).
-MAX_EVENTS_IN_MEMORY = 300_000
 # Events scored at once. Small chunks are faster, not only lighter: a chunk's float64
 # features and window arrays (~15 KB per event at 384 dimensions) then stay in cache and
 # reuse freed memory instead of faulting in fresh pages. Scoring 1M events of the synthetic
@@ -143,7 +139,7 @@ def fit_population(
 ) -> PopulationFit:
     """Fit ``detector`` on every user of ``events`` (item features ``items``) and calibrate it.
 
-    Logs over ``MAX_EVENTS_IN_MEMORY`` events: the detector is fitted and calibrated on a
+    Logs over ``core.limits.MAX_EVENTS_IN_MEMORY`` events: the detector is fitted and calibrated on a
     seeded sample of whole users, then scores every user chunk by chunk (detectors whose
     ``chunkable`` result is exact per user; the others keep per-event state of the whole log
     and refuse with a clear error there). The calibration is on shuffled histories, or on the
@@ -155,15 +151,15 @@ def fit_population(
     gives a planted world's shift-free users).
     """
     det = make_detector(detector) if isinstance(detector, str) else detector
-    big = int(events.offsets[-1]) > MAX_EVENTS_IN_MEMORY
+    big = int(events.offsets[-1]) > limits.MAX_EVENTS_IN_MEMORY
     if big and not (det.peak_based or det.chunkable):
         raise ShiftError(
             f"detector {det.name!r} keeps per-event state of the whole log and {dataset!r} has "
-            f"{int(events.offsets[-1]):,} events (limit {MAX_EVENTS_IN_MEMORY:,}); use a peak-picking "
+            f"{int(events.offsets[-1]):,} events (limit {limits.MAX_EVENTS_IN_MEMORY:,}); use a peak-picking "
             f"detector such as 'two_window', or 'best_split' (scored in user chunks)"
         )
     if big:
-        rows, offsets, sampled = _sample_users(events, MAX_EVENTS_IN_MEMORY, with_users=True)
+        rows, offsets, sampled = _sample_users(events, limits.MAX_EVENTS_IN_MEMORY, with_users=True)
         vectors, ratings = items[events.item_idx[rows]], events.rating[rows]
         if null_users is not None:  # positions within the sample
             null_users = np.flatnonzero(np.isin(sampled, null_users))
@@ -311,12 +307,17 @@ class FalseAlarmRates:
 def false_alarm_rates(fit: PopulationFit, threshold: float | None = None) -> FalseAlarmRates:
     """The calibrated false-alarm rates at ``threshold`` (None: the calibrated default)."""
     thr = fit.default_threshold if threshold is None else float(threshold)
-    cal = fit.calibration
+    return calibrated_rates(fit.calibration, fit.detector, thr)
+
+
+def calibrated_rates(cal: Calibration | RealCalibration, detector: Detector, thr: float) -> FalseAlarmRates:
+    """The rates of calibration ``cal`` of ``detector`` at threshold ``thr`` (a fit's or a
+    stored one's: core.results reads both through this)."""
     if not isinstance(cal, RealCalibration):
         fallback = (
             f"too few users for a calibration on real histories: it needs {MIN_REAL_NULL_USERS} users and "
             f"{MIN_REAL_NULL_EVENTS:,} events; real false alarms run higher"
-            if fit.detector.null == "real"
+            if detector.null == "real"
             else ""
         )
         return FalseAlarmRates(thr, cal.false_alarms_at(thr), None, cal.null, fallback=fallback)

@@ -26,6 +26,7 @@ from core.store.queries import (
     load_users,
     user_exists,
 )
+from core.store.samples import event_windows, sample_users, shift_free_positions, user_histories
 from core.store.user_index import user_index
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "dataset_exists",
     "dataset_info",
     "dataset_path",
+    "event_windows",
     "export_partitions",
     "list_dataset_names",
     "load_event_arrays",
@@ -52,7 +54,10 @@ __all__ = [
     "load_user_events",
     "load_user_labels",
     "load_users",
+    "sample_users",
+    "shift_free_positions",
     "store_owned",
     "user_exists",
+    "user_histories",
     "user_index",
 ]
