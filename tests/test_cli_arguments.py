@@ -62,12 +62,17 @@ def test_detect_out_to_a_folder_or_an_unwritable_place_is_a_message(data_dir, tm
         assert says in capsys.readouterr().err
 
 
-def test_an_unexpected_error_prints_one_line_and_where_the_trace_is(data_dir, capsys):
-    # A file named like a dataset that is not a DuckDB database: DuckDB's own error, not ours.
-    (data_dir / "broken.duckdb").write_text("not a database")
+def test_an_unexpected_error_prints_one_line_and_where_the_trace_is(data_dir, capsys, monkeypatch):
+    # A bug, not a user's mistake (a file named like a dataset now gets its own message).
+    from core import store
+
+    def bug():
+        raise OSError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(store, "list_dataset_names", bug)
     assert cli.main(["datasets"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: unexpected IOException:")
+    assert len(err) == 1 and err[0].startswith("error: unexpected OSError: disk on fire (full trace in")
     trace = Path(err[0].rsplit("(full trace in ", 1)[1].rstrip(")"))
     assert "Traceback (most recent call last)" in trace.read_text()
     trace.unlink()
