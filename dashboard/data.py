@@ -13,8 +13,6 @@ dataset is read again instead of served from an old entry.
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,48 +25,12 @@ import pandas as pd
 import streamlit as st
 
 from core import store
-from core.errors import DatasetNotFound, ShiftError
+from core.errors import ShiftError
 from dashboard import jobs
+from dashboard.caching import by_version, version
 from dashboard.jobs import FitStatus, TaskStatus  # noqa: F401  (pages read them from here)
 
 DEFAULT_DATASET = "movielens-100k"
-
-
-def version(name: str) -> str:
-    """Changes whenever the dataset's database file is replaced (a re-import) or moved."""
-    from core.artefacts import dataset_version
-
-    if not store.dataset_exists(name):
-        raise DatasetNotFound(f"no dataset named {name!r}")
-    return dataset_version(name)
-
-
-def by_version(kind: Literal["data", "resource"] = "data", **options: Any) -> Callable:
-    """Cache ``fn(name, *args)`` in ``st.cache_<kind>`` under the dataset's current version.
-
-    The decorated function keeps its signature; ``.clear()`` empties its cache and
-    ``.__wrapped__`` is the uncached function. Arguments must be hashable plain values.
-    """
-    options.setdefault("show_spinner", False)
-    cache = st.cache_resource if kind == "resource" else st.cache_data
-
-    def decorate(fn: Callable) -> Callable:
-        def keyed(name: str, version: str, *args: Any, **kwargs: Any) -> Any:
-            return fn(name, *args, **kwargs)
-
-        # Streamlit names a cache after the function's module, name and source; ``keyed``'s
-        # source is the same for every decorated function, so it takes the decorated names.
-        keyed.__module__, keyed.__name__, keyed.__qualname__ = fn.__module__, fn.__name__, fn.__qualname__
-        cached = cache(**options)(keyed)
-
-        @functools.wraps(fn)
-        def call(name: str, *args: Any, **kwargs: Any) -> Any:
-            return cached(name, version(name), *args, **kwargs)
-
-        call.clear = cached.clear
-        return call
-
-    return decorate
 
 
 # --------------------------------------------------------------------------- store
@@ -83,11 +45,6 @@ def _cursor(name: str) -> duckdb.DuckDBPyConnection:
     # A connection is not safe across threads (one per browser session); a cursor is a cheap,
     # separate connection to the same read-only database.
     return store.cursor(_connection(name))
-
-
-def _query(fn: Callable, name: str, *args: Any):
-    with _cursor(name) as con:
-        return fn(con, *args)
 
 
 @st.cache_data(show_spinner=False, ttl=10)
@@ -106,54 +63,34 @@ def data_folder() -> Path:
     return store.data_dir()
 
 
-@by_version(max_entries=16)
-def info(name: str) -> dict:
-    """Counts and provenance: n_users, n_items, n_events, has_ground_truth, source."""
-    return _query(store.dataset_info, name)
+def _stored(
+    query: Callable, name: str, max_entries: int, kind: Literal["data", "resource"] = "data", doc: str = ""
+):
+    """A cached reader ``fn(dataset, *args)`` of one store query, named ``name`` (its cache's
+    identity: every reader gets a cache of its own)."""
+
+    def read(dataset: str, *args: Any):
+        with _cursor(dataset) as con:
+            return query(con, *(str(a) for a in args))
+
+    read.__name__ = read.__qualname__ = name
+    read.__doc__ = doc
+    return by_version(kind, max_entries=max_entries)(read)
 
 
-@by_version(max_entries=8)
-def items(name: str) -> pd.DataFrame:
-    """The catalogue in item_idx order."""
-    return _query(store.load_items, name)
-
-
-@by_version(max_entries=8)
-def users(name: str) -> pd.DataFrame:
-    """user_id, n_events of every user."""
-    return _query(store.load_users, name)
-
-
-@by_version(max_entries=256)
-def user_exists(name: str, user_id: str) -> bool:
-    return _query(store.user_exists, name, str(user_id))
-
-
-@by_version(max_entries=256)
-def user_events(name: str, user_id: str) -> pd.DataFrame:
-    """One user's events in order with title and categories (raises UnknownUser)."""
-    return _query(store.load_user_events, name, str(user_id))
-
-
-@by_version(max_entries=8)
-def ground_truth(name: str) -> pd.DataFrame:
-    """Planted change points: user_id, event_index, … (empty for real logs)."""
-    return _query(store.load_ground_truth, name)
-
-
-@by_version(max_entries=8)
-def user_labels(name: str) -> pd.DataFrame:
-    return _query(store.load_user_labels, name)
-
-
-@by_version(max_entries=8)
-def category_counts(name: str) -> pd.DataFrame:
-    return _query(store.category_counts, name)
-
-
-@by_version("resource", max_entries=4)
-def _event_arrays(name: str) -> store.EventArrays:
-    return _query(store.load_event_arrays, name)
+info = _stored(store.dataset_info, "info", 16, doc="Counts and provenance: n_users, n_items, n_events, …")
+items = _stored(store.load_items, "items", 8, doc="The catalogue in item_idx order.")
+users = _stored(store.load_users, "users", 8, doc="user_id, n_events of every user.")
+user_exists = _stored(store.user_exists, "user_exists", 256)
+user_events = _stored(
+    store.load_user_events, "user_events", 256, doc="One user's events in order (UnknownUser)."
+)
+ground_truth = _stored(
+    store.load_ground_truth, "ground_truth", 8, doc="Planted change points (empty: real log)."
+)
+user_labels = _stored(store.load_user_labels, "user_labels", 8)
+category_counts = _stored(store.category_counts, "category_counts", 8)
+_event_arrays = _stored(store.load_event_arrays, "_event_arrays", 4, "resource")
 
 
 @by_version(max_entries=256)
@@ -443,162 +380,3 @@ def category_moves(name: str, detector: str, threshold: float, window: int = 20)
     from core.results.moves import category_moves as moves
 
     return moves(_results(name, detector), _item_categories(name), float(threshold), int(window))
-
-
-# --------------------------------------------------------------------------- recommendations
-
-
-@by_version("resource", max_entries=4)
-def _histories(name: str):
-    """Whole histories the recommender learns from: every user, or a big dataset's sample."""
-    from core.artefacts import population_histories
-
-    with _cursor(name) as con:
-        return population_histories(name, con, lambda: _event_arrays(name))
-
-
-@by_version("resource", show_spinner="Fitting the recommender…", max_entries=4)
-def _recommender(name: str):
-    from core.recommend import fit_recommender
-
-    return fit_recommender(_item_matrix(name), _histories(name), item_keys=items(name)["title"].to_numpy())
-
-
-@by_version(max_entries=8)
-def recommender_sample(name: str) -> tuple[int, int] | None:
-    """(users, of users) the recommender learned from, when that is a sample of a big dataset."""
-    sample = _histories(name)
-    return None if sample.n_users == sample.of_users else (sample.n_users, sample.of_users)
-
-
-@by_version("resource", show_spinner="Fitting the explainer…", max_entries=4)
-def _explainer(name: str):
-    from core.explain import ShiftExplainer
-
-    return ShiftExplainer().fit(items(name), _item_matrix(name))
-
-
-@by_version(max_entries=256)
-def recommendations(
-    name: str, user_id: str, change_point: int, k: int = 10, source: str = "given", neighbours: tuple = ()
-):
-    """Before/after/now lists around one change point (core.recommend.UserRecommendations), from
-    the segments between its neighbouring change points ``neighbours``, as ``recommend`` does."""
-    from core.recommend import recommend_around_change
-
-    history = user_events(name, user_id)["item_idx"].to_numpy()
-    return recommend_around_change(
-        _recommender(name), _explainer(name), items(name), str(user_id), history,
-        [int(c) for c in neighbours], int(change_point), k=int(k), change_point_source=source,
-    )  # fmt: skip
-
-
-@by_version(max_entries=256)
-def explanation(name: str, user_id: str, change_point: int, neighbours: tuple = ()):
-    """What changed at the change point (core.explain.ShiftExplanation), segment to segment."""
-    from core.explain import neighbouring_segments
-
-    history = user_events(name, user_id)["item_idx"].to_numpy()
-    start, end = neighbouring_segments(len(history), [int(c) for c in neighbours], int(change_point))
-    return _explainer(name).explain(history, int(change_point), start, end)
-
-
-# --------------------------------------------------------------------------- projection
-
-
-@by_version(max_entries=4)
-def _projection(name: str, mtime: float) -> np.ndarray | None:
-    from core.artefacts import cached_projection
-
-    return cached_projection(name, _item_matrix(name))
-
-
-def projection(name: str) -> np.ndarray | None:
-    """The stored UMAP map of the items (None until ``python -m core project NAME`` ran)."""
-    from core.artefacts import projection_path
-
-    path = projection_path(name)
-    if not path.exists() or stored_item_matrix(name) is None:
-        return None
-    return _projection(name, path.stat().st_mtime)
-
-
-@by_version(max_entries=64)
-def interest_path(name: str, user_id: str, window: int) -> np.ndarray:
-    """One user's interest trajectory (the mean of the last ``window`` items after each event),
-    placed on the stored map among its nearest items: (n_events, 2)."""
-    from core.projection import place
-    from core.trajectory import Trajectories
-
-    events = user_events(name, user_id)
-    matrix = _item_matrix(name)
-    path = Trajectories.of_history(events["item_idx"].to_numpy(), matrix).recent(int(window))
-    return place(path, matrix, projection(name))
-
-
-@by_version(max_entries=16)
-def shift_endpoints(name: str, detector: str, threshold: float, limit: int):
-    """(change points, before (n, 2), after (n, 2)): the strongest change point of up to
-    ``limit`` users, and their interest before/after it placed on the map."""
-    from core.projection import shift_endpoints as endpoints
-
-    return endpoints(
-        _results(name, detector), _item_matrix(name), projection(name), float(threshold), int(limit)
-    )
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-@by_version(show_spinner="Scoring against the planted truth…", max_entries=16)
-def truth_sweep(name: str, detector: str, margin: int = 10) -> pd.DataFrame:
-    """Precision/recall/F1 and false alarms vs threshold on the planted truth (peak detectors)."""
-    from core.benchmark.planted import threshold_grid, threshold_sweep
-
-    cand = candidates(name, detector)
-    lengths = users(name).set_index("user_id")["n_events"]
-    grid = threshold_grid(cand["score"].to_numpy())
-    return threshold_sweep(ground_truth(name), user_labels(name), cand, lengths, grid, int(margin))
-
-
-def truth_scores(name: str, detector: str, threshold: float, margin: int = 10) -> dict:
-    """The change points at ``threshold`` against the planted truth: precision, recall, f1, …"""
-    from core.benchmark.planted import score_detections
-
-    cps = change_points(name, detector, threshold)
-    lengths = users(name).set_index("user_id")["n_events"]
-    return score_detections(ground_truth(name), user_labels(name), cps, lengths, int(margin))
-
-
-def evaluation_folder(name: str) -> Path | None:
-    """Where ``python -m core evaluate NAME`` wrote this dataset's results (None: never run)."""
-    folder = store.cache_dir(name) / "evaluation"
-    return folder if (folder / "results.json").exists() else None
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _read_json(path: str, mtime: float):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def stored_evaluation(name: str):
-    """(meta, table, curves, folder) written by ``python -m core evaluate NAME``, or None."""
-    folder = evaluation_folder(name)
-    if folder is None:
-        return None
-    results = folder / "results.json"
-    payload = _read_json(str(results), results.stat().st_mtime)
-    curves_path = folder / "pr_curves.csv"
-    curves = pd.read_csv(curves_path) if curves_path.exists() else pd.DataFrame()
-    return payload.get("meta", {}), pd.DataFrame(payload["rows"]), curves, folder
-
-
-def detection_study(name: str) -> tuple[dict, pd.DataFrame, pd.DataFrame] | None:
-    """This dataset's own real-log study (``python -m bench.detection_study`` writes it to the
-    dataset's evaluation folder): (meta, rows, F1 against the real false-alarm rate), or None."""
-    path = store.cache_dir(name) / "evaluation" / "detection_study.json"
-    if not path.exists():
-        return None
-    entry = _read_json(str(path), path.stat().st_mtime)
-    meta = {k: v for k, v in entry.items() if not isinstance(v, (list, dict))}
-    return meta, pd.DataFrame(entry.get("rows", [])), pd.DataFrame(entry.get("tradeoff", []))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import actions, charts, data, navigation, text
+from dashboard import actions, charts, data, downstream, navigation, text
 
 selection = navigation.selection()
 st.title("Evaluation against ground truth")
@@ -27,7 +27,7 @@ else:
         horizontal=True,
         key="evaluation_margin",
     )
-    live = data.truth_scores(name, detector, threshold, margin)
+    live = downstream.truth_scores(name, detector, threshold, margin)
     cols = st.columns(5)
     cols[0].metric(f"Precision @{margin}", f"{live['precision']:.2f}", help=text.TERMS["precision / recall"])
     cols[1].metric(f"Recall @{margin}", f"{live['recall']:.2f}", help=text.TERMS["precision / recall"])
@@ -45,7 +45,7 @@ else:
             "threshold curve is drawn here; the stored benchmark below has one."
         )
     else:
-        curve = data.truth_sweep(name, detector, margin)
+        curve = downstream.truth_sweep(name, detector, margin)
         left.plotly_chart(
             charts.pr_curve(
                 curve,
@@ -70,7 +70,7 @@ else:
         )
         st.caption(f"Median alert delay {np.median(live['delays']):.0f} events (alert event − true change).")
 
-study = data.detection_study(name)
+study = downstream.detection_study(name)
 if study is not None:
     meta, rows, tradeoff = study
     st.subheader(
@@ -111,7 +111,7 @@ st.subheader(
     help="Real users' histories spliced together at a known event, so the true change is known; every "
     "detector is scored on them.",
 )
-stored = data.stored_evaluation(name)
+stored = downstream.stored_evaluation(name)
 if stored is None:
     actions.offer_task(
         "benchmark",
@@ -123,9 +123,8 @@ if stored is None:
         f"{text.md_code(f'python -m core evaluate {name}')}.)",
     )
 meta, table, curves, folder = stored
-shown_folder = (
-    folder.relative_to(folder.parents[2]) if folder.is_relative_to(data.RECORDED_RESULTS) else folder
-)
+# the dataset's own cache folder, named from the data folder (never the server's path)
+shown_folder = folder.relative_to(data.data_folder()) if folder.is_relative_to(data.data_folder()) else folder
 st.caption(f"From {text.md_code(shown_folder)}. {len(table)} rows.")
 st.caption(
     f"Test benchmark users: {text.md_escape(', '.join(f'{k} {v}' for k, v in meta.get('test_benchmark', {}).items()))}; "

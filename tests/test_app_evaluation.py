@@ -121,10 +121,10 @@ def test_dataset_without_truth_says_so(data_dir, world_dir, stub_embeddings, das
     assert any("has no planted change points" in i.value for i in at.info)
 
 
-def test_the_recorded_real_log_study_is_shown_by_shift_size(world, tmp_path, monkeypatch, plotly_values):
-    # A recorded bench.detection_study entry for this dataset's name: its rows by shift size
-    # and the F1 curve against the calibrated real false-alarm rate appear on the page.
-    from dashboard import data
+def test_the_recorded_real_log_study_is_shown_by_shift_size(world, request, plotly_values):
+    # A bench.detection_study entry recorded in this dataset's own evaluation folder: its rows by
+    # shift size and the F1 curve against the calibrated real false-alarm rate appear on the page.
+    from core import store
 
     rows = [
         {
@@ -145,11 +145,11 @@ def test_the_recorded_real_log_study_is_shown_by_shift_size(world, tmp_path, mon
         for d, pts in (("best_split", ((0.5, 0.4), (1, 0.58))), ("two_window", ((0.5, 0.24), (1, 0.44))))
         for t, f in pts
     ]
-    study = [
-        {"dataset": SHIFTS, "n_calibration_users": 2, "n_test_users": 1, "rows": rows, "tradeoff": tradeoff}
-    ]
-    (tmp_path / "detection_study.json").write_text(json.dumps(study))
-    monkeypatch.setattr(data, "RECORDED_RESULTS", tmp_path)
+    study = {"dataset": SHIFTS, "n_calibration_users": 2, "n_test_users": 1, "rows": rows, "tradeoff": tradeoff}
+    path = store.cache_dir(SHIFTS) / "evaluation" / "detection_study.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(study))
+    request.addfinalizer(lambda: path.unlink(missing_ok=True))
     at = _evaluation(world.app)
     assert "Detection on real logs, by shift size" in [s.value for s in at.subheader]
     table = next(d.value for d in at.dataframe if "F1@10 clear (cos <= 0.6)" in d.value.columns)
@@ -161,7 +161,7 @@ def test_the_recorded_real_log_study_is_shown_by_shift_size(world, tmp_path, mon
         "two_window: clear (cos &lt;= 0.6)",
     ]
     assert plotly_values(spec["data"][0]["y"]).tolist() == [0.4, 0.58]
-    # Another dataset's name: nothing recorded, no section.
-    monkeypatch.setattr(data, "RECORDED_RESULTS", tmp_path / "none")
+    # Nothing recorded for the dataset: no section (no other dataset's or the repository's figures).
+    path.unlink()
     at = _evaluation(world.app)
     assert "Detection on real logs, by shift size" not in [s.value for s in at.subheader]

@@ -215,14 +215,14 @@ def test_a_big_dataset_without_a_stored_fit_is_never_fitted_in_the_background(de
 
 def test_the_recommender_of_a_big_dataset_learns_from_a_user_sample_and_says_so(detected, monkeypatch):
     from core import artefacts
-    from dashboard import data
+    from dashboard import downstream
 
     world, _ = detected
     _go_big(monkeypatch, whole_sample=False)
     monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 500)
     sample = artefacts.sampled_histories(NAME)
     assert 0 < sample.offsets[-1] <= 500 and sample.n_users < sample.of_users == 40
-    assert data.recommender_sample(NAME) == (sample.n_users, 40)
+    assert downstream.recommender_sample(NAME) == (sample.n_users, 40)
     at = _page(world.app, "recommendations")
     assert any(f"random sample of {sample.n_users:,} of the 40 users" in c.value for c in at.caption)
     assert len(at.dataframe[0].value) > 0
