@@ -326,20 +326,35 @@ def test_a_signal_ends_an_import_with_one_line_and_the_database_unchanged(
     items = write_file("items.csv", ITEMS)
     _import("keep", TableSource(write_file("good.csv", EVENTS)), TableSource(items))
     before = _digest(store.dataset_path("keep"))
-    events = _big_events(write_file, 400_000)
+    events = _big_events(write_file, 2_000)
+    # The import is held at a known point (its temporary database complete, not yet swapped in)
+    # until the signal comes: no race with a fast import on a busy or an idle machine.
+    held = data_dir.parent / "held"
+    hold = (
+        "import pathlib, sys, threading\n"
+        "import core.store.importer as importer\n"
+        "def swap(*args, **kwargs):\n"
+        f"    pathlib.Path({str(held)!r}).write_text('held')\n"
+        "    threading.Event().wait()\n"
+        "importer._swap_in = swap\n"
+        "from core.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core", "ingest", "keep", "--events", str(events), "--items", str(items)],
+        [sys.executable, "-c", hold, "ingest", "keep", "--events", str(events), "--items", str(items)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    # The import's temporary database appears once the build has started: signal it then.
-    deadline = time.monotonic() + 60
-    while not list(data_dir.glob(".keep.duckdb.*.tmp")) and proc.poll() is None:
-        assert time.monotonic() < deadline, "the import never started"
-        time.sleep(0.01)
-    proc.send_signal(signal_number)
-    _, err = proc.communicate(timeout=60)
+    try:
+        while not held.exists():  # the import blocks at the swap until signalled; only a crash ends it early
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.01)
+        assert list(data_dir.glob(".keep.duckdb.*.tmp"))  # its temporary database is there
+        proc.send_signal(signal_number)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode == exit_code, err
     assert err.strip().splitlines() == ["interrupted; keep unchanged"]
     assert _digest(store.dataset_path("keep")) == before
