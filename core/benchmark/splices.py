@@ -41,6 +41,7 @@ import numpy as np
 
 from core.errors import ShiftError
 from core.store import EventArrays
+from core.user_split import split_users  # noqa: F401  (the splice benchmark's users)
 
 BINS = ("easy", "medium", "hard")
 # Percentiles of the segment-pair profile distance that bound each bin. Pairs below the
@@ -73,18 +74,6 @@ class SplicedUser:
     @property
     def n_events(self) -> int:
         return len(self.item_idx)
-
-
-def split_users(
-    user_ids: np.ndarray, calibration_fraction: float = 0.5, random_state: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split real user ids into a calibration part and a test part, disjoint and seeded."""
-    if not 0 < calibration_fraction < 1:
-        raise ShiftError(f"calibration_fraction must be in (0, 1), got {calibration_fraction}")
-    ids = np.asarray(user_ids).astype(str)
-    order = np.random.default_rng(random_state).permutation(len(ids))
-    n_cal = int(round(len(ids) * calibration_fraction))
-    return np.sort(ids[order[:n_cal]]), np.sort(ids[order[n_cal:]])
 
 
 def _profile(item_vectors: np.ndarray, center: np.ndarray, idx: np.ndarray) -> np.ndarray:

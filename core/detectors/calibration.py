@@ -15,9 +15,7 @@ score >= t); for the others it is measured on the detector's threshold grid.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -73,16 +71,6 @@ class Calibration:
             np.asarray(d["false_alarms"], float),
             int(d["n_null_events"]),
         )
-
-    def save(self, path: Path) -> None:
-        from core.derived_files import atomic_write
-
-        payload = json.dumps(self.to_dict())
-        atomic_write(Path(path), lambda tmp: tmp.write_text(payload, encoding="utf-8"))
-
-    @classmethod
-    def load(cls, path: Path) -> Calibration:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def shuffle_within_users(offsets: np.ndarray, random_state: int | np.random.Generator = 0) -> np.ndarray:

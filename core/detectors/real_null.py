@@ -66,10 +66,6 @@ class RealCalibration:
         """False alarms per 1,000 real held-aside events at ``threshold``."""
         return self.rates_at(threshold)[0]
 
-    def users_flagged_at(self, threshold: float) -> float:
-        """Share of held-aside real users flagged at least once at ``threshold``."""
-        return self.rates_at(threshold)[1]
-
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays for an ``.npz`` (no pickle); :meth:`from_arrays` reads them back."""
         arrays = {
