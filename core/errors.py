@@ -8,7 +8,8 @@ class ShiftError(Exception):
 
 
 class DataError(ShiftError):
-    """Bad input data: names the file, the column and the first bad row where known."""
+    """Bad input data: names the file, the column and the first bad row where known (row 0:
+    the header line)."""
 
     def __init__(
         self,
@@ -27,7 +28,8 @@ class DataError(ShiftError):
         if column:
             where.append(f"column '{column}'")
         if row is not None:
-            where.append(f"row {row}")
+            # Rows count from 1 after the header, so row 0 is the header line itself.
+            where.append("header line" if row == 0 else f"row {row}")
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 

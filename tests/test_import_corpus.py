@@ -316,6 +316,43 @@ CASES = [
         where=("e", None, None),
         says="every event was dropped (2 events of items not in the items file), which would leave 'keep' empty",
     ),
+    # Issue 22, low rows: a column named twice (the first was read silently), a list where one id
+    # belongs (it became the id '[1, 2]'), a problem in the header reported as "row 0".
+    Case(
+        "duplicate-column",
+        events(("u1", "10", 1600000000, "u9"), header=("user_id", "item_id", "timestamp", "user_id")),
+        where=("e", "user_id", None),
+        says="named 2 times among the file's columns: 'user_id' (column 1), 'user_id' (column 4); rename",
+    ),
+    Case(
+        "duplicate-column-other-case",
+        items=[["item_id", "title", "Title"], ["10", "Alien", "x"], ["20", "Heat", "y"]],
+        where=("i", "title", None),
+        says="'title' (column 2), 'Title' (column 3)",
+    ),
+    Case(
+        "parquet-list-user-ids",
+        pd.DataFrame(
+            {"user_id": [None, [1, 2]], "item_id": ["10", "20"], "timestamp": [1600000000, 1600000100]}
+        ),
+        where=("e", "user_id", 2),
+        says="holds BIGINT[] values, not one value per row",
+        formats=("parquet",),
+    ),
+    Case(
+        "parquet-list-item-ids",
+        items=pd.DataFrame({"item_id": [["10"], ["20"]], "title": ["Alien", "Heat"]}),
+        where=("i", "item_id", 1),
+        says="holds VARCHAR[] values",
+        formats=("parquet",),
+    ),
+    Case(
+        "not-utf8-header",
+        b"user_id,item_id,timestamp\xe9\nu1,10,1600000000\n",
+        where=("e", None, None),
+        says="header line: is not UTF-8",
+        formats=("csv",),
+    ),
 ]
 PARAMS = [pytest.param(case, fmt, id=f"{case.id}-{fmt}") for case in CASES for fmt in case.formats]
 
@@ -337,7 +374,7 @@ def _write(folder: Path, stem: str, content, fmt: str) -> Path:
         header, *rows = content
         columns = list(zip(*rows)) if rows else [[] for _ in header]
         arrays = [pa.array(list(values), type=None if rows else pa.string()) for values in columns]
-        pq.write_table(pa.table(dict(zip(header, arrays))), path)
+        pq.write_table(pa.Table.from_arrays(arrays, names=list(header)), path)  # a name may repeat
     return path
 
 

@@ -135,6 +135,38 @@ def _csv_problem(err: Exception) -> str:
     return useful[0] if useful else lines[0]
 
 
+def check_distinct_columns(src: TableSource, used: list[str]) -> None:
+    """Refuse a header that names a column the import reads twice.
+
+    DuckDB renames the second copy (``user_id_1``, matching names case-insensitively) and the
+    import would silently read the first, so the file's own header is read here.
+    """
+    names = _header_names(src)
+    for wanted in used:
+        at = [i for i, name in enumerate(names) if name.strip().lower() == wanted.lower()]
+        if len(at) > 1:
+            spelled = ", ".join(f"{names[i]!r} (column {i + 1})" for i in at)
+            raise DataError(
+                f"named {len(at)} times among the file's columns: {spelled}; rename or remove all but one",
+                file=src.label,
+                column=wanted,
+            )
+
+
+def _header_names(src: TableSource) -> list[str]:
+    if src.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(src.path).names
+    if not src.header:
+        return list(src.names or [])
+    encoding = "utf-8-sig" if src.encoding.lower().replace("-", "") == "utf8" else src.encoding
+    with open(src.path, encoding=encoding, newline="", errors="replace") as fh:
+        if len(src.delimiter) != 1:  # Python's csv reader takes one-character delimiters only
+            return next((line.rstrip("\r\n").split(src.delimiter) for line in fh if line.strip()), [])
+        return next((fields for fields in csv.reader(fh, delimiter=src.delimiter) if fields), [])
+
+
 def first_ragged_row(src: TableSource) -> tuple[int, int, int] | None:
     """(row, fields, expected fields) of the first CSV row whose field count differs, or None.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 
 from core.errors import DataError
-from core.store.file_checks import read_error
+from core.store.file_checks import check_distinct_columns, read_error
 from core.store.import_options import ImportOptions, ImportReport, Progress
 from core.store.table_source import TableSource, quote, scan_sql
 from core.store.timestamps import (
@@ -50,6 +50,29 @@ def _require_columns(src: TableSource, found: dict[str, str], table: str) -> Non
                         hint = f"; the file looks {delim!r}-delimited (pass that delimiter)"
                         break
             raise DataError(f"missing; found: {', '.join(found)}{hint}", file=src.label, column=name)
+    columns = EVENT_COLUMNS if table == "events" else (*ITEM_COLUMNS, "text")
+    check_distinct_columns(src, [src.column(c) for c in columns])
+
+
+def _refuse_nested(con, src: TableSource, found: dict[str, str], canonical: tuple[str, ...]) -> None:
+    """Refuse a list, struct or map where one value per row is read: cast to text, a list of
+    ids would become the id '[1, 2]'."""
+    for name in (src.column(c) for c in canonical):
+        dtype = found.get(name, "VARCHAR")
+        if dtype.endswith("]") or dtype.startswith(("STRUCT", "MAP", "UNION")):
+            scan, params = scan_sql(src)
+            row = con.execute(
+                f"SELECT min(src_row) FROM (SELECT {quote(name)} AS v, {_row_expr(src)} AS src_row "
+                f"FROM {scan}) WHERE v IS NOT NULL",
+                params,
+            ).fetchall()[0][0]
+            raise DataError(
+                f"holds {dtype} values, not one value per row; store a single id (text or integer) "
+                "in each row",
+                file=src.label,
+                column=name,
+                row=row,
+            )
 
 
 def _id_expr(col: str, dtype: str) -> str:
@@ -81,6 +104,7 @@ def _raw_value(con, src: TableSource, column: str, row: int) -> str:
 def stage_items(con, src: TableSource, opts: ImportOptions) -> None:
     found = describe(con, src)
     _require_columns(src, found, "items")
+    _refuse_nested(con, src, found, ("item_id", "title"))
     scan, params = scan_sql(src)
 
     def opt(canonical: str) -> str:
@@ -151,6 +175,7 @@ def stage_events(
 ) -> None:
     found = describe(con, src)
     _require_columns(src, found, "events")
+    _refuse_nested(con, src, found, ("user_id", "item_id"))
     scan, params = scan_sql(src)
     q = {c: quote(src.column(c)) for c in EVENT_COLUMNS}
     has_rating = src.column("rating") in found
