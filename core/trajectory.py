@@ -232,7 +232,7 @@ class Trajectories:
     item_idx: np.ndarray  # (N,) int32
     ts: np.ndarray  # (N,) datetime64[us]
     rating: np.ndarray  # (N,) float32, NaN where unrated
-    item_vectors: np.ndarray  # (n_items, d) float32, row i = item_idx i
+    item_vectors: np.ndarray  # (n_items, d) float, row i = item_idx i
 
     @property
     def n_users(self) -> int:
@@ -258,7 +258,11 @@ class Trajectories:
     @classmethod
     def from_events(cls, events: EventArrays, item_vectors: np.ndarray) -> Trajectories:
         """Trajectories of ``events`` over the item matrix (checked to cover every item)."""
-        item_vectors = np.asarray(item_vectors, dtype=np.float32)
+        # kept in the dtype given (an embedding matrix is float32; a detector's features may be
+        # float64, and a cast would change its scores)
+        item_vectors = np.asarray(item_vectors)
+        if not np.issubdtype(item_vectors.dtype, np.floating):
+            item_vectors = item_vectors.astype(np.float32)
         if len(events.item_idx) and int(events.item_idx.max()) >= len(item_vectors):
             raise ShiftError(
                 f"item matrix has {len(item_vectors)} rows but events name item_idx "

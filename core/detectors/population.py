@@ -30,6 +30,7 @@ from core.detectors.base import ChangePoints, Detector, DetectorResult
 from core.detectors.calibration import Calibration, calibrate
 from core.detectors.real_null import RealCalibration
 from core.errors import ShiftError, UnknownUser
+from core.trajectory import Trajectories
 
 DEFAULT_FALSE_ALARMS = 1.0  # per 1,000 events, on the calibration's null histories (real or shuffled)
 CALIBRATION_SHUFFLES = 2
@@ -151,6 +152,9 @@ def fit_population(
     gives a planted world's shift-free users).
     """
     det = make_detector(detector) if isinstance(detector, str) else detector
+    # Every detector reads the users' trajectories f_1 … f_t: each event's item features, in
+    # event order (the seed's F_u; core.trajectory)
+    trajectories = Trajectories.from_events(events, items)
     big = int(events.offsets[-1]) > limits.MAX_EVENTS_IN_MEMORY
     if big and not (det.peak_based or det.chunkable):
         raise ShiftError(
@@ -160,11 +164,11 @@ def fit_population(
         )
     if big:
         rows, offsets, sampled = _sample_users(events, limits.MAX_EVENTS_IN_MEMORY, with_users=True)
-        vectors, ratings = items[events.item_idx[rows]], events.rating[rows]
+        vectors, ratings = trajectories.item_vectors[trajectories.item_idx[rows]], events.rating[rows]
         if null_users is not None:  # positions within the sample
             null_users = np.flatnonzero(np.isin(sampled, null_users))
     else:
-        vectors, offsets, ratings = items[events.item_idx], events.offsets, events.rating
+        vectors, offsets, ratings = trajectories.vectors(), events.offsets, events.rating
     if scorer is not None and not (det.peak_based or det.chunkable):
         raise ShiftError(
             f"detector {det.name!r} keeps per-event state of the whole log, so its users cannot be "
