@@ -414,3 +414,25 @@ def test_a_folder_where_a_derived_file_belongs_gets_a_message(tmp_path):
     (tmp_path / "fit.npz").mkdir()
     with pytest.raises(ShiftError, match=r"fit\.npz is a folder where a derived file belongs"):
         save_npz(tmp_path / "fit.npz", Manifest("fit", "v1"), {"x": np.zeros(2)})
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["detect", "base", "--detector", ""], "argument --detector: '' names no detector"),
+        (["detect", "base", "--detector", " "], "argument --detector: ' ' names no detector"),
+        (
+            ["recommend", "base", "--user", "u0", "--detector", ""],
+            "argument --detector: '' names no detector",
+        ),
+        (["evaluate", "base", "--detectors", " "], "argument --detectors: ' ' names nothing"),
+    ],
+    ids=["detect", "detect-blank", "recommend", "evaluate"],
+)
+def test_an_empty_detector_name_is_refused_not_read_as_the_default(
+    argv, says, two_datasets, no_trace_file, capsys
+):
+    rc, err = _cli(argv, capsys)
+    last = err.strip().splitlines()[-1]
+    assert rc == 2 and says in last, err
+    assert "--detectors" in argv or "leave --detector out for the default (best_split)" in last

@@ -83,6 +83,18 @@ def non_empty_text(text: str) -> str:
     return text
 
 
+def detector_name(text: str) -> str:
+    """A detector name; an empty one is refused rather than read as "the default"."""
+    if not text.strip():
+        from core.detectors import DEFAULT, detector_names
+
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names no detector: give one of {', '.join(detector_names())}, or leave "
+            f"--detector out for the default ({DEFAULT})"
+        )
+    return text.strip()
+
+
 def name_list(text: str) -> list[str]:
     """Comma-separated names, none of them empty.
 

@@ -35,7 +35,9 @@ def register(subparsers) -> None:
         "the other detectors.",
     )
     p.add_argument("name", help="dataset name (see: python -m core datasets)")
-    p.add_argument("--detector", default=None, help="detector name (default: the benchmark's default)")
+    p.add_argument(
+        "--detector", type=arguments.detector_name, help="detector name (default: the benchmark's default)"
+    )
     level = p.add_mutually_exclusive_group()
     level.add_argument("--threshold", type=arguments.finite_float, help="score threshold of the detector")
     level.add_argument(

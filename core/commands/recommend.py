@@ -43,7 +43,7 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--detector",
-        default=None,
+        type=arguments.detector_name,
         help="the detector whose change points are used (default: the default detector)",
     )
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
