@@ -218,3 +218,16 @@ def add_engine_options(p: argparse.ArgumentParser, workers: bool = False) -> Non
             metavar="N",
             help="local engine: score users on N processes (default 1)",
         )
+
+
+def add_model_option(p: argparse.ArgumentParser) -> None:
+    """``--model pretrained|finetuned|PATH``: which encoder gives the item vectors."""
+    p.add_argument(
+        "--model",
+        type=non_empty_text,
+        default=None,
+        metavar="MODEL",
+        help="item features from: pretrained (all-MiniLM-L6-v2 as shipped, the default), finetuned "
+        "(this dataset's model from 'python -m core finetune NAME') or PATH, a local Hugging Face "
+        "encoder folder (./finetuned for a folder of that name)",
+    )

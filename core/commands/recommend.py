@@ -47,11 +47,12 @@ def register(subparsers) -> None:
         help="the detector whose change points are used (default: the default detector)",
     )
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    arguments.add_model_option(p)
     p.set_defaults(func=run)
 
 
 def detected_change_points(
-    name: str, user_id: str, required: bool = False, detector: str | None = None
+    name: str, user_id: str, required: bool = False, detector: str | None = None, item_vectors=None
 ) -> tuple[list[int], str]:
     """All the user's change points from ``detector`` (None: the default) at its calibrated
     threshold (ascending) and a description of the latest; with ``required``, none is an error."""
@@ -60,7 +61,7 @@ def detected_change_points(
     from core.detectors.population import DEFAULT_FALSE_ALARMS, user_signal
     from core.errors import ShiftError
 
-    fit = artefacts.fitted_detector(name, detector or DEFAULT)
+    fit = artefacts.fitted_detector(name, detector or DEFAULT, item_vectors)
     signal = user_signal(fit, user_id)
     if signal.change_points.empty:
         if not required:
@@ -91,12 +92,17 @@ def run(args: argparse.Namespace) -> int:
         events = store.load_user_events(con, args.user)  # UnknownUser for a wrong id
         items = store.load_items(con)
     history = events["item_idx"].to_numpy(dtype=np.int64)
+    vectors = None  # the default matrix: read after the change point is known, as before
+    if args.model is not None:
+        vectors = artefacts.item_matrix(
+            args.name, artefacts.encoder_for(args.name, args.model), _encoding_progress
+        )
     neighbours = args.neighbours or ("none" if args.change_point is not None else "detected")
     change_points: list[int] = []
     if args.change_point is None or neighbours == "detected":
         print(f"finding the change points with detector {args.detector or 'default'} …", file=sys.stderr)
         change_points, source = detected_change_points(
-            args.name, args.user, args.change_point is None, args.detector
+            args.name, args.user, args.change_point is None, args.detector, vectors
         )
     if args.change_point is None:
         change_point = change_points[-1]
@@ -107,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
                 f"change point {change_point} is outside the user's history: it must leave events "
                 f"on both sides (1 … {len(history) - 1})"
             )
-    vectors = artefacts.item_matrix(args.name, progress=_encoding_progress)
+    if vectors is None:
+        vectors = artefacts.item_matrix(args.name, progress=_encoding_progress)
     recommender = artefacts.recommender(args.name, vectors)
     explainer = ShiftExplainer().fit(items, vectors)
     start = time.perf_counter()
