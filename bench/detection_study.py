@@ -724,7 +724,24 @@ def main(argv: list[str] | None = None) -> int:
         "--recent-only", action="store_true", help="with --from-json: rerun the recent-shift part"
     )
     ap.add_argument("--timing", action="store_true", help="also time ML-100K ingest -> detect")
+    ap.add_argument(
+        "--prevalence",
+        nargs="*",
+        default=None,
+        help="issue 19: splice logs of these datasets at "
+        f"{SHARES} spliced users, truncated and whole, old vs new default",
+    )
     args = ap.parse_args(argv)
+    if args.prevalence is not None:
+        rows = [r for n in args.prevalence for r in prevalence_study(n)]
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "prevalence_study.json").write_text(
+            json.dumps(rows, indent=1, default=float), encoding="utf-8"
+        )
+        (RESULTS / "prevalence_study.md").write_text(
+            table(rows, list(dict.fromkeys(k for r in rows for k in r))) + "\n", encoding="utf-8"
+        )
+        return 0
     RESULTS.mkdir(exist_ok=True)
     out = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args.from_json]
     for r in out if args.recent_only else []:
@@ -740,3 +757,138 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# --- issue 19: splice logs at several prevalences and lengths, old vs new default -----------
+
+SHARES = (0.05, 0.125, 0.25, 0.5)
+LENGTHS = ("truncated", "whole")
+MAX_PREVALENCE_USERS = 3000  # Food.com: a seeded sample of its scorable users (2 shared cores)
+
+
+@dataclass
+class SpliceLog:
+    """A whole log as a new user would import it: real histories, a share of them spliced."""
+
+    item_idx: np.ndarray
+    offsets: np.ndarray
+    truth: list[list[int]]  # the planted change point of each user ([] for a real history)
+
+    @property
+    def spliced(self) -> np.ndarray:
+        return np.array([len(t) > 0 for t in self.truth])
+
+
+def splice_log(world: World, share: float, lengths: str, seed: int, max_users: int) -> SpliceLog:
+    """Every scorable real user (a seeded sample of ``max_users``), cut to 80-160 events
+    (``truncated``) or whole; ``share`` of them replaced by A's first c events followed by
+    a random other user B's first L - c (L the length the user had, c uniform in the middle
+    60% of it, both parts >= 20 events)."""
+    rng = np.random.default_rng(seed)
+    ev = world.events
+    counts = np.diff(ev.offsets)
+    pool = np.flatnonzero(counts >= 24)
+    pool = np.sort(rng.choice(pool, max_users, replace=False)) if len(pool) > max_users else pool
+    hist = [ev.item_idx[ev.offsets[k] : ev.offsets[k + 1]] for k in pool]
+    if lengths == "truncated":
+        hist = [h[: int(rng.integers(80, 161))] for h in hist]
+    n = np.array([len(h) for h in hist])
+    able = np.flatnonzero(n >= 40)
+    chosen = rng.choice(able, min(int(round(share * len(hist))), len(able)), replace=False)
+    truth: list[list[int]] = [[] for _ in hist]
+    for i in chosen:
+        length = int(n[i])
+        c = int(rng.integers(max(20, int(0.2 * length)), min(length - 20, int(0.8 * length)) + 1))
+        donors = np.flatnonzero(n >= length - c)
+        j = int(rng.choice(donors[donors != i]))
+        hist[i] = np.concatenate([hist[i][:c], hist[j][: length - c]])
+        truth[i] = [c]
+    offsets = np.concatenate([[0], np.cumsum([len(h) for h in hist])]).astype(np.int64)
+    return SpliceLog(np.concatenate(hist), offsets, truth)
+
+
+def _log_scores(log: SpliceLog, cp: ChangePoints) -> dict:
+    found = per_user(cp, len(log.truth))
+    tp = fp = fn = 0
+    for k in np.flatnonzero(log.spliced):
+        pairs = match_change_points(log.truth[k], found[k], MARGIN)
+        tp, fp, fn = tp + len(pairs), fp + len(found[k]) - len(pairs), fn + 1 - len(pairs)
+    control = np.flatnonzero(~log.spliced)
+    alarms = sum(len(found[k]) for k in control)
+    events = int(np.diff(log.offsets)[control].sum())
+    return {
+        "F1@10": precision_recall_f1(tp, fp, fn)[2],
+        "recall@10": tp / max(tp + fn, 1),
+        "FA/1000 control": 1000.0 * alarms / max(events, 1),
+        "users flagged control": float(np.mean([len(found[k]) > 0 for k in control])),
+    }
+
+
+def old_default_cell(feats: np.ndarray, log: SpliceLog) -> dict:
+    """Today's default as ``detect`` runs it: fit on the whole log, real-history calibration
+    on its own users (half set, half check) at 1.0 false alarm per 1,000 events."""
+    det = BestSplit(16, 0, 12, "index").fit(feats[log.item_idx], log.offsets)
+    cal = calibrate_real(det)
+    thr = cal.threshold_for(TARGET)
+    return {"threshold": thr, "stated FA/1000": cal.rates_at(thr)[0]} | _log_scores(log, det.predict(thr))
+
+
+def new_default_cell(feats: np.ndarray, log: SpliceLog) -> dict:
+    """The empirical-null default as ``detect`` runs it: fit on the whole log, every split
+    scored against the null fitted to the log's bulk, the threshold from the same real-history
+    calibration as before (1.0 per 1,000 events); the null's own 1.0-per-1,000 threshold
+    beside it."""
+    det = BestSplit(16, 0, 12, "index", empirical_null=True).fit(feats[log.item_idx], log.offsets)
+    null = det.empirical_
+    cal = calibrate_real(det)
+    thr = cal.threshold_for(TARGET)
+    cand = det.candidates_
+    root = np.full(len(log.truth), -np.inf)
+    np.maximum.at(root, cand.user, cand.score)  # a user's best node is its root split
+    scored = np.isfinite(root)
+    prob = null.probability(root[scored])
+    planted = log.spliced[scored]
+    sure = prob >= 0.8
+    n = scored.sum()
+    lo, hi = null.pi1_interval_[0] * n, null.pi1_interval_[1] * n
+    thr_null = det.threshold_for_null_rate(TARGET)
+    at_null = _log_scores(log, det.predict(thr_null))
+    row = {
+        "threshold": thr,
+        "stated FA/1000": cal.rates_at(thr)[0],
+        "null": null.source_,
+        "planted users": int(planted.sum()),
+        "estimated users beyond drift": null.pi1_ * n,
+        "interval": f"{lo:.0f}-{hi:.0f}",
+        "covers": bool(lo <= planted.sum() <= hi),
+        "users p>=0.8": int(sure.sum()),
+        "planted among p>=0.8": float(planted[sure].mean()) if sure.any() else float("nan"),
+        "FDR at threshold": null.fdr(thr),
+    }
+    row |= _log_scores(log, det.predict(thr))
+    return row | {
+        "null-rate threshold": thr_null,
+        "F1@10 at null rate 1.0": at_null["F1@10"],
+        "FA/1000 control at null rate 1.0": at_null["FA/1000 control"],
+    }
+
+
+def prevalence_study(name: str, seed: int = 0, say=print) -> list[dict]:
+    world = load_world(name)
+    rows = []
+    for lengths, share in itertools.product(LENGTHS, SHARES):
+        t0 = time.perf_counter()
+        log = splice_log(world, share, lengths, seed, MAX_PREVALENCE_USERS)
+        base = {"log": name, "histories": lengths, "spliced": share, "users": len(log.truth)}
+        old = base | {"default": "old (length null, real calibration)"} | old_default_cell(world.emb, log)
+        new = base | {"default": "new (empirical null)"} | new_default_cell(world.emb, log)
+        rows += [old, new]
+        say(
+            f"  {name} {lengths} {share}: old F1 {old['F1@10']:.3f} FA {old['FA/1000 control']:.2f} | new F1 "
+            f"{new['F1@10']:.3f} FA {new['FA/1000 control']:.2f} stated {new['stated FA/1000']:.2f} "
+            f"(null rate: F1 {new['F1@10 at null rate 1.0']:.3f} FA {new['FA/1000 control at null rate 1.0']:.2f}) "
+            f"pi1 {new['estimated users beyond drift']:.0f} [{new['interval']}] vs {new['planted users']} "
+            f"({new['null']}); p>=0.8 {new['users p>=0.8']} planted {new['planted among p>=0.8']:.2f}; "
+            f"{time.perf_counter() - t0:.0f} s"
+        )
+    return rows

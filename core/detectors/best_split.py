@@ -36,12 +36,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from core.detectors.base import ChangePoints, Detector, DetectorResult, check_population
+from core.detectors.empirical_null import EmpiricalNull
 from core.detectors.real_null import RealCalibration, calibrate_real
 from core.detectors.shift_features import ShiftFeatures
 from core.errors import ShiftError
 
 # The fewest tree segments the length null is built from (two length buckets of 200).
 MIN_NULL_SEGMENTS = 400
+# The fewest scored users an empirical null is fitted to (two length buckets of 150).
+MIN_EMPIRICAL_USERS = 300
 
 
 def f_scan(z: np.ndarray, min_size: int) -> np.ndarray:
@@ -180,6 +183,7 @@ class BestSplit(Detector):
         detrend: str = "index",
         length_null: bool = True,
         random_state: int = 0,
+        empirical_null: bool = False,
     ) -> None:
         self.n_components = n_components
         self.n_categories = n_categories
@@ -187,6 +191,9 @@ class BestSplit(Detector):
         self.detrend = detrend
         self.length_null = length_null
         self.random_state = random_state
+        # Score every split against Efron's empirical null of root splits, fitted to the bulk
+        # of the null users (core.detectors.empirical_null), instead of the length null.
+        self.empirical_null = empirical_null
 
     @property
     def h(self) -> int:  # the base class's window: here the shortest segment
@@ -235,6 +242,13 @@ class BestSplit(Detector):
         # length: there the score stays the raw F (and the calibration is on shuffled histories).
         use_null = self.length_null and len(ref["f"]) >= MIN_NULL_SEGMENTS
         self.null_ = LengthNull(ref["f"], ref["length"]) if use_null else None
+        self.empirical_ = None
+        roots = ref["parent"] < 0
+        if self.empirical_null and roots.sum() >= MIN_EMPIRICAL_USERS:
+            self.null_ = None
+            self.empirical_ = EmpiricalNull(random_state=self.random_state).fit(
+                np.log(ref["f"][roots]), ref["length"][roots]
+            )
         self.result_ = DetectorResult(self._root_scan(z, offsets), offsets, self._candidates_of(nodes))
         return self
 
@@ -251,6 +265,9 @@ class BestSplit(Detector):
         state["null.used"] = np.asarray(self.null_ is not None)
         if self.null_ is not None:
             state.update(self.null_.export_state())
+        state["empirical.used"] = np.asarray(self.empirical_ is not None)
+        if self.empirical_ is not None:
+            state.update(self.empirical_.export_state())
         return state
 
     def _import_state(self, state: dict[str, np.ndarray]) -> None:
@@ -261,6 +278,37 @@ class BestSplit(Detector):
         self.null_ = LengthNull.restore(state) if used else None
         if used and not self.length_null:
             raise ValueError("best_split: a length null is stored for a detector without one")
+        empirical = bool(state.get("empirical.used", False))
+        self.empirical_ = EmpiricalNull.restore(state) if empirical else None
+        if empirical and not self.empirical_null:
+            raise ValueError("best_split: an empirical null is stored for a detector without one")
+
+    def null_rate(self, threshold: float) -> float:
+        """Expected false alarms per 1,000 events of the fitted population at ``threshold``
+        under the empirical null: its null users (pi0 of the scored ones) each reach it with
+        probability 1 - Phi(threshold) at their root split."""
+        from scipy.stats import norm
+
+        null = self._empirical()
+        chance = (1.0 - null.pi1_) * null.n_users * float(norm.sf(threshold))
+        return 1000.0 * chance / max(self.n_events_, 1)
+
+    def threshold_for_null_rate(self, rate: float) -> float:
+        """The threshold at which the empirical null expects ``rate`` false alarms per 1,000 events."""
+        from scipy.stats import norm
+
+        null = self._empirical()
+        if rate <= 0:
+            raise ShiftError(f"a false-alarm rate must be > 0, got {rate}")
+        tail = rate * self.n_events_ / 1000.0 / max((1.0 - null.pi1_) * null.n_users, 1e-12)
+        return float(norm.isf(min(tail, 0.5)))
+
+    def _empirical(self) -> EmpiricalNull:
+        if getattr(self, "empirical_", None) is None:
+            raise ShiftError(
+                f"{self.name}: fitted without an empirical null (empirical_null=False or too few users)"
+            )
+        return self.empirical_
 
     def _root_scan(self, z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """Per-event signal for timelines: the score of a single split of the whole history there."""
@@ -269,9 +317,14 @@ class BestSplit(Detector):
         for k in range(len(offsets) - 1):
             lo, hi = int(offsets[k]), int(offsets[k + 1])
             if hi - lo >= self.min_events:
-                f = f_scan(z[lo:hi], m)
-                out[lo + m : hi - m + 1] = f if self.null_ is None else self.null_.significance(f, hi - lo)
+                out[lo + m : hi - m + 1] = self._significance(f_scan(z[lo:hi], m), hi - lo)
         return out
+
+    def _significance(self, f: np.ndarray, length) -> np.ndarray:
+        """A split's score: z under the empirical null, the length null's -log10 share, or raw F."""
+        if self.empirical_ is not None:
+            return self.empirical_.z(np.log(np.maximum(f, 1e-300)), np.broadcast_to(length, np.shape(f)))
+        return f if self.null_ is None else self.null_.significance(f, length)
 
     def _nodes(self, z: np.ndarray, offsets: np.ndarray) -> dict[str, np.ndarray]:
         """Every user's tree, concatenated; ``parent`` indexes the concatenation."""
@@ -291,7 +344,7 @@ class BestSplit(Detector):
     def _candidates_of(self, nodes: dict[str, np.ndarray]) -> ChangePoints:
         if not len(nodes["f"]):
             return ChangePoints.empty()
-        score = nodes["f"] if self.null_ is None else self.null_.significance(nodes["f"], nodes["length"])
+        score = self._significance(nodes["f"], nodes["length"])
         eff = effective_scores(score, nodes["parent"])
         order = np.lexsort((nodes["split"], nodes["user"]))
         # Offline: a split is known once the whole history is seen (alert = last event).
