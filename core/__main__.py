@@ -1,7 +1,5 @@
 """``python -m core``: the command line."""
 
-import sys
+from core.cli import run
 
-from core.cli import main
-
-sys.exit(main())
+run()

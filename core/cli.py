@@ -8,6 +8,7 @@ imports (torch, sklearn) happen inside the commands, so ``--help`` stays instant
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import importlib
 import os
@@ -35,6 +36,57 @@ def build_parser() -> argparse.ArgumentParser:
         if hasattr(command, "register"):  # helpers (arguments.py) sit beside the commands
             command.register(subparsers)
     return parser
+
+
+def run() -> None:
+    """``python -m core``: run ``main`` and exit, Ctrl-C and SIGTERM answered until the very end.
+
+    After the command the interpreter still tears down (atexit callbacks, Ray's shutdown,
+    unloading torch), which takes a second after ``encode``; a Ctrl-C then ended in "Exception
+    ignored … KeyboardInterrupt" or, once Python had restored the default handler, killed the
+    process by the signal (exit -2, no message). Now it is one line and exit 130 (143), and
+    while the interpreter unloads its modules, when no Python handler can run any more, the
+    signals are ignored: the command has finished, and its exit code stands.
+    """
+    atexit.register(_ignore_stop_signals)  # registered first, so it runs after every other callback
+    try:
+        code = main()
+    except KeyboardInterrupt:  # before main's handlers, or while one printed its message
+        code = _stopped(signal.SIGINT)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _stop_now)
+            signal.signal(signal.SIGTERM, _stop_now)
+    sys.exit(code)
+
+
+_STOPPED = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+
+
+def _stopped(signum: int) -> int:
+    message, code = _STOPPED[signum]
+    print(message, file=sys.stderr)
+    return code
+
+
+def _stop_now(signum, frame) -> None:
+    # The command's output is complete; flush it, say why, and leave without the rest of the
+    # teardown (the user asked to stop).
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    message, code = _STOPPED[signum]
+    with contextlib.suppress(OSError):
+        os.write(2, f"{message}\n".encode())
+    os._exit(code)
+
+
+def _ignore_stop_signals() -> None:
+    # Python restores the default action of signals that have a Python handler before it unloads
+    # modules, so a Ctrl-C there would kill the process silently; an ignored signal stays ignored.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -436,3 +436,53 @@ def test_an_empty_detector_name_is_refused_not_read_as_the_default(
     last = err.strip().splitlines()[-1]
     assert rc == 2 and says in last, err
     assert "--detectors" in argv or "leave --detector out for the default (best_split)" in last
+
+
+# A command that ends normally, then the signal lands while Python tears down: in an atexit
+# callback (torch and Ray register theirs while a command runs) or while modules are unloaded.
+_LATE_SIGNAL = """
+import atexit, os, signal, sys
+from core import cli
+from core.commands import datasets
+
+listed = datasets.run
+
+class Teardown:
+    def __del__(self):  # runs while the interpreter unloads modules, after every atexit callback
+        os.kill(os.getpid(), signal.{signal})
+
+def run(args):
+    code = listed(args)
+    if "{when}" == "atexit":
+        atexit.register(lambda: os.kill(os.getpid(), signal.{signal}))
+    else:
+        sys.modules["teardown"] = type(sys)("teardown")
+        sys.modules["teardown"].kept = Teardown()
+    return code
+
+datasets.run = run
+sys.argv[1:] = ["datasets"]
+cli.run()
+"""
+
+
+@pytest.mark.parametrize(
+    ("signal", "when", "code", "line"),
+    [
+        ("SIGINT", "atexit", 130, "interrupted"),
+        ("SIGTERM", "atexit", 143, "terminated"),
+        ("SIGINT", "unloading", 0, None),
+    ],
+    ids=["ctrl-c-at-exit", "sigterm-at-exit", "ctrl-c-while-unloading"],
+)
+def test_a_signal_after_the_command_ends_with_one_line(signal, when, code, line, two_datasets):
+    import subprocess
+    import sys
+
+    script = _LATE_SIGNAL.format(signal=signal, when=when)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    # Before: "Exception ignored in atexit callback … KeyboardInterrupt" and exit 0, or killed by
+    # the signal (-2) with no message once Python had put back the default handler.
+    assert done.returncode == code, done.stderr
+    assert done.stderr.strip().splitlines() == ([line] if line else []), done.stderr
+    assert "base" in done.stdout and "other" in done.stdout  # the command's output is all there
