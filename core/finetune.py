@@ -10,7 +10,7 @@ a text encoder, so a new item with no history still gets a sensible vector, whic
 collaborative factors alone cannot give.
 
 Only the users the benchmarks may train on are used (:func:`training_users`: the
-calibration half of :func:`core.benchmark.splices.split_users`, seed 0), so the benchmark's
+calibration half of :func:`core.user_split.split_users`, seed 0), so the benchmark's
 test users' histories never reach the model.
 
 Why not ``SentenceTransformer.fit``: it needs the ``datasets``/``accelerate`` stack, seeds
@@ -60,7 +60,7 @@ class FinetuneParams:
     pairs: int = 6000  # co-consumption pairs drawn per epoch
     epochs: int = 1
     batch_size: int = 64  # pairs per step: 63 in-batch negatives for each positive
-    learning_rate: float = 5e-5
+    learning_rate: float = 2e-4  # only the top layers learn: higher than a full fine-tune's 2e-5-5e-5
     window: int = 3  # a positive pair is two items at most this many events apart
     max_length: int = 32  # tokens per text during training
     scale: float = 20.0  # softmax temperature 1/scale over cosines (sentence-transformers' default)
@@ -101,7 +101,7 @@ class TrainingReport:
 
 def training_users(user_ids: np.ndarray, split_seed: int = 0) -> np.ndarray:
     """The users a fine-tune may read: the calibration half of the benchmarks' split."""
-    from core.benchmark.splices import split_users
+    from core.user_split import split_users
 
     return split_users(user_ids, 0.5, split_seed)[0]
 

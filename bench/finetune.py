@@ -1,0 +1,127 @@
+"""What the fine-tune buys: pretrained vs fine-tuned item features on the same benchmark users.
+
+For each log: the default detector (best_split with the product's settings, calibrated on the
+calibration users' real histories at 1.0 false alarm per 1,000 events) is run on the
+detection study's test benchmark (splices, multi-splices, ramps and unspliced controls of
+*test* users, which the fine-tune never read) with each feature set. The benchmark users are
+drawn once, with the pretrained features (the splice builder picks pairs by profile
+distance), so both feature sets are scored on the very same users and change points.
+Also: the held-out next-item recall@10 (test users), the cosine of random user-profile pairs
+(test users; how far apart tastes sit), and the fine-tune's cost from its stored report.
+
+    SHIFT_DATA_DIR=... python -m bench.finetune movielens-100k food
+
+needs ``python -m core finetune NAME`` first (the stored model is used as it is); writes
+bench/results/finetune.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from bench.detection_study import (
+    CROSS_LOG_DEFAULT,
+    RESULTS,
+    best_split_run,
+    load_world,
+    make_bench,
+    random_pair_cosines,
+    subset,
+)
+from core import artefacts
+from core.finetune import next_item_recall
+
+KEEP = (
+    "F1@10 all splices",
+    "F1@10 multi",
+    "F1@10 gradual",
+    "stated FA/1000",
+    "check FA/1000",
+    "FA/1000 control",
+    "test real FA/1000",
+    "test real users flagged",
+)
+
+
+def compare(name: str, say=print) -> dict:
+    t0 = time.perf_counter()
+    model = artefacts.finetuned_model_path(name)
+    if model is None:
+        raise SystemExit(f"{name}: no current fine-tuned model; run python -m core finetune {name}")
+    report = json.loads((model / "manifest.json").read_text())
+    world = load_world(name)
+    tuned = artefacts.item_matrix(name, artefacts.encoder_for(name, "finetuned")).astype(np.float64)
+    worlds = {"pretrained": world, "fine-tuned": dataclasses.replace(world, emb=tuned)}
+    has_cat = world.genres is not None
+    clear_cut = None if has_cat else float(np.quantile(random_pair_cosines(world, world.test_users), 0.25))
+    test = make_bench(world, world.test_users, seed=1, clear_cut=clear_cut, n_splices=900)
+    test_real = subset(world, world.test_users)
+    say(f"{name}: {len(test.users)} benchmark users from {len(world.test_users)} test users")
+    rows = []
+    for label, w in worlds.items():
+        r = best_split_run(w, CROSS_LOG_DEFAULT, test, test_real)
+        cos = random_pair_cosines(w, w.test_users)
+        row = {"features": label} | {k: r[k] for k in KEEP if k in r}
+        row |= {k: r[k] for k in r if k.startswith("F1@10 ") and k not in row}
+        row["next-item recall@10 (test users)"] = next_item_recall(w.emb, w.events, w.test_users)
+        row["random user-pair cosine (mean)"] = float(cos.mean())
+        row["random user-pair cosine (median)"] = float(np.median(cos))
+        rows.append(row)
+        say(f"  {label}: F1 {row['F1@10 all splices']:.3f}, real FA {row['test real FA/1000']:.2f}/1000")
+    return {
+        "dataset": name,
+        "model": str(model.name),
+        "finetune": report["manifest"]["params"],
+        "training": {k: v for k, v in report["report"].items() if k != "losses"},
+        "rows": rows,
+        "seconds": time.perf_counter() - t0,
+        "load average": os.getloadavg(),
+    }
+
+
+def markdown(results: list[dict]) -> str:
+    lines = []
+    for res in results:
+        t = res["training"]
+        lines.append(
+            f"\n#### {res['dataset']}\n\nfine-tune: {t['n_pairs']:,} pairs of {t['n_training_users']:,} "
+            f"calibration users, {t['steps']} steps, {t['seconds']:.0f} s ({t['pairs_per_second']:.1f} pairs/s, "
+            f"{t['device']}, {t['precision']}), loss {t['first_loss']:.3f} → {t['last_loss']:.3f}; "
+            f"params {res['finetune']}\n"
+        )
+        cols = list(res["rows"][0])
+        lines.append("| " + " | ".join(cols) + " |")
+        lines.append("|" + "---|" * len(cols))
+        for r in res["rows"]:
+            lines.append("| " + " | ".join(_cell(r.get(c)) for c in cols) + " |")
+        lines.append(f"\nbenchmark wall time {res['seconds']:.0f} s, load average {res['load average']}")
+    return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="+")
+    args = parser.parse_args(argv)
+    results = [compare(name) for name in args.names]
+    text = markdown(results)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "finetune.md").write_text(text + "\n")
+    (RESULTS / "finetune.json").write_text(json.dumps(results, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
