@@ -19,6 +19,9 @@ from pathlib import Path
 from core.commands import arguments
 
 COLUMNS = ["user_id", "timestamp", "score", "event_index", "detector", "alert_index", "kind"]
+# Added after the columns above (never renamed or removed: scripts read them): the probability
+# that the user's shift is real, 1 - local fdr under the empirical null (empty without one).
+PROBABILITY = "probability"
 
 
 def register(subparsers) -> None:
@@ -47,13 +50,28 @@ def register(subparsers) -> None:
         help="threshold giving R expected false alarms per 1,000 events (default 1); with best_split "
         "it also sets the tentative alerts' rate",
     )
+    level.add_argument(
+        "--fdr",
+        type=arguments.positive_float,
+        metavar="Q",
+        help="flag users so that at most a share Q of the flagged are expected to be chance (a false "
+        "discovery rate, e.g. 0.1), from the empirical null of the log's users (best_split)",
+    )
     p.add_argument("--out", type=arguments.output_file, help="CSV file to write (default: standard output)")
     p.add_argument(
         "--users",
         type=arguments.output_file,
         metavar="FILE",
         help="also write one CSV row per user: user_id, n_events, state ('scored' or 'too short: "
-        "12 events, needs 24'), tentative (a tentative recent alert), change_points",
+        "12 events, needs 24'), tentative (a tentative recent alert), change_points, probability",
+    )
+    p.add_argument(
+        "--summary-json",
+        type=arguments.output_file,
+        metavar="FILE",
+        help="also write one JSON object: the threshold, both false-alarm rates, the FDR, the estimated "
+        "users beyond everyday drift with its interval, the null used and why, the feature setting, "
+        "counts of scored and too-short users",
     )
     arguments.add_model_option(p)
     arguments.add_engine_options(p, workers=True)
@@ -87,11 +105,11 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from core import results, runner
-    from core.detectors import DEFAULT, make_detector
+    from core.detectors import DEFAULT, make_detector, population
     from core.errors import ShiftError
     from core.runner.ray_session import shutdown_ray
 
-    arguments.distinct_outputs(out=args.out, users=args.users)
+    arguments.distinct_outputs(out=args.out, users=args.users, summary_json=args.summary_json)
     name = args.detector or DEFAULT
     make_detector(name)  # unknown names fail before any data is loaded
     if args.engine == "ray" and args.workers > 1:
@@ -111,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
         threshold = args.threshold
     elif args.false_alarms is not None:
         threshold = fitted.threshold_for(args.false_alarms)
+    elif args.fdr is not None:
+        if not 0 < args.fdr < 1:
+            raise ShiftError(f"--fdr is a share of the flagged users, between 0 and 1; got {args.fdr}")
+        threshold = population.threshold_for_fdr(fitted.fit, args.fdr)
     else:
         threshold = fitted.default_threshold
     located = fitted.change_points(threshold)
@@ -129,13 +151,77 @@ def run(args: argparse.Namespace) -> int:
         )
     frame = pd.concat([located, tentative], ignore_index=True) if tentative is not None else located
     frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
-    dest = _write(frame[COLUMNS], args.out)
+    probability = population.user_probabilities(fitted.fit).set_index("user_id")["probability"]
+    frame[PROBABILITY] = frame["user_id"].astype(str).map(probability)
+    dest = _write(frame[[*COLUMNS, PROBABILITY]], args.out)
     if args.users:
-        _write(fitted.user_states(located, tentative), args.users)
+        states = fitted.user_states(located, tentative)
+        states[PROBABILITY] = states["user_id"].astype(str).map(probability)
+        _write(states, args.users)
+    share = population.shift_share(fitted.fit)
+    chance = population.flagged_chance(fitted.fit, threshold)
+    if args.summary_json:
+        _write_json(detection_summary(fitted, threshold, located, share, chance), args.summary_json)
     print(
         f"{len(located):,} change points of {located.user_id.nunique():,} users "
         f"({name}, threshold {threshold:.4g}, {fitted.rates(threshold).summary()})"
         f"{tentative_text} -> {dest}",
         file=sys.stderr,
     )
+    if share is not None:
+        print(f"{share.summary()}; {chance.summary()}", file=sys.stderr)
     return 0
+
+
+def detection_summary(fitted, threshold: float, located, share, chance) -> dict:
+    """The ``--summary-json`` object (plain JSON types only)."""
+    rates = fitted.rates(threshold)
+    states = fitted.user_states(located)
+    scored = int((states["state"] == "scored").sum())
+    det = fitted.detector
+    out = {
+        "dataset": fitted.dataset,
+        "detector": det.name,
+        "threshold": float(threshold),
+        "false_alarms_per_1000_events": rates.per_1000,
+        "users_flagged_share_on_null": rates.users,
+        "false_alarm_source": rates.source,
+        "check_false_alarms_per_1000_events": rates.check_per_1000,
+        "users_flagged": int(located["user_id"].nunique()),
+        "change_points": int(len(located)),
+        "users_scored": scored,
+        "users_too_short": int(len(states) - scored),
+        "feature_setting": {
+            k: getattr(det, k)
+            for k in ("n_components", "n_categories", "min_size", "detrend")
+            if hasattr(det, k)
+        },
+        "null": "shuffled" if rates.null != "real" else "real",
+        "null_why": rates.source,
+    }
+    if share is not None:
+        low, high = share.users_interval
+        out |= {
+            "null": share.null,
+            "null_why": share.why,
+            "bulk_moving": share.bulk_moving,
+            "users_beyond_drift": share.users,
+            "users_beyond_drift_interval": [low, high],
+            "share_beyond_drift": share.share,
+            "share_beyond_drift_interval": [share.low, share.high],
+            "fdr": chance.fdr,
+            "expected_chance_among_flagged": chance.expected_chance,
+        }
+    return out
+
+
+def _write_json(obj: dict, path: Path) -> None:
+    import json
+
+    from core.errors import ShiftError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(obj, indent=1, default=float) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise ShiftError(f"cannot write {path}: {err.strerror or err}") from None

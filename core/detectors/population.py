@@ -352,3 +352,123 @@ def user_states(
             "change_points": counts.reindex(ids, fill_value=0).to_numpy(np.int64),
         }
     )
+
+
+# --- how many users shifted beyond everyday drift (issue 19; core.detectors.empirical_null) ---
+
+
+@dataclass(frozen=True)
+class ShiftShare:
+    """The share of scored users beyond everyday drift (pi1) from the empirical null, with its
+    95% bootstrap interval; ``null`` "empirical" (fitted to the bulk of this log's users) or
+    "reference" (the bulk moved; the null stored with the product), ``why`` says which."""
+
+    share: float
+    low: float
+    high: float
+    n_scored: int
+    null: str
+    fitted_share: float  # the bulk fit's own pi1, also when it was set aside
+
+    @property
+    def users(self) -> float:
+        return self.share * self.n_scored
+
+    @property
+    def users_interval(self) -> tuple[float, float]:
+        return self.low * self.n_scored, self.high * self.n_scored
+
+    @property
+    def bulk_moving(self) -> bool:
+        return self.null == "reference"
+
+    @property
+    def why(self) -> str:
+        from core.detectors.empirical_null import BULK_MOVING_SHARE, SOURCES
+
+        if self.bulk_moving:
+            return (
+                f"the bulk of this log is moving: a fit to its centre puts {self.fitted_share:.0%} of users "
+                f"beyond everyday drift (>= {BULK_MOVING_SHARE:.0%}), so its centre cannot stand for "
+                f"everyday drift; {SOURCES['reference']} is used instead"
+            )
+        return SOURCES["empirical"]
+
+    def summary(self) -> str:
+        """ "about 31 users [18-45] of 843 scored changed beyond everyday drift (null: ...)"."""
+        lo, hi = self.users_interval
+        return (
+            f"about {self.users:.0f} users [{lo:.0f}-{hi:.0f}] of {self.n_scored:,} scored changed beyond "
+            f"everyday drift (null: {self.why})"
+        )
+
+
+def empirical_null(fit: PopulationFit):
+    """The fit's :class:`~core.detectors.empirical_null.EmpiricalNull`, or None (a detector or
+    a log without one: too few users, or ``empirical_null=False``)."""
+    return getattr(fit.detector, "empirical_", None)
+
+
+def shift_share(fit: PopulationFit) -> ShiftShare | None:
+    """How many users shifted beyond everyday drift, with an interval (None without a null)."""
+    null = empirical_null(fit)
+    if null is None:
+        return None
+    return ShiftShare(null.pi1_, *null.pi1_interval_, null.n_users, null.source_, null.fitted_pi1_)
+
+
+def root_scores(fit: PopulationFit) -> np.ndarray:
+    """Every user's root-split score (NaN: too short to score): a user's highest node, since a
+    node's score is the smallest along its path from the root."""
+    cand = fit.result.candidates
+    best = np.full(fit.events.n_users, -np.inf)
+    np.maximum.at(best, cand.user, cand.score)
+    return np.where(np.isfinite(best), best, np.nan)
+
+
+def user_probabilities(fit: PopulationFit) -> pd.DataFrame:
+    """``user_id, root_score, probability``: the probability that each user's shift is real
+    (1 - local fdr under the empirical null); NaN for users too short to score, or a fit
+    without an empirical null."""
+    root = root_scores(fit)
+    null = empirical_null(fit)
+    prob = np.full(len(root), np.nan)
+    if null is not None:
+        ok = np.isfinite(root)
+        prob[ok] = null.probability(root[ok])
+    return pd.DataFrame({"user_id": fit.events.user_ids.astype(str), "root_score": root, "probability": prob})
+
+
+@dataclass(frozen=True)
+class FlaggedChance:
+    """At a threshold: users flagged, how many of them everyday drift explains (expected), and
+    the false discovery rate (their expected share)."""
+
+    threshold: float
+    flagged: int
+    expected_chance: float
+    fdr: float
+
+    def summary(self) -> str:
+        return f"at this threshold {self.flagged:,} users are flagged, of whom about {self.expected_chance:.0f} may be chance (FDR {self.fdr:.0%})"
+
+
+def flagged_chance(fit: PopulationFit, threshold: float | None = None) -> FlaggedChance | None:
+    """:class:`FlaggedChance` at ``threshold`` (None: the default); None without an empirical null."""
+    null = empirical_null(fit)
+    if null is None:
+        return None
+    thr = fit.default_threshold if threshold is None else float(threshold)
+    return FlaggedChance(thr, null.flagged(thr), null.expected_chance(thr), null.fdr(thr))
+
+
+def threshold_for_fdr(fit: PopulationFit, fdr: float) -> float:
+    """The lowest threshold that flags users with at most ``fdr`` of them chance (as stated:
+    three significant digits, rounded up); ShiftError without an empirical null."""
+    null = empirical_null(fit)
+    if null is None:
+        raise ShiftError(
+            f"{fit.detector.name} on {fit.dataset!r} has no empirical null (a detector without one, or "
+            "too few scored users): set the threshold as a score or a false-alarm rate instead"
+        )
+    return stated_threshold(null.threshold_for_fdr(fdr))
