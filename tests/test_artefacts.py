@@ -261,7 +261,7 @@ def test_a_damaged_digest_memo_is_rebuilt(data_dir, tmp_path, damage):
     encoder._folder_digest.cache_clear()
     assert encoder.model_id_for(model) == first
     memo = json.loads(memo_path.read_text())
-    assert list(memo.values()) == [first.rpartition("@")[2]]
+    assert list(memo["digests"].values()) == [first.rpartition("@")[2]]
     encoder._folder_digest.cache_clear()
 
 

@@ -125,15 +125,42 @@ def test_non_text_input_is_a_clear_error(fp32):
         fp32.encode(["ok", None])
 
 
-def test_weights_digest_is_memoised_on_disk(data_dir):
+def test_weights_digest_is_memoised_on_disk(data_dir, monkeypatch):
     # New dashboard processes read the digest instead of hashing 90 MB of weights again.
     from core import encoder
 
     encoder._folder_digest.cache_clear()
     first = encoder.model_id_for()
     memo = json.loads((data_dir / ".model-digests.json").read_text())
-    assert list(memo.values()) == [first.rsplit("@", 1)[1]]
-    (data_dir / ".model-digests.json").write_text(json.dumps(dict.fromkeys(memo, "cafecafecafe")))
+    assert list(memo["digests"].values()) == [first.rsplit("@", 1)[1]]
+    # Read back, not hashed again (reads trust a memo whose checksum matches).
     encoder._folder_digest.cache_clear()
-    assert encoder.model_id_for().endswith("@cafecafecafe")
-    encoder._folder_digest.cache_clear()  # leave no fake id behind for other tests
+    monkeypatch.setattr(encoder, "_VERIFIED", {})
+    monkeypatch.setattr(encoder, "_hash_and_remember", lambda *a: "cafecafecafe")
+    assert encoder.model_id_for() == first
+    encoder._folder_digest.cache_clear()
+
+
+def test_a_wrong_digest_in_the_memo_is_not_trusted(data_dir, monkeypatch):
+    # Issue 22: a wrong digest in data/.model-digests.json was taken as the model's id, so
+    # vectors would be filed (and served) under another model's id.
+    from core import encoder
+
+    encoder._folder_digest.cache_clear()
+    first = encoder.model_id_for()
+    path = data_dir / ".model-digests.json"
+    memo = json.loads(path.read_text())
+    edited = {**memo, "digests": dict.fromkeys(memo["digests"], "cafecafecafe")}
+    path.write_text(json.dumps(edited))  # edited by hand: the checksum no longer matches
+    encoder._folder_digest.cache_clear()
+    assert encoder.model_id_for() == first  # rebuilt: hashed again
+    assert json.loads(path.read_text()) == memo
+    # Checksum recomputed too: reads trust it, but encode (verify_id) hashes the weights itself.
+    entries = dict.fromkeys(memo["digests"], "cafecafecafe")
+    path.write_text(json.dumps({"digests": entries, "checksum": encoder._memo_checksum(entries)}))
+    encoder._folder_digest.cache_clear()
+    monkeypatch.setattr(encoder, "_VERIFIED", {})
+    assert encoder.Encoder(verify_id=True).model_id == first
+    assert json.loads(path.read_text()) == memo  # and corrected the memo
+    assert encoder.model_id_for() == first
+    encoder._folder_digest.cache_clear()

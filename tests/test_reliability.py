@@ -486,3 +486,30 @@ def test_a_signal_after_the_command_ends_with_one_line(signal, when, code, line,
     assert done.returncode == code, done.stderr
     assert done.stderr.strip().splitlines() == ([line] if line else []), done.stderr
     assert "base" in done.stdout and "other" in done.stdout  # the command's output is all there
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--device", "gpu0"], "device 'gpu0' is not a torch device (cpu, cuda, cuda:1, …)"),
+        (["--device", "mps"], "device 'mps': only cpu and cuda are supported"),
+        (["--device", "cuda:99"], "CUDA GPU"),
+        (["--device", "cpu", "--precision", "fp16"], "precision fp16 needs a CUDA GPU; on a CPU use bf16"),
+        (["--device", "cpu", "--engine", "ray"], "--device is for --engine local"),
+    ],
+    ids=["not-a-device", "unsupported", "no-such-gpu", "fp16-on-cpu", "ray"],
+)
+def test_a_bad_device_is_refused_even_when_nothing_needs_encoding(
+    argv, says, two_datasets, monkeypatch, no_trace_file, capsys
+):
+    import types
+
+    import core.artefacts
+
+    def all_cached(name, encoder, progress=None):  # every text already in the cache: no model load
+        return types.SimpleNamespace(model_id="m@0", n_items=2, n_unique_texts=2, n_cached=2, n_encoded=0)
+
+    monkeypatch.setattr(core.artefacts, "encode_items", all_cached)
+    rc, err = _cli(["encode", "base", *argv], capsys)
+    assert rc == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert _cli(["encode", "base", "--device", "cpu", "--precision", "fp32"], capsys)[0] == 0

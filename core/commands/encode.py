@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     from core import store
     from core.artefacts import encode_items, encoder_for
+    from core.encoder import resolve_device
     from core.errors import ShiftError
     from core.runner.ray_session import shutdown_ray
 
@@ -64,8 +65,20 @@ def run(args: argparse.Namespace) -> int:
         # Fail before loading the model: the message is the same, the wait is not.
         store.connect(args.name).close()
     encoder = encoder_for(
-        args.name, args.model, device=args.device, precision=args.precision, batch_size=args.batch_size
+        args.name,
+        args.model,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        verify_id=True,  # vectors are stored under its id: hash the weights, never trust the memo
     )
+    if args.engine == "local" and (args.device is not None or args.precision != "auto"):
+        # Checked before the cache is read: a wrong --device is refused even when nothing needs encoding.
+        resolve_device(args.device, args.precision)
+    elif args.device is not None:
+        raise ShiftError(
+            "--device is for --engine local; on Ray every actor takes a GPU when the cluster has one"
+        )
     if args.engine == "ray":
         from core.runner.ray_encode import RayEncoder
 
