@@ -619,3 +619,61 @@ def f1_by_false_alarms(tradeoff: pd.DataFrame, columns: Sequence[str], title: st
         **_LAYOUT,
     )
     return fig
+
+
+def before_after(categories: pd.DataFrame, title: str, top: int = 5) -> go.Figure:
+    """A small before/after picture of one shift: the ``top`` categories whose share changed
+    most (an explanation's ``categories``: category, share_before, share_after, change), each
+    with its share before (blue) and after (orange) the change."""
+    rows = categories.reindex(categories["change"].abs().sort_values(ascending=False, kind="stable").index)
+    rows = rows.head(top).iloc[::-1]  # the biggest change on top of a horizontal bar chart
+    names = escape(rows["category"])
+    fig = go.Figure(
+        [
+            go.Bar(
+                y=names,
+                x=rows[column],
+                name=label,
+                orientation="h",
+                marker_color=colour,
+                hovertemplate="%{y}: %{x:.0%} of events " + label + "<extra></extra>",
+            )
+            for column, label, colour in (("share_before", "before", BEFORE), ("share_after", "after", AFTER))
+        ]
+    )
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=14)),
+        barmode="group",
+        xaxis=dict(tickformat=".0%", title="share of their events", range=[0, 1.04], dtick=0.25),
+        height=90 + 42 * len(rows),
+        margin=dict(l=10, r=10, t=36, b=10),
+        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
+        hovermode="closest",
+    )
+    return fig
+
+
+def moves_bars(moves: pd.DataFrame, title: str, top: int = 8) -> go.Figure:
+    """Where shifted users went: the ``top`` most common "left → joined" moves
+    (``from, to, users``) as horizontal bars, the most common on top."""
+    rows = moves.head(top).iloc[::-1]
+    labels = [f"{a} → {b}" for a, b in zip(escape(rows["from"]), escape(rows["to"]))]
+    fig = go.Figure(
+        go.Bar(
+            y=labels,
+            x=rows["users"],
+            orientation="h",
+            marker_color=AFTER,
+            text=rows["users"],
+            textposition="outside",
+            hovertemplate="%{y}: %{x} users<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=title,
+        xaxis=dict(title="users"),
+        height=120 + 34 * len(rows),
+        margin=dict(l=10, r=30, t=40, b=10),
+        showlegend=False,
+    )
+    return fig

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core import headline as core_headline
 from core.errors import ShiftError
-from dashboard import actions, charts, data, navigation, sidebar, text
+from dashboard import actions, charts, data, downstream, navigation, sidebar, text, views
 
 selection = navigation.selection()
 st.title("Who shifted, when, and to what")
@@ -93,49 +94,14 @@ cps = data.change_points(name, selection.detector, selection.threshold)
 summary = data.population_summary(name, selection.detector, selection.threshold)
 eps_text = text.eps(selection.threshold)
 st.subheader(f"{summary.n_shifted:,} of {summary.n_users:,} users shifted at ε = {eps_text}")
-headline = [
-    f"**{summary.n_scorable:,} of {summary.n_users:,}** users could be scored"
-    + (
-        f" (the others have fewer than {summary.min_events} events, too few for {text.md_code(selection.detector)})."
-        if summary.n_scorable < summary.n_users
-        else "."
-    ),
-    (
-        # The null sample is this log's own users: the count flagged here and the count expected
-        # there are one measurement, so nothing is subtracted (no labels say which moves are shifts).
-        f"On held-aside real histories of this dataset, where every alarm counts as false, about "
-        f"**{summary.expected_false:,.1f}** users would be flagged at this ε "
-        f"({summary.false_alarms_per_1000:.2f} false alarms per 1,000 events; {summary.scored_events:,} scored "
-        "events here), about as many as are flagged here. Real users drift all the time: the flagged users "
-        "are this log's strongest movers at this ε, and without labels no count of shifts beyond everyday "
-        "drift can be given. Raise ε to keep only the strongest."
-        if summary.calibration_sample == "all"
-        else f"By chance alone, about **{summary.expected_false:,.1f}** of the flagged users may be false: "
-        f"{summary.false_alarms_per_1000:.2f} false alarms per 1,000 events at this ε, measured on "
-        f"{summary.calibration_source}, over {summary.scored_events:,} scored events."
+said = views.headline(name, selection.detector, selection.threshold)
+st.markdown("  \n".join(said[topic] for topic in core_headline.ORDER if topic in said))
+with st.expander("How this was measured (for data scientists)"):
+    st.markdown(
+        f"Detector {text.md_escape(selection.detector)}: {summary.n_change_points:,} change points in all; "
+        f"{text.md_escape(summary.rates_text)}. A held-aside half of the users the false-alarm rate was "
+        "measured on set the threshold's calibration; the other half (the check sample) did not."
     )
-    + (
-        ""
-        if summary.calibration_source.startswith("held-aside real")
-        else " Real histories drift on their own (sign-up back-fill, seasons), so their false alarms "
-        "run several times higher: read this as a lower bound"
-        + (
-            f" ({summary.calibration_fallback})."
-            if summary.calibration_fallback
-            else f" ({text.md_code('best_split')} states the rate measured on real histories)."
-        )
-    ),
-    (
-        f"**{summary.n_recent:,}** more users show a recent shift, too recent to locate (tentative)."
-        if summary.n_recent is not None
-        else f"Recent shifts (too recent to locate): {text.md_code(selection.detector)} does not report them."
-    ),
-]
-st.markdown("  \n".join(headline))
-st.caption(
-    f"Detector {text.md_code(selection.detector)}: {summary.n_change_points:,} change points in all; "
-    f"{text.md_escape(summary.rates_text)} (as `python -m core detect` reports it)."
-)
 cps = data.change_points(name, selection.detector, selection.threshold)
 
 left, right = st.columns(2)
@@ -159,8 +125,11 @@ with right:
                 ),
                 key="where_chart",
             )
-            if "movielens" in str(info.get("source", "")).lower():
-                st.caption("MovieLens timestamps are mostly one sign-up session: prefer event index.")
+            if views.dates_backfilled(name):
+                st.caption(
+                    "Most users here entered their events in one sitting (dates back-filled), so months say "
+                    "little about when tastes changed: prefer event index."
+                )
         else:
             edges = np.arange(0, int(cps["event_index"].max()) + 21, 20)
             counts, _ = np.histogram(cps["event_index"], bins=edges)
@@ -181,7 +150,7 @@ if len(cps):
         .reset_index(drop=True)
     )
     top["from → to"] = [
-        data.explanation(
+        downstream.explanation(
             name,
             r.user_id,
             r.event_index,

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from core.errors import ShiftError
-from dashboard import actions, charts, data, links, navigation, sidebar, text
+from dashboard import actions, charts, data, downstream, links, navigation, sidebar, text, views
 
 selection = navigation.selection()
 st.title("User timeline")
@@ -54,10 +54,10 @@ if x_axis == "date":
     x = events["ts"].to_numpy()
     # Markers take ISO strings: Plotly cannot place annotations at numpy datetimes.
     to_x = lambda i: str(np.datetime_as_string(x[min(int(i), len(x) - 1)], unit="s"))  # noqa: E731
-    if "movielens" in str(data.info(name).get("source", "")).lower():
+    if views.user_backfilled(events):
         st.caption(
-            "MovieLens timestamps are mostly one sign-up session (a back-fill order), not "
-            "consumption dates: read shifts in event order."
+            f"Most of user {text.md_escape(user)}'s events carry one day's date (entered in one sitting, a "
+            "back-fill order), not consumption dates: read shifts in event order."
         )
 else:
     x = index
@@ -182,7 +182,7 @@ if chosen is not None:
     )
     sidebar.choose_change_point(name, user, chosen)
     links.link(cp=chosen)
-    why = data.explanation(name, user, chosen, tuple(sorted(int(c) for c in cp_list)))
+    why = downstream.explanation(name, user, chosen, tuple(sorted(int(c) for c in cp_list)))
     st.markdown(f"**What changed at event {chosen}:** {text.md_escape(why.summary)}")
 else:
     st.caption(

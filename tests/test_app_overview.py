@@ -232,19 +232,32 @@ def test_best_split_headline_states_the_real_history_rates_and_recent_shifts(
     eps = at.sidebar.slider(key=f"_widget_eps:{NAME}:best_split").value
     rates = false_alarm_rates(fit, eps)
     assert rates.null == "real" and rates.users is not None
-    headline = next(m.value for m in at.markdown if "By chance alone" in m.value)
+    headline = next(m.value for m in at.markdown if "How sure is that?" in m.value)
     # The expected false flags in users come from the real-history share of users flagged,
-    # applied to the users that share was measured on: the ground truth's unchanged users.
-    n_unchanged = len(artefacts.shift_free_users(NAME))
+    # applied to the users that share was measured on: the ground truth's unchanged users
+    # (issue 21 row 3: it was applied to every user).
+    from core.artefacts.datasets import shift_free_users
+
+    n_unchanged = len(shift_free_users(NAME))
     assert 0 < n_unchanged < 40
-    assert f"about **{rates.users * n_unchanged:,.1f}**" in headline
     assert rates.sample == "shift-free"  # a planted world: its unchanged users are the null
-    assert "held-aside real histories of the users this dataset's ground truth marks as unchanged" in headline
-    recent = tentative_alerts(artefacts.fitted_detector(NAME, "recent_shift"))
-    assert f"**{recent['user_id'].nunique():,}** more users show a recent shift" in headline
+    expected = rates.users * n_unchanged
+    flagged = set(at.dataframe[0].value["user_id"])
+    assert f"Among the {n_unchanged:,} users this dataset's ground truth marks as unchanged" in headline
+    assert f"about **{round(expected):,} user" in headline
+    real = max(len(flagged) - expected, 0)
+    # One denominator (row 7): every share is of all 40 users.
+    assert f"roughly **{round(real):,} user" in headline and f"({real / 40:.0%})" in headline
+    # Recent shifts are counted once (row 2): only users with no located change point.
+    recent = set(tentative_alerts(artefacts.fitted_detector(NAME, "recent_shift"))["user_id"])
+    if recent - flagged:
+        assert f"A further **{len(recent - flagged):,} user" in headline
+    else:
+        assert "A further" not in headline
     from dashboard.text import md_escape
 
-    assert any(md_escape(rates.summary()) in c.value for c in at.caption)  # what the CLI prints
+    details = [m.value for m in at.markdown if "check sample" in m.value]
+    assert any(md_escape(rates.summary()) in d for d in details)  # what the CLI prints
 
 
 def test_a_damaged_stored_fit_is_rebuilt_with_a_notice_on_the_page(world_copy):
@@ -272,8 +285,8 @@ def test_a_damaged_stored_fit_is_rebuilt_with_a_notice_on_the_page(world_copy):
 def test_a_shuffled_history_rate_is_called_a_lower_bound(world):
     # The default on the 40-user world: too few users for a real-history calibration.
     at = _overview(world.app)
-    headline = next(m.value for m in at.markdown if "By chance alone" in m.value)
-    assert "same histories shuffled" in headline and "read this as a lower bound" in headline
+    headline = next(m.value for m in at.markdown if "How sure is that?" in m.value)
+    assert "same histories shuffled" in headline and "as an upper bound" in headline
     assert (
         "too few users for a calibration on real histories: it needs 200 users and 20,000 events" in headline
     )

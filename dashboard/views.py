@@ -1,0 +1,61 @@
+"""Small cached views over ``core`` that the pages of issue 21 need, kept apart from
+:mod:`dashboard.data` while it is being rewritten (to be folded into it).
+
+Each is a thin edge: the computation is in ``core`` (:mod:`core.headline`,
+:mod:`core.sessions`), the cache here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from core import headline as core_headline
+from core import sessions
+from dashboard import data, downstream
+
+# Users read to judge a log's timestamps: the first ones suffice, and a 50M-event world's
+# whole event table would be seconds to read for a caption.
+_SESSION_SAMPLE_USERS = 2_000
+
+
+def headline(name: str, detector: str, threshold: float) -> dict[str, str]:
+    """The Overview's and the Tour's headline in plain words (core.headline.sentences)."""
+    summary = data.population_summary(name, detector, threshold)
+    return core_headline.sentences(summary, threshold, own_real_rate(name, detector))
+
+
+def own_real_rate(name: str, detector: str) -> tuple[float, float] | None:
+    """(false alarms per 1,000 events on real, unspliced users, the rate the default was
+    calibrated to) from this dataset's own stored benchmark, at ``detector``'s default; None
+    when the dataset has none: a figure on screen is the dataset's own or is not shown."""
+    stored = downstream.stored_evaluation(name)
+    if stored is None:
+        return None
+    meta, table, _, _ = stored
+    if not {"detector", "setting", "FA/1000 control"} <= set(table.columns):
+        return None
+    row = table[(table["detector"] == detector) & (table["setting"] == "default")]
+    try:
+        measured = float(row["FA/1000 control"].iloc[0])
+        stated = float(meta.get("target_false_alarms_per_1000"))
+    except (IndexError, TypeError, ValueError):
+        return None
+    return (measured, stated) if math.isfinite(measured) and math.isfinite(stated) else None
+
+
+@data.by_version(max_entries=16)
+def dates_backfilled(name: str) -> bool:
+    """Whether most users entered their events in one sitting (core.sessions), judged on
+    the dataset's first users."""
+    from core import store
+
+    with store.connect(name) as con:
+        events = store.load_event_arrays(con, (0, _SESSION_SAMPLE_USERS))
+    return sessions.backfilled_share(events.offsets, events.ts) >= sessions.BACKFILLED_LOG
+
+
+def user_backfilled(events: pd.DataFrame) -> bool:
+    """Whether one user's events (``ts`` column) were entered in one sitting."""
+    return sessions.busiest_day_share(events["ts"].to_numpy()) >= sessions.ONE_SITTING
