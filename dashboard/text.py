@@ -64,8 +64,10 @@ TERMS = {
     "shift score": "How different a user's next events are from their previous ones; higher means a clearer change.",
     "ε (epsilon)": "The threshold: a change point is a peak of the shift score at or above ε.",
     "change point": "The first event after which a user's interests differ (a peak of the score at or above ε).",
-    "false alarms per 1,000 events": "How many change points the detector raises on the same histories "
-    "shuffled into random order, where no shift exists.",
+    "false alarms per 1,000 events": "How many change points the detector raises per 1,000 events where "
+    "every one is counted as false. The default detector measures it on this dataset's own users set aside "
+    "for the purpose (a planted world: its users that have no planted shift); other detectors, and datasets "
+    "with too few users, on the same histories shuffled into random order, which drift less than real ones.",
     "scored / not scored": "A detector compares windows of events before and after each event, so the "
     "first and last events of a history, and whole short histories, cannot be scored.",
     "|wᵀΔf|": "The linear rule's score: how far a user's recent mean moved along the direction that "
