@@ -513,3 +513,18 @@ def test_a_bad_device_is_refused_even_when_nothing_needs_encoding(
     rc, err = _cli(["encode", "base", *argv], capsys)
     assert rc == 2 and says in err and len(err.strip().splitlines()) == 1, err
     assert _cli(["encode", "base", "--device", "cpu", "--precision", "fp32"], capsys)[0] == 0
+
+
+def test_detect_on_a_dataset_without_events_gets_a_message(two_datasets, no_trace_file, capsys):
+    import duckdb
+
+    from core.store.content_version import stamp_content_version
+
+    # What an import that dropped every event left before such imports were refused.
+    con = duckdb.connect(str(two_datasets / "base.duckdb"))
+    con.execute("DELETE FROM event_rows; DELETE FROM users; UPDATE datasets SET n_users = 0, n_events = 0")
+    stamp_content_version(con)
+    con.close()
+    rc, err = _cli(["detect", "base", "--out", "/dev/null"], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "dataset 'base' has no events" in err and "import it again: python -m core ingest base" in err

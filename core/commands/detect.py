@@ -101,6 +101,20 @@ def _item_vectors(name: str, model: str | None):
     return None if model is None else artefacts.item_matrix(name, artefacts.encoder_for(name, model))
 
 
+def _require_events(name: str) -> None:
+    """Refuse a dataset without events (imports refuse to make one; a file from before could be)."""
+    from core import store
+    from core.errors import ShiftError
+
+    with store.connect(name) as con:
+        if not store.dataset_info(con).get("n_events"):
+            raise ShiftError(
+                f"dataset {name!r} has no events, so there is nothing to detect (it was imported "
+                f"before empty imports were refused); import it again: python -m core ingest {name} "
+                "--events FILE --items FILE"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -116,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         raise ShiftError("--workers is for the local engine; Ray uses every CPU of its cluster")
     if args.address and args.engine != "ray":
         raise ShiftError("--address names a Ray cluster: add --engine ray")
+    _require_events(args.name)
     # The same on-disk fit the dashboard reads: a rerun (or the dashboard after it) skips
     # fitting and calibrating, whichever engine built it. Its per-user scores, change points
     # and summaries are stored for the dashboard, which reads them instead of fitting on big
