@@ -85,6 +85,76 @@ def compare(name: str, say=print) -> dict:
     }
 
 
+def lift_compare(name: str, say=print) -> list[dict]:
+    """NDCG@10 on the fair lift protocol with each feature set, on the same cases.
+
+    The cases (validation and test splices and controls) are drawn once, with the pretrained
+    features, by :func:`core.benchmark.lift.prepare_lift_splits`; for the fine-tuned features
+    the same cases get their own recommender, detector (fitted and calibrated on the training
+    users) and validation-tuned settings. ALS (implicit) reads no item text: one row for both.
+    """
+    from core.benchmark.lift import (
+        ALL_POLICIES,
+        default_detect,
+        prepare_lift_splits,
+        reference_scores,
+        score_cases,
+        tune_on_validation,
+    )
+    from core.benchmark.reference import fit_reference
+
+    validation, test = prepare_lift_splits(name, random_state=0, progress=say)
+    tuned = artefacts.item_matrix(name, artefacts.encoder_for(name, "finetuned"))
+    rows = []
+    for label, vectors in (("pretrained", validation.item_vectors), ("fine-tuned", tuned)):
+        if label == "fine-tuned":
+            detect, _ = default_detect(vectors, test.training)
+
+            def redo(setup, detect=detect, vectors=vectors):
+                offsets = np.concatenate([[0], np.cumsum([len(c.visible) for c in setup.cases])])
+                found = detect(np.concatenate([c.visible for c in setup.cases]), offsets)
+                return dataclasses.replace(setup, item_vectors=vectors, detected=found)
+
+            val, tst = redo(validation), redo(test)
+        else:
+            val, tst = validation, test
+        choice, _ = tune_on_validation(val, tst.recommender(), collaborative_weights=(0.25, 1.0, 4.0, 1000.0))
+        rec = tst.recommender(collaborative_weight=choice["collaborative_weight"])
+        rec.past_weight, rec.half_life = choice["past_weight"], choice["now_half_life"]
+        scores = score_cases(
+            rec,
+            tst.cases,
+            tst.detected,
+            last_n=choice["last_n"],
+            half_life=choice["half_life"],
+            policies=ALL_POLICIES,
+            static=choice["best_static"],
+        )
+        means = scores.groupby(["kind", "policy"])["ndcg"].mean()
+        for (kind, policy), value in means.items():
+            rows.append({"features": label, "kind": kind, "policy": policy, "NDCG@10": float(value)})
+        rows.append({"features": label, "kind": "choice", "policy": str(choice), "NDCG@10": float("nan")})
+        say(f"  lift {label}: {means.to_dict()}")
+    n_items = len(tuned)
+    best, best_val = None, -1.0
+    for factors in (32, 64, 128):
+        ref = fit_reference("als", test.training, n_items, random_state=0, factors=factors)
+        val = float(np.mean([_ndcg(ref(c.visible, 10), c.relevant) for c in validation.cases]))
+        if val > best_val:
+            best, best_val = ref, val
+    for kind, value in (
+        reference_scores(best, test.cases, policy="als").groupby("kind")["ndcg"].mean().items()
+    ):
+        rows.append({"features": "none (ALS)", "kind": kind, "policy": "als", "NDCG@10": float(value)})
+    return rows
+
+
+def _ndcg(top, relevant) -> float:
+    from core.metrics import ndcg_at_k
+
+    return ndcg_at_k(top, relevant)
+
+
 def markdown(results: list[dict]) -> str:
     lines = []
     for res in results:
@@ -101,6 +171,16 @@ def markdown(results: list[dict]) -> str:
         for r in res["rows"]:
             lines.append("| " + " | ".join(_cell(r.get(c)) for c in cols) + " |")
         lines.append(f"\nbenchmark wall time {res['seconds']:.0f} s, load average {res['load average']}")
+        if res.get("lift"):
+            lift = [r for r in res["lift"] if r["kind"] != "choice"]
+            lines.append("\nFair lift protocol, test users, mean NDCG@10:\n")
+            lines.append("| features | kind | policy | NDCG@10 |\n|---|---|---|---|")
+            lines += [f"| {r['features']} | {r['kind']} | {r['policy']} | {r['NDCG@10']:.4f} |" for r in lift]
+            lines += [
+                f"\n{r['features']} choice on validation users: {r['policy']}"
+                for r in res["lift"]
+                if r["kind"] == "choice"
+            ]
     return "\n".join(lines)
 
 
@@ -113,8 +193,13 @@ def _cell(v) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="+")
+    parser.add_argument("--lift", action="store_true", help="also the fair lift protocol (NDCG@10)")
     args = parser.parse_args(argv)
-    results = [compare(name) for name in args.names]
+    results = []
+    for name in args.names:
+        results.append(compare(name))
+        if args.lift:
+            results[-1]["lift"] = lift_compare(name)
     text = markdown(results)
     print(text)
     RESULTS.mkdir(exist_ok=True)
