@@ -479,6 +479,23 @@ def shift_arrows(before: np.ndarray, after: np.ndarray, labels: Sequence) -> go.
     return fig
 
 
+def _useful_x(curve: pd.DataFrame, x: str, until: str, marks: Sequence[float]) -> list | None:
+    """The x range where the curves still change: up to just past the last threshold at which
+    ``until`` (recall, or a false-alarm rate: a curve that falls to 0 as the threshold rises)
+    is above 5% of its largest value, and past the marks. A range up to the top score (0-35)
+    left the useful 0.5-3 a few pixels wide. None when there is nothing to go by."""
+    if until not in curve or not len(curve):
+        return None
+    values = np.nan_to_num(curve[until].to_numpy(dtype=float))
+    xs = curve[x].to_numpy(dtype=float)
+    alive = xs[values > 0.05 * values.max()] if values.max() > 0 else xs[:0]
+    finite = [float(m) for m in marks if m is not None and np.isfinite(m)]
+    top = max([*alive.tolist(), *finite], default=None)
+    if top is None or not np.isfinite(top) or top <= 0:
+        return None
+    return [min(float(np.nanmin(xs)), 0.0), top * 1.15]
+
+
 def pr_curve(
     curve: pd.DataFrame,
     marks: dict[str, float],
@@ -508,7 +525,11 @@ def pr_curve(
             annotation_position="top right" if i == 0 else "bottom right",
         )
     fig.update_layout(
-        title=title, xaxis_title=x, yaxis=dict(title="", range=[0, 1.02]), height=340, **_LAYOUT
+        title=title,
+        xaxis=dict(title=x, range=_useful_x(curve, x, metrics[1][0], list(marks.values()))),
+        yaxis=dict(title="", range=[0, 1.02]),
+        height=340,
+        **_LAYOUT,
     )
     return fig
 
@@ -525,7 +546,11 @@ def false_alarm_curve(curve: pd.DataFrame, column: str, threshold: float, title:
     )
     fig.add_vline(x=threshold, line=dict(color=THRESHOLD, dash="dash"), annotation_text="ε")
     fig.update_layout(
-        title=title, xaxis_title="threshold", yaxis_title="per 1,000 events", height=300, **_LAYOUT
+        title=title,
+        xaxis=dict(title="threshold", range=_useful_x(curve, "threshold", column, [threshold])),
+        yaxis_title="per 1,000 events",
+        height=300,
+        **_LAYOUT,
     )
     return fig
 

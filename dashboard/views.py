@@ -7,6 +7,7 @@ Each is a thin edge: the computation is in ``core`` (:mod:`core.headline`,
 
 from __future__ import annotations
 
+import ast
 import math
 
 import pandas as pd
@@ -14,10 +15,15 @@ import pandas as pd
 from core import headline as core_headline
 from core import sessions
 from dashboard import data, downstream
+from dashboard.caching import by_version
 
 # Users read to judge a log's timestamps: the first ones suffice, and a 50M-event world's
 # whole event table would be seconds to read for a caption.
 _SESSION_SAMPLE_USERS = 2_000
+# The spliced benchmark's size (core.benchmark.splices.splice_benchmark's default) and the
+# users below which its splices reuse each user so often that its figures say little.
+BENCHMARK_SPLICES = 300
+BENCHMARK_MIN_USERS = 200
 
 
 def headline(name: str, detector: str, threshold: float) -> dict[str, str]:
@@ -45,7 +51,7 @@ def own_real_rate(name: str, detector: str) -> tuple[float, float] | None:
     return (measured, stated) if math.isfinite(measured) and math.isfinite(stated) else None
 
 
-@data.by_version(max_entries=16)
+@by_version(max_entries=16)
 def dates_backfilled(name: str) -> bool:
     """Whether most users entered their events in one sitting (core.sessions), judged on
     the dataset's first users."""
@@ -59,3 +65,23 @@ def dates_backfilled(name: str) -> bool:
 def user_backfilled(events: pd.DataFrame) -> bool:
     """Whether one user's events (``ts`` column) were entered in one sitting."""
     return sessions.busiest_day_share(events["ts"].to_numpy()) >= sessions.ONE_SITTING
+
+
+def setting_in_words(value: object) -> str:
+    """A benchmark row's setting as words: ``{'pca': 16, 'h': 20}`` -> "pca 16, h 20" (a raw
+    dict, or its text as the stored results hold it); anything else as itself."""
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return "" if value is None else str(value)
+
+
+def settings_in_words(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its ``setting`` column (if any) in words."""
+    if "setting" not in table.columns:
+        return table
+    return table.assign(setting=[setting_in_words(v) for v in table["setting"]])

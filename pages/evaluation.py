@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import actions, charts, data, downstream, navigation, text
+from dashboard import actions, charts, data, downstream, navigation, text, views
 
 selection = navigation.selection()
 st.title("Evaluation against ground truth")
@@ -33,11 +33,17 @@ else:
     cols[1].metric(f"Recall @{margin}", f"{live['recall']:.2f}", help=text.TERMS["precision / recall"])
     cols[2].metric(f"F1 @{margin}", f"{live['f1']:.2f}", help=text.TERMS["F1@10"])
     cols[3].metric(
-        "False alarms / 1,000 events",
+        "False alarms / 1,000 events (measured here)",
         f"{live['false_alarms_per_1000']:.2f}",
-        help="Alarms on stable and multi-interest users, which have no shift.",
+        help="Alarms on this dataset's stable and multi-interest users, which have no shift, counted now at ε.",
     )
     cols[4].metric("Matched / planted", f"{live['tp']} / {live['tp'] + live['fn']}")
+    st.caption(
+        f"The sidebar's {selection.false_alarms:.2f} false alarms per 1,000 events is the calibration's estimate "
+        f"at this ε, measured on part of the users set aside for it; {live['false_alarms_per_1000']:.2f} is "
+        "counted here on every user the ground truth marks as unchanged (and on multi-interest users), so the "
+        "two differ a little."
+    )
     left, right = st.columns(2)
     if selection.online:
         left.caption(
@@ -82,7 +88,7 @@ if study is not None:
     f1_columns = [c for c in rows.columns if c.startswith("F1@10")]
     shown = ["detector", "setting", *f1_columns, "FA/1000 control", "test real FA/1000"]
     st.dataframe(
-        rows[[c for c in shown if c in rows.columns]],
+        views.settings_in_words(rows[[c for c in shown if c in rows.columns]]),
         hide_index=True,
         key="study_table",
         column_config={
@@ -112,6 +118,14 @@ st.subheader(
     "detector is scored on them.",
 )
 stored = downstream.stored_evaluation(name)
+n_users = int(data.info(name).get("n_users") or 0)
+if stored is None and n_users < views.BENCHMARK_MIN_USERS:
+    st.warning(
+        f"{text.md_code(name)} has {n_users:,} users. The benchmark splices pairs of them into "
+        f"{views.BENCHMARK_SPLICES} histories with a known change, so each user is reused many times and its "
+        f"figures would say little; it needs {views.BENCHMARK_MIN_USERS:,} users or more to mean something.",
+        icon=":material/warning:",
+    )
 if stored is None:
     actions.offer_task(
         "benchmark",
@@ -152,7 +166,7 @@ shown = [
 ]
 T = text.TERMS
 st.dataframe(
-    table[shown],
+    views.settings_in_words(table[shown]),
     hide_index=True,
     key="benchmark_table",
     column_config={
@@ -216,8 +230,10 @@ if len(curves) and detector in set(curves["detector"]):
             key="bench_fa",
         )
     st.caption(
-        "The benchmark fits detectors on the calibration half of the users; ε on this page comes from "
-        "the detector fitted on every user, so the two threshold scales agree only approximately."
+        "Why the benchmark's F1 at an ε is not the one above: its shifts are splices of two real users of "
+        "this dataset, many of them between similar tastes (hard to see), where the planted shifts above are "
+        "built to be clear; and it fits detectors on the calibration half of the users, while ε on this page "
+        "comes from the detector fitted on every user, so the two threshold scales agree only approximately."
     )
 else:
     st.caption(f"The stored benchmark has no curve for {detector}.")

@@ -157,3 +157,22 @@ def test_online_detector_draws_its_alert_points(world_copy, stub_matrix):  # wri
     alerts = [s["x0"] for s in spec["layout"]["shapes"] if s["line"].get("dash") == "dot"]
     assert alerts == expected["alert_index"].tolist()
     assert all(a > c for a, c in zip(alerts, expected["event_index"]))  # known only after the change
+
+
+def test_change_point_markers_sit_on_the_drawn_line_and_take_the_click(world, plotly_values):
+    # Issue 21 row 4: markers were drawn at the change's own score, off the line, and the line's
+    # point under a marker won the click. Now each marker sits on the line, carries its event
+    # index for the click, the line takes no click, and the change explained is labelled.
+    at = _timeline(world.app, "u3", SHIFTS)
+    spec = json.loads([c for c in at.get("plotly_chart") if "timeline" in c.proto.id][0].proto.spec)
+    traces = {t.get("name"): t for t in spec["data"]}
+    line = next(t for name, t in traces.items() if name and name.endswith(" score"))
+    markers = traces["change point (click to explain)"]
+    x, y = plotly_values(line["x"]), plotly_values(line["y"])
+    mx, my = plotly_values(markers["x"]), plotly_values(markers["y"])
+    assert len(mx) >= 3 and np.allclose(my, y[np.searchsorted(x, mx)])
+    assert [int(c) for c in np.ravel(markers["customdata"])] == mx.astype(int).tolist()
+    assert line["hoverinfo"] == "skip"
+    explained = next(m.value for m in at.markdown if m.value.startswith("**What changed at event"))
+    event = explained.removeprefix("**What changed at event ").split(":")[0]
+    assert any(f"event {event}</b>: explained below" in a["text"] for a in spec["layout"]["annotations"])

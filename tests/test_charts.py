@@ -33,3 +33,20 @@ def test_the_item_map_is_svg_for_a_catalogue_like_movielens_and_webgl_for_big_on
             fig = charts.item_map(coords, titles, cats, colour_by_category=colour)
             assert {t.type for t in fig.data} == {kind}
             assert sum(len(t.x) for t in fig.data) == n  # every item is drawn
+
+
+def test_threshold_curves_are_drawn_where_they_change():
+    # Issue 21 row 14: scores reach 35 but recall is 0 past 3: the axis ends just past 3 (and
+    # past the marks), not at 35.
+    import numpy as np
+    import pandas as pd
+
+    from dashboard.charts import false_alarm_curve, pr_curve
+
+    x = np.linspace(0, 35, 351)
+    recall = np.clip(1 - x / 3, 0, 1)
+    curve = pd.DataFrame({"threshold": x, "precision": 1.0, "recall": recall, "f1": recall, "fa": recall * 4})
+    low, high = pr_curve(curve, {"ε": 1.5}, "t").layout.xaxis.range
+    assert low == 0 and 2.8 < high < 3.5
+    assert pr_curve(curve, {"ε": 8.0}, "t").layout.xaxis.range[1] > 8.0  # a mark stays in view
+    assert false_alarm_curve(curve, "fa", 1.5, "t").layout.xaxis.range[1] < 3.5
