@@ -183,6 +183,9 @@ def require_encoded(selection: Selection) -> None:
     if selection.encoded and selection.fitting is not None:
         fit_progress(selection.dataset, selection.detector)
         st.stop()
+    if selection.not_stored is not None:
+        show_what_to_run(selection.dataset, selection.detector, selection.not_stored)
+        st.stop()
     if selection.encoded:
         return
     name = selection.dataset
@@ -208,6 +211,23 @@ def require_encoded(selection: Selection) -> None:
 
 
 @st.fragment(run_every=1.0)
+def show_what_to_run(name: str, detector: str, why: str) -> None:
+    """A big dataset (an upload over the in-memory limit, say) before ``detect`` stored its
+    results: the commands that make it viewable, in place of an error box."""
+    from core import limits
+    from core.detectors import DEFAULT
+
+    detect = f"python -m core detect {name}" + ("" if detector == DEFAULT else f" --detector {detector}")
+    st.info(
+        f"{text.md_code(name)} has more than {limits.MAX_EVENTS_IN_MEMORY:,} events, too many to fit "
+        "a detector here: its pages show what the command line computed and stored. Run, in this "
+        f"project's folder, {text.md_code(f'python -m core encode {name}')} then "
+        f"{text.md_code(detect)}, and reload this page.",
+        icon=":material/terminal:",
+    )
+    st.caption(text.md_escape(why))
+
+
 def fit_progress(name: str, detector: str) -> None:
     """A background fit's progress, refreshed every second; reruns the page when it is done."""
     status = data.fit_status(name, detector)

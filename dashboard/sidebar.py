@@ -33,6 +33,9 @@ class Selection:
     online: bool = False  # online detectors raise their alarm after the change
     user: str | None = None
     fitting: data.FitStatus | None = None  # set while the detector's fit is being built
+    # a big dataset whose stored results are missing, stale or damaged: why (the commands to
+    # run are on the page, actions.require_encoded)
+    not_stored: str | None = None
 
 
 def share(selection: Selection) -> None:
@@ -62,6 +65,9 @@ def build(with_user: bool) -> Selection:
     detector, status = _choose_detector(name)
     if not status.ready:
         return Selection(name, encoded=True, detector=detector, fitting=status)
+    not_stored = _why_not_stored(name, detector)
+    if not_stored is not None:
+        return Selection(name, encoded=True, detector=detector, not_stored=not_stored)
     threshold, false_alarms = _threshold_controls(name, detector)
     user = None
     if with_user:
@@ -76,6 +82,20 @@ def build(with_user: bool) -> Selection:
         online=data.is_online(name, detector),
         user=user,
     )
+
+
+def _why_not_stored(name: str, detector: str) -> str | None:
+    """Why a big dataset cannot be shown yet (its pages read what ``detect`` stored, and an
+    upload stores nothing), else None."""
+    from core.artefacts.results import NotPrecomputed
+
+    if not data.precomputed(name):
+        return None
+    try:
+        data.threshold_scale(name, detector)  # reads the stored summary (cached once readable)
+    except NotPrecomputed as err:
+        return str(err)
+    return None
 
 
 def _choose_dataset() -> str | None:

@@ -528,3 +528,25 @@ def test_detect_on_a_dataset_without_events_gets_a_message(two_datasets, no_trac
     rc, err = _cli(["detect", "base", "--out", "/dev/null"], capsys)
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert "dataset 'base' has no events" in err and "import it again: python -m core ingest base" in err
+
+
+def test_a_big_upload_says_what_to_run_instead_of_an_error_box(world_copy, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from core import limits
+    from tests.test_app_overview import EVENTS_CSV, _StubEncoder, _upload
+
+    # Above the in-memory limit pages read what `detect` stored, and an upload stores nothing:
+    # every page showed "NotPrecomputed: no stored detection results" in an exception box.
+    monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 1)
+    at = AppTest.from_file(world_copy.app, default_timeout=120)
+    at.session_state["dataset"] = "synthetic"
+    at.run()
+    at.session_state["encoder"] = _StubEncoder()
+    _upload(at, ("ev.csv", EVENTS_CSV), name="big-upload")
+    for page in ("overview", "timeline", "tour", "recommendations", "projection", "evaluation"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception and not at.error, (page, at.exception, [e.value for e in at.error])
+        said = [i.value for i in at.info if "python -m core detect" in i.value]
+        assert len(said) == 1, (page, [i.value for i in at.info])
+        assert "`python -m core encode big-upload` then `python -m core detect big-upload`" in said[0]
