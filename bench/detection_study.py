@@ -755,9 +755,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 # --- issue 19: splice logs at several prevalences and lengths, old vs new default -----------
 
@@ -892,3 +889,7 @@ def prevalence_study(name: str, seed: int = 0, say=print) -> list[dict]:
             f"{time.perf_counter() - t0:.0f} s"
         )
     return rows
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

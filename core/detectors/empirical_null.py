@@ -214,12 +214,10 @@ class EmpiricalNull:
             raise ShiftError(f"a false discovery rate must be in (0, 1), got {q}")
         z = self.z_sorted_
         fdr = np.minimum((1.0 - self.pi1_) * len(z) * stats.norm.sf(z) / (len(z) - np.arange(len(z))), 1.0)
-        qvalue = np.minimum.accumulate(fdr[::-1])[::-1]  # a q-value is the best FDR from here up
-        ok = np.flatnonzero(qvalue <= q)
+        # Flagging every user from z[i] up: the lowest such threshold whose FDR is at most q.
+        ok = np.flatnonzero(fdr <= q)
         if len(ok) == 0:
-            raise ShiftError(
-                f"no threshold reaches a false discovery rate of {q}; lowest is {qvalue.min():.3g}"
-            )
+            raise ShiftError(f"no threshold reaches a false discovery rate of {q}; lowest is {fdr.min():.3g}")
         return float(z[ok[0]])
 
     def export_state(self, prefix: str = "empirical.") -> dict[str, np.ndarray]:
