@@ -143,6 +143,7 @@ def test_detect_best_split_writes_located_and_tentative_rows_and_both_rates(drif
         "detector",
         "alert_index",
         "kind",
+        "probability",  # issue 19: appended; the columns before it never change
     ]
     assert frame[["user_id", "event_index", "alert_index", "detector", "kind"]].values.tolist() == [
         ["u094", 30, 62, "best_split", "located"],
@@ -186,14 +187,16 @@ def test_detect_users_file_states_every_user(drifts, tmp_path, capsys):
     # at 2 false alarms per 1,000 events, where the planted changes are found (see above)
     assert cli.main(["detect", NAME, "--false-alarms", "2", "--users", str(users)]) == 0
     frame = pd.read_csv(users, dtype={"user_id": str}).set_index("user_id")
-    assert list(frame.columns) == ["n_events", "state", "tentative", "change_points"]
+    assert list(frame.columns) == ["n_events", "state", "tentative", "change_points", "probability"]
     assert len(frame) == 121
     short = frame[frame.state != "scored"]
     assert (short.n_events < 24).all() and ((frame.state == "scored") == (frame.n_events >= 24)).all()
     n = int(short.n_events.iloc[0])
     assert short.state.iloc[0] == f"too short: {n} events, needs 24"
-    assert frame.loc["recent"].tolist() == [80, "scored", True, 0]
-    assert frame.loc["u062"].tolist()[2:] == [False, 1]
+    assert frame.loc["recent"].tolist()[:4] == [80, "scored", True, 0]
+    assert frame.loc["u062"].tolist()[2:4] == [False, 1]
+    # 121 users are too few for an empirical null (300 scored): no probability is stated
+    assert frame.probability.isna().all()
     assert int(frame.tentative.sum()) == 1 and int(frame.change_points.sum()) == 7
 
 
