@@ -31,6 +31,12 @@ _LAYOUT = dict(
     legend=dict(orientation="h", y=-0.28, yanchor="top", x=0, xanchor="left"),
 )
 SUPPRESSED = "#868e96"
+# Categories on the item map: twelve colours no two alike (Plotly's default cycle has ten, so
+# the eleventh and twelfth category repeated the first two), dark enough to read at 4 px.
+CATEGORY_COLOURS = (
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+    "#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39",
+)  # fmt: skip
 SVG_MAX_POINTS = 5_000  # the item map is drawn with SVG up to this many items, WebGL above
 UNSCORED = "#dee2e6"
 
@@ -327,7 +333,7 @@ def item_map(
     hover = [f"{t}<br>{c}" for t, c in zip(escape(titles), escape(categories))]
     if colour_by_category:
         cats = pd.Series(list(categories), dtype=str)
-        for cat in cats.value_counts().index[:12]:
+        for cat, colour in zip(cats.value_counts().index[:12], CATEGORY_COLOURS):
             m = (cats == cat).to_numpy()
             fig.add_trace(
                 points(
@@ -335,7 +341,7 @@ def item_map(
                     y=coords[m, 1],
                     mode="markers",
                     name=html.escape(cat),
-                    marker=dict(size=4, opacity=0.35),
+                    marker=dict(size=5, opacity=0.7, color=colour),
                     hovertext=np.asarray(hover)[m],
                     hoverinfo="text",
                 )
@@ -347,8 +353,8 @@ def item_map(
                     x=coords[rest, 0],
                     y=coords[rest, 1],
                     mode="markers",
-                    name="other",
-                    marker=dict(size=4, opacity=0.4, color="#ced4da"),
+                    name="other categories",
+                    marker=dict(size=4, opacity=0.5, color="#adb5bd"),
                     hovertext=np.asarray(hover)[rest],
                     hoverinfo="text",
                 )
@@ -367,8 +373,10 @@ def item_map(
         )
     fig.update_layout(
         height=620,
-        xaxis=dict(showticklabels=False, title="UMAP 1"),
-        yaxis=dict(showticklabels=False, title="UMAP 2"),
+        title="Every item on the map: similar items sit close together",
+        xaxis=dict(showticklabels=False, title="map axis 1 (UMAP)"),
+        yaxis=dict(showticklabels=False, title="map axis 2 (UMAP)"),
+        legend_title_text="largest categories" if colour_by_category else "",
         **_LAYOUT,
     )
     return fig
@@ -471,9 +479,10 @@ def shift_arrows(before: np.ndarray, after: np.ndarray, labels: Sequence) -> go.
         )
     )
     fig.update_layout(
-        height=520,
-        xaxis=dict(showticklabels=False, title=""),
-        yaxis=dict(showticklabels=False, title=""),
+        height=560,
+        title="Where shifted users' interest sat before their change (blue) and after it (orange)",
+        xaxis=dict(showticklabels=False, title="map axis 1 (UMAP of the items)"),
+        yaxis=dict(showticklabels=False, title="map axis 2"),
         **_LAYOUT,
     )
     return fig
@@ -598,23 +607,31 @@ def category_flows(moves: pd.DataFrame, title: str, top: int = 15) -> go.Figure:
 
 
 def add_category_labels(
-    fig: go.Figure, coords: np.ndarray, categories: Sequence[str], top: int = 12
+    fig: go.Figure, coords: np.ndarray, categories: Sequence[str], top: int = 12, spacing: float = 0.07
 ) -> go.Figure:
-    """Name the map's regions: each of the ``top`` largest categories at its items' median."""
+    """Name the map's regions: each of the ``top`` largest categories at its items' median,
+    on a white box; a label closer than ``spacing`` (a share of the map's extent) to a larger
+    category's is left out, since overlapping labels could not be read."""
     frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "c": list(categories)})
     biggest = frame["c"].value_counts().head(top).index
-    centres = frame[frame["c"].isin(biggest)].groupby("c")[["x", "y"]].median()
-    fig.add_trace(
-        go.Scatter(
-            x=centres["x"],
-            y=centres["y"],
-            mode="text",
-            text=escape(centres.index),
-            textfont=dict(size=12, color="#212529"),
-            name="category",
-            hoverinfo="skip",
+    centres = frame[frame["c"].isin(biggest)].groupby("c")[["x", "y"]].median().reindex(biggest)
+    extent = np.ptp(coords, axis=0) if len(coords) else np.ones(2)
+    extent = np.where(extent > 0, extent, 1.0)
+    placed: list[np.ndarray] = []
+    for name, (cx, cy) in centres.iterrows():
+        at = np.array([cx, cy]) / extent
+        if any(abs(at[0] - p[0]) < 2 * spacing and abs(at[1] - p[1]) < spacing for p in placed):
+            continue
+        placed.append(at)
+        fig.add_annotation(
+            x=cx,
+            y=cy,
+            text=html.escape(str(name)),
+            showarrow=False,
+            font=dict(size=12, color="#212529"),
+            bgcolor="rgba(255,255,255,0.8)",
+            borderpad=2,
         )
-    )
     return fig
 
 

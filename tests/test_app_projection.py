@@ -62,3 +62,32 @@ def test_user_path_and_population_view(world_copy, stub_projection, plotly_value
     assert n_shifted == len(values(population["after"]["x"])) > 0
     subheader_like = [c.value for c in at.caption if c.value.endswith("map units.")]
     assert subheader_like and subheader_like[0].startswith(f"{n_shifted} users")
+
+
+def test_the_maps_are_readable(world_copy, stub_projection):  # writes a map
+    # Issue 21 row 12 (and 17): a pale legend whose colours repeated past ten categories, a
+    # population map with no title or axes, category labels on top of each other.
+    from core import embeddings
+
+    stub_projection(NAME, embeddings.cached_item_matrix(NAME))
+    at = _projection(world_copy.app)
+    chart = next(c for c in at.get("plotly_chart") if "projection_user" in c.proto.id)
+    spec = json.loads(chart.proto.spec)
+    colours = [t.get("marker", {}).get("color") for t in spec["data"] if t.get("name") != "other categories"]
+    categories = [c for c in colours if isinstance(c, str)]
+    assert len(categories) >= 10 and len(set(categories)) == len(categories)
+    assert all(t["marker"].get("opacity", 1) >= 0.5 for t in spec["data"] if "marker" in t)
+    at.session_state["projection_tab"] = "Shifts across users"
+    at.run()
+    spec = json.loads(
+        next(c for c in at.get("plotly_chart") if "projection_population" in c.proto.id).proto.spec
+    )
+    layout = spec["layout"]
+    assert layout["title"]["text"] and layout["xaxis"]["title"]["text"] and layout["yaxis"]["title"]["text"]
+    boxes = [(a["x"], a["y"]) for a in layout["annotations"] if a.get("bgcolor")]
+    assert boxes
+    xs, ys = np.array(boxes).T
+    span = np.ptp(xs) or 1.0, np.ptp(ys) or 1.0
+    for i in range(len(boxes)):  # no two labels on top of each other
+        for j in range(i):
+            assert abs(xs[i] - xs[j]) / span[0] > 0.05 or abs(ys[i] - ys[j]) / span[1] > 0.03
