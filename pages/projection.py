@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import actions, charts, data, links, navigation, sidebar, text
+from dashboard import actions, charts, data, downstream, links, navigation, sidebar, text
 
 TABS = "projection_tab"  # session-state key of the open tab
 
@@ -12,7 +12,7 @@ st.title("Projection of item embeddings")
 name = actions.require_dataset(selection)
 actions.require_encoded(selection)
 user = selection.user
-coords = data.projection(name)
+coords = downstream.projection(name)
 if coords is None:
     actions.offer_task(
         "projection",
@@ -71,7 +71,7 @@ if user_tab.open:
         )
         smooth_h = right.slider("Smoothing (events per interest vector)", 1, 30, 10, key="projection_smooth")
         lo, hi = (0, len(history)) if cp is None else (max(0, cp - around), min(len(history), cp + around))
-        smooth = data.interest_path(name, user, smooth_h)
+        smooth = downstream.interest_path(name, user, smooth_h)
         colour = st.toggle("Colour items by category", value=True, key="projection_colour")
         fig = charts.item_map(coords, items["title"], top_category, colour)
         charts.add_user_path(
@@ -112,7 +112,9 @@ if population_tab.open:
         limit = st.slider(
             "Users shown (strongest shifts first)", 10, 1000, 300, step=10, key="projection_limit"
         )
-        shifted, before, after = data.shift_endpoints(name, selection.detector, selection.threshold, limit)
+        shifted, before, after = downstream.shift_endpoints(
+            name, selection.detector, selection.threshold, limit
+        )
         if len(shifted):
             labels = [f"user {u}, event {i}" for u, i in zip(shifted["user_id"], shifted["event_index"])]
             fig = charts.shift_arrows(before, after, labels)

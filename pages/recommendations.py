@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.errors import ShiftError
-from dashboard import actions, data, links, navigation, sidebar, text
+from dashboard import actions, data, downstream, links, navigation, sidebar, text
 
 selection = navigation.selection()
 st.title("Recommendations before and after a shift")
@@ -93,7 +93,7 @@ links.link(k=k)
 try:
     # Bounded by the user's other change points at this ε, as in the CLI's `recommend`.
     neighbours = data.user_change_point_indices(name, selection.detector, selection.threshold, user)
-    recs = data.recommendations(name, user, change_point, k, source, neighbours)
+    recs = downstream.recommendations(name, user, change_point, k, source, neighbours)
     why = recs.explanation
 except ShiftError as err:
     st.error(text.md_escape(err), icon=":material/error:")
@@ -108,7 +108,7 @@ cols = st.columns(3)
 cols[0].metric("Before ∩ after", f"{len(before & after)} of {k}", help="Items in both lists (∩: in both).")
 cols[1].metric("After ∩ now", f"{len(after & now)} of {k}", help="Items in both lists (∩: in both).")
 cols[2].metric("Before ∩ now", f"{len(before & now)} of {k}", help="Items in both lists (∩: in both).")
-if (sample := data.recommender_sample(name)) is not None:
+if (sample := downstream.recommender_sample(name)) is not None:
     st.caption(
         f"Items watched together were counted over a random sample of {sample[0]:,} of the {sample[1]:,} "
         "users (this dataset is too big to count them all in the dashboard)."
