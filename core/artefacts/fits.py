@@ -139,6 +139,12 @@ def _write(path: Path, fit: PopulationFit, manifest: Manifest) -> None:
         **calibration,
         **{f"state.{k}": v for k, v in fit.detector.export_state().items()},
     }
+    if r.rerun is not None and np.isfinite(fit.default_threshold):
+        # A threshold-dependent detector reruns every user for its change points at a
+        # threshold (seconds): those at the default are stored, so a first view is a read.
+        found = r.at(fit.default_threshold)
+        arrays["default_change_points.threshold"] = np.asarray(fit.default_threshold)
+        arrays.update({f"default_change_points.{f}": getattr(found, f) for f in _CANDIDATE_FIELDS})
     save_npz(path, manifest, arrays)
     _remove_legacy(fit.dataset)
 
@@ -167,4 +173,8 @@ def _read(path: Path, name: str, detector: str, ev: store.EventArrays, features:
         det = make_detector(detector).restore(state, DetectorResult(a["scores"], a["offsets"], cand))
     except (KeyError, ValueError) as err:
         raise InvalidArtefact(f"{path}: stored detector state does not load ({err!r})") from None
-    return manifest, PopulationFit(name, det, ev, features, cal, det.result_)
+    result = det.result_
+    if "default_change_points.threshold" in a and result.rerun is not None:
+        known = ChangePoints(*(a[f"default_change_points.{f}"] for f in _CANDIDATE_FIELDS))
+        result = result.knowing(float(a["default_change_points.threshold"]), known)
+    return manifest, PopulationFit(name, det, ev, features, cal, result)

@@ -14,7 +14,7 @@ segmentation penalty, an online detector that resets) override :meth:`detect`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -70,6 +70,19 @@ class DetectorResult:
         if self.rerun is not None:
             return self.rerun(float(threshold))
         return self.candidates.where(self.candidates.score >= threshold)
+
+    def knowing(self, threshold: float, found: ChangePoints) -> DetectorResult:
+        """This result, answering ``threshold`` with ``found`` (what its rerun gave there, stored
+        with the fit) instead of rerunning every user: a threshold-dependent detector's first
+        view at its default is then a read, not a rerun of the population."""
+        if self.rerun is None:
+            return self
+        rerun, known = self.rerun, float(threshold)
+
+        def at(t: float) -> ChangePoints:
+            return found if t == known else rerun(t)
+
+        return replace(self, rerun=at)
 
     @classmethod
     def concat(cls, parts: Sequence[DetectorResult]) -> DetectorResult:
