@@ -96,10 +96,8 @@ def sentences(summary, threshold: float, own_real_rate: tuple[float, float] | No
                 f"unchanged users at the detector's default, which shuffled histories put at {stated:.3g}."
             )
         if summary.calibration_fallback:
-            text += (
-                " This dataset has too few users to measure the rate on its real histories "
-                f"({summary.calibration_fallback})."
-            )
+            # (the fallback's own words, for data scientists, are in the Overview's details)
+            text += " This dataset has too few users to measure the rate on its real histories."
         out["chance"] = text
     if summary.n_recent:
         out["recent"] = (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.errors import ShiftError
-from dashboard import data, links, text
+from dashboard import data, links, text, views
 from dashboard.links import MAX_RATE, MODES, clear_link_warnings, link
 
 _SHARED = "_selection"  # session-state key: the selection of the current run, read once
@@ -170,14 +170,14 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
     state[eps_key] = _on_grid(state[eps_key], scale)
     links.check_eps(name, detector, state[eps_key], scale.low, scale.high)
 
-    source = data.calibration_source(name, detector)
+    source = views.calibration_words(name, detector)
     mode = st.sidebar.radio(
         "Set the threshold as",
         MODES,
         key="threshold_mode",
         horizontal=True,
-        help="ε is the score a change must reach. The false-alarm rate sets ε for you: the ε at which "
-        f"{source} raise about that many alarms.",
+        help="ε is the score a change must reach. The false-alarm rate sets ε for you: the lowest ε whose "
+        f"rate of false alarms, measured on {source}, is at most that.",
     )
     rate = math.nan
     if mode == MODES[0]:

@@ -85,3 +85,14 @@ def settings_in_words(table: pd.DataFrame) -> pd.DataFrame:
     if "setting" not in table.columns:
         return table
     return table.assign(setting=[setting_in_words(v) for v in table["setting"]])
+
+
+def calibration_words(name: str, detector: str) -> str:
+    """What ``detector``'s false-alarm rate was measured on, in plain words (the sidebar's
+    captions; "held-aside real histories" meant nothing to a product manager)."""
+    rates = data.false_alarm_rates(name, detector, data.threshold_scale(name, detector).default)
+    if rates.null != "real":
+        return "the same histories shuffled into random order, where no shift exists"
+    if rates.sample == "shift-free":
+        return "this dataset's users with no planted shift, every flag there counted as false"
+    return "users of this dataset set aside for it, every flag there counted as false"

@@ -101,8 +101,12 @@ with st.expander("How this was measured (for data scientists)"):
         f"Detector {text.md_escape(selection.detector)}: {summary.n_change_points:,} change points in all; "
         f"{text.md_escape(summary.rates_text)}. A held-aside half of the users the false-alarm rate was "
         "measured on set the threshold's calibration; the other half (the check sample) did not."
+        + (
+            f" Shuffled histories: {text.md_escape(summary.calibration_fallback)}."
+            if summary.calibration_fallback
+            else ""
+        )
     )
-cps = data.change_points(name, selection.detector, selection.threshold)
 
 left, right = st.columns(2)
 with left:

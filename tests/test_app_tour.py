@@ -109,3 +109,22 @@ def test_where_they_went_never_names_a_move_to_the_same_category(world):
     moves = next(d.value for d in at.dataframe if "to" in d.value.columns)
     assert len(moves) and (moves["from"] != moves["to"]).all()
     assert "u0" not in set(moves["example"])
+
+
+JARGON = ("held-aside", "check sample", "python -m core", "`best_split`", "`recent_shift`", "calibrat")
+
+
+def test_the_tour_and_the_overview_speak_without_jargon(world):
+    # Issue 21 row 15: "held-aside real histories", "check sample", detector names in code
+    # font and "as `python -m core detect` reports it" in front of a product manager. The
+    # Overview keeps the command-line line for data scientists, in an expander that says so.
+    for page in ("pages/tour.py", "pages/overview.py"):
+        at = AppTest.from_file(world.app, default_timeout=120)
+        at.session_state["dataset"] = "synthetic"
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+        shown = [m.value for m in at.markdown if "check sample" not in m.value or page.endswith("tour.py")]
+        shown += [c.value for c in at.caption] + [c.value for c in at.sidebar.caption]
+        said = " ".join(shown)
+        assert not [j for j in JARGON if j in said], [j for j in JARGON if j in said]
+    assert any(e.label == "How this was measured (for data scientists)" for e in at.expander)
