@@ -85,6 +85,31 @@ def compare(name: str, say=print) -> dict:
     }
 
 
+def prevalence_compare(name: str, say=print) -> list[dict]:
+    """The detection issue's splice logs (5-50% of users spliced, histories cut to 80-160
+    events or whole), built from *test* users only (the fine-tune read the others), scored by
+    today's default as ``detect`` runs it (fit on the whole log, calibrated on its own real
+    histories at 1.0 / 1,000) with each feature set; the logs are the same for both."""
+    import itertools
+
+    from bench.detection_study import LENGTHS, MAX_PREVALENCE_USERS, SHARES, old_default_cell, splice_log
+    from core.benchmark.training import training_events
+
+    world = load_world(name)
+    test_world = dataclasses.replace(world, events=training_events(world.events, world.test_users))
+    tuned = artefacts.item_matrix(name, artefacts.encoder_for(name, "finetuned")).astype(np.float64)
+    rows = []
+    for lengths, share in itertools.product(LENGTHS, SHARES):
+        log = splice_log(test_world, share, lengths, seed=0, max_users=MAX_PREVALENCE_USERS)
+        row = {"histories": lengths, "spliced": share, "users": len(log.truth)}
+        for label, feats in (("pretrained", world.emb), ("fine-tuned", tuned)):
+            cell = old_default_cell(feats, log)
+            row |= {f"{label} {k}": cell[k] for k in ("F1@10", "FA/1000 control", "stated FA/1000")}
+        rows.append(row)
+        say(f"  {lengths} {share:.1%}: F1 {row['pretrained F1@10']:.3f} -> {row['fine-tuned F1@10']:.3f}")
+    return rows
+
+
 def lift_compare(name: str, say=print) -> list[dict]:
     """NDCG@10 on the fair lift protocol with each feature set, on the same cases.
 
@@ -171,6 +196,12 @@ def markdown(results: list[dict]) -> str:
         for r in res["rows"]:
             lines.append("| " + " | ".join(_cell(r.get(c)) for c in cols) + " |")
         lines.append(f"\nbenchmark wall time {res['seconds']:.0f} s, load average {res['load average']}")
+        if res.get("prevalence"):
+            cols = list(res["prevalence"][0])
+            lines.append("\nSplice logs of test users (default detector as detect runs it, 1.0 / 1,000):\n")
+            lines.append("| " + " | ".join(cols) + " |")
+            lines.append("|" + "---|" * len(cols))
+            lines += ["| " + " | ".join(_cell(r[c]) for c in cols) + " |" for r in res["prevalence"]]
         if res.get("lift"):
             lift = [r for r in res["lift"] if r["kind"] != "choice"]
             lines.append("\nFair lift protocol, test users, mean NDCG@10:\n")
@@ -194,17 +225,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="+")
     parser.add_argument("--lift", action="store_true", help="also the fair lift protocol (NDCG@10)")
+    parser.add_argument("--prevalence", action="store_true", help="also the splice logs at 5-50%% spliced")
+    parser.add_argument("--out", default="finetune", help="file stem under bench/results (default finetune)")
     args = parser.parse_args(argv)
     results = []
     for name in args.names:
         results.append(compare(name))
+        if args.prevalence:
+            results[-1]["prevalence"] = prevalence_compare(name)
         if args.lift:
             results[-1]["lift"] = lift_compare(name)
     text = markdown(results)
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "finetune.md").write_text(text + "\n")
-    (RESULTS / "finetune.json").write_text(json.dumps(results, indent=1, default=float))
+    (RESULTS / f"{args.out}.md").write_text(text + "\n")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=1, default=float))
     return 0
 
 
