@@ -212,6 +212,30 @@ class DetectionResults(ABC):
             high = float(np.ceil(top / step) * step)
         return ThresholdScale(0.0, high, step, float(default))
 
+    # ----------------------------------------------------------------- beyond everyday drift
+    # The empirical null of the default detector (core.detectors.empirical_null): how many users
+    # shifted beyond everyday drift, how sure we are of each, ε as a false discovery rate. None
+    # for detectors (or logs) without one; the pages then say what they can without it.
+
+    def shift_share(self):
+        """core.detectors.population.ShiftShare (π₁ with its interval, the null used), or None."""
+        return None
+
+    def user_probabilities(self) -> pd.DataFrame | None:
+        """``user_id, root_score, probability`` (that the user's shift is real), or None."""
+        return None
+
+    def flagged_chance(self, threshold: float | None = None):
+        """core.detectors.population.FlaggedChance at ``threshold``: flagged, expected chance, FDR."""
+        return None
+
+    def threshold_for_fdr(self, fdr: float) -> float:
+        """The lowest threshold flagging users of whom at most ``fdr`` are chance (as stated)."""
+        raise ShiftError(
+            f"{self.detector.name} on {self.dataset!r} has no empirical null: set the threshold as a "
+            "score or a false-alarm rate instead"
+        )
+
     def recent_only(self, threshold: float | None = None) -> pd.DataFrame | None:
         """Tentative alerts of users with no located change point at ``threshold``: recent
         shifts counted once (None: the detector has no companion)."""

@@ -92,3 +92,19 @@ class FittedResults(DetectionResults):
         seq = np.arange(int(lengths.sum())) - first + np.repeat(start, lengths)
         rows = ev.offsets[pos][k] + seq
         return k.astype(np.int64), seq.astype(np.int64), ev.item_idx[rows].astype(np.int64)
+
+    def shift_share(self):
+        return population.shift_share(self.fit)
+
+    def user_probabilities(self) -> pd.DataFrame | None:
+        return (
+            population.user_probabilities(self.fit)
+            if population.empirical_null(self.fit) is not None
+            else None
+        )
+
+    def flagged_chance(self, threshold: float | None = None):
+        return population.flagged_chance(self.fit, threshold)
+
+    def threshold_for_fdr(self, fdr: float) -> float:
+        return population.threshold_for_fdr(self.fit, fdr)
