@@ -283,3 +283,38 @@ def test_the_stated_threshold_is_the_calibrated_one_rounded_up_to_three_digits()
         10.0,
     ]
     assert stated_threshold(0.0) == 0.0 and stated_threshold(-2.5) == -2.5
+
+
+def test_detect_fdr_and_summary_json_state_the_users_beyond_drift(drifts, tmp_path, monkeypatch):
+    """Issue 19: with an empirical null (its minimum lowered for this 121-user log), --fdr sets
+    the threshold from the false discovery rate, the CSV and --users carry each user's
+    probability, and --summary-json states the share beyond drift with its interval and the null.
+    About a third of this log's users move by construction: the bulk fit says so, and the
+    reference null stands in, named in the JSON and the summary line."""
+    import json
+
+    from core.detectors import best_split
+
+    monkeypatch.setattr(best_split, "MIN_EMPIRICAL_USERS", 60)
+    out, users, summary = tmp_path / "cp.csv", tmp_path / "users.csv", tmp_path / "summary.json"
+    argv = ["detect", NAME, "--fdr", "0.2", "--out", str(out), "--users", str(users)]
+    assert cli.main([*argv, "--summary-json", str(summary)]) == 0
+    s = json.loads(summary.read_text())
+    fit = artefacts.fitted_detector(NAME)
+    share = population.shift_share(fit)
+    assert s["null"] == share.null == "reference" and s["bulk_moving"] is True
+    assert "bulk of this log is moving" in s["null_why"] and share.fitted_share >= 0.3
+    assert s["threshold"] == population.threshold_for_fdr(fit, 0.2)
+    assert s["fdr"] <= 0.2
+    assert s["users_beyond_drift"] == pytest.approx(share.users)
+    low, high = s["users_beyond_drift_interval"]
+    assert low <= s["users_beyond_drift"] <= high
+    assert s["users_scored"] + s["users_too_short"] == 121
+    assert s["feature_setting"]["n_components"] == 16
+    frame = pd.read_csv(out, dtype={"user_id": str})
+    assert list(frame.columns)[-1] == "probability" and frame.probability.between(0, 1).all()
+    per_user = pd.read_csv(users, dtype={"user_id": str}).set_index("user_id")
+    scored = per_user.state == "scored"
+    assert per_user.probability[scored].notna().all() and per_user.probability[~scored].isna().all()
+    # the stored results carry the same share for readers that fit nothing
+    assert artefacts.results.stored_shift_share(NAME) == share

@@ -12,7 +12,7 @@ beside the fit, under ``<dataset>.cache/results/<detector>-<features>/``:
   timestamp, score, alert_index``); the change points at a threshold are those scoring at
   least that much (peak-picking detectors, the only ones run on big datasets);
 - ``users.parquet``: one row per user (events, highest score, change points at the default
-  threshold, the first of them);
+  threshold, the first of them, the probability that the user's shift is real);
 - ``summary.json``: population summaries (sizes, default threshold, the whole calibration curve,
   users with a change point, change points per week, a histogram of candidate scores).
 
@@ -26,6 +26,7 @@ and a damaged file is refused with "run detect", never served.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ import pyarrow.parquet as pq
 
 from core import limits, store
 from core.derived_files import UNREADABLE, InvalidArtefact, Manifest, atomic_write, file_checksum, verify_file
-from core.detectors import DEFAULT
+from core.detectors import DEFAULT, population
 from core.detectors.calibration import Calibration
 from core.detectors.population import FalseAlarmRates, PopulationFit, UserSignal
 from core.detectors.real_null import RealCalibration
@@ -142,6 +143,8 @@ def store_results(fit: PopulationFit, manifest: Manifest | None = None) -> Path:
                 "max_score": max_score,
                 "n_change_points": per_user.astype(np.int64),
                 "first_change_index": first,
+                # issue 19: 1 - local fdr under the empirical null (NaN without one)
+                "probability": population.user_probabilities(fit)["probability"].to_numpy(np.float64),
             }
         ),
         manifest,
@@ -164,9 +167,20 @@ def store_results(fit: PopulationFit, manifest: Manifest | None = None) -> Path:
         "score_histogram": {"counts": [int(c) for c in counts], "edges": [float(e) for e in edges]},
         "files": {f: file_checksum(folder / f) for f in RESULT_FILES},
     }
+    share = population.shift_share(fit)
+    if share is not None:  # issue 19: users beyond everyday drift, from the empirical null
+        summary["shift_share"] = dataclasses.asdict(share)
     text = json.dumps(summary)
     atomic_write(folder / "summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return folder
+
+
+def stored_shift_share(name: str, detector: str = DEFAULT) -> population.ShiftShare | None:
+    """The share of users beyond everyday drift stored by ``detect`` (None: a detector or a
+    log without an empirical null); NotPrecomputed when the results are missing or stale."""
+    folder, _ = _checked(name, detector)
+    s = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("shift_share")
+    return None if s is None else population.ShiftShare(**s)
 
 
 def ensure_results(fit: PopulationFit) -> Path:

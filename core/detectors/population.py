@@ -382,6 +382,13 @@ class ShiftShare:
     def bulk_moving(self) -> bool:
         return self.null == "reference"
 
+    def expected_chance(self, threshold: float) -> float:
+        """Expected users reaching ``threshold`` (a root score, N(0, 1) under the null) by
+        everyday drift; over the users flagged at it, the false discovery rate."""
+        from scipy.stats import norm
+
+        return float((1.0 - self.share) * self.n_scored * norm.sf(threshold))
+
     @property
     def why(self) -> str:
         from core.detectors.empirical_null import BULK_MOVING_SHARE, SOURCES
