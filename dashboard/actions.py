@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import streamlit as st
 
 from core.errors import ShiftError
-from dashboard import data, text
+from dashboard import data, navigation, text
 from dashboard.sidebar import Selection
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def require_dataset(selection: Selection) -> str:
     """The selected dataset, or stop the page with the commands that make one."""
     if selection.dataset is None:
         warn_no_dataset()
-        st.stop()
+        navigation.end_page()  # the link and the glossary are still drawn
     return selection.dataset
 
 
@@ -182,10 +182,10 @@ def require_encoded(selection: Selection) -> None:
     the page (the sidebar stays usable)."""
     if selection.encoded and selection.fitting is not None:
         fit_progress(selection.dataset, selection.detector)
-        st.stop()
+        navigation.end_page()  # the link and the glossary are still drawn
     if selection.not_stored is not None:
         show_what_to_run(selection.dataset, selection.detector, selection.not_stored)
-        st.stop()
+        navigation.end_page()  # the link and the glossary are still drawn
     if selection.encoded:
         return
     name = selection.dataset
@@ -207,7 +207,7 @@ def require_encoded(selection: Selection) -> None:
     if st.session_state.pop(flag, False):
         encode_with_progress(name)
         st.rerun()
-    st.stop()
+    navigation.end_page()  # the link and the glossary are still drawn
 
 
 @st.fragment(run_every=1.0)
@@ -254,7 +254,7 @@ def offer_task(kind: str, name: str, button: str, what: str) -> None:
     status = data.task_status(kind, name)
     if status is not None and status.running:
         task_progress(kind, name)
-        st.stop()
+        navigation.end_page()  # the link and the glossary are still drawn
     if status is not None and status.error:
         st.error(f"The last attempt failed: {text.md_escape(status.error)}", icon=":material/error:")
     elif status is not None and status.done:
@@ -262,7 +262,7 @@ def offer_task(kind: str, name: str, button: str, what: str) -> None:
         st.warning("The last run finished but left no result here; run it again.", icon=":material/warning:")
     st.info(what, icon=":material/info:")
     st.button(button, key=f"task:{kind}:{name}", type="primary", on_click=data.start_task, args=(kind, name))
-    st.stop()
+    navigation.end_page()  # the link and the glossary are still drawn
 
 
 @st.fragment(run_every=1.0)

@@ -336,3 +336,10 @@ def test_pages_that_end_early_keep_the_link_and_the_glossary(world_copy):
     assert any("no detected change point" in i.value for i in at.info)
     assert "Link to this view" in _expanders(at) and "What the words mean" in _expanders(at)
     assert at.query_params["user"] == "u0"
+
+
+def test_a_page_that_offers_a_task_keeps_the_link_and_the_glossary(world):
+    # Evaluation without a stored benchmark ends at its "Run the benchmark" offer.
+    at = _open(world.app, dataset=NAME, page="evaluation")
+    assert any(b.label == "Run the benchmark" for b in at.button)
+    assert "Link to this view" in _expanders(at) and "What the words mean" in _expanders(at)
