@@ -731,7 +731,12 @@ def main(argv: list[str] | None = None) -> int:
         help="issue 19: splice logs of these datasets at "
         f"{SHARES} spliced users, truncated and whole, old vs new default",
     )
+    ap.add_argument("--reference", nargs="*", default=None, help="print the reference null's fit per log")
     args = ap.parse_args(argv)
+    if args.reference is not None:
+        for n in args.reference:
+            print(reference_fit(n))
+        return 0
     if args.prevalence is not None:
         rows = [r for n in args.prevalence for r in prevalence_study(n)]
         RESULTS.mkdir(exist_ok=True)
@@ -753,7 +758,6 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "detection_study.json").write_text(json.dumps(out, indent=1, default=float), encoding="utf-8")
     (RESULTS / "detection_study.md").write_text(markdown(out) + "\n", encoding="utf-8")
     return 0
-
 
 
 # --- issue 19: splice logs at several prevalences and lengths, old vs new default -----------
@@ -868,6 +872,24 @@ def new_default_cell(feats: np.ndarray, log: SpliceLog) -> dict:
         "F1@10 at null rate 1.0": at_null["F1@10"],
         "FA/1000 control at null rate 1.0": at_null["FA/1000 control"],
     }
+
+
+def reference_fit(name: str, max_events: int = 300_000) -> dict:
+    """The empirical null of the default features on a log's own users (a seeded sample of
+    whole users up to ``max_events``): location a + b log n and spread c + d log n, least
+    squares over the null's length knots. ``REFERENCE`` in core/detectors/empirical_null.py
+    is the average over MovieLens-100K and Food.com."""
+    world = load_world(name)
+    ev = world.events
+    counts = np.diff(ev.offsets)
+    order = np.random.default_rng(0).permutation(len(counts))
+    keep = np.sort(order[np.cumsum(counts[order]) <= max_events])
+    idx, off = subset(world, ev.user_ids[keep])
+    det = BestSplit(16, 0, 12, "index", empirical_null=True).fit(world.emb[idx], off)
+    null = det.empirical_
+    b, a = np.polyfit(null.loglen_, null.mu_, 1)
+    d, c = np.polyfit(null.loglen_, null.sigma_, 1)
+    return {"log": name, "users": len(keep), "a": a, "b": b, "c": c, "d": d, "pi1": null.fitted_pi1_}
 
 
 def prevalence_study(name: str, seed: int = 0, say=print) -> list[dict]:
