@@ -110,3 +110,13 @@ def test_best_split_with_an_empirical_null_finds_the_planted_change_at_its_index
     back = BestSplit(n_components=6, min_size=8, detrend="none", empirical_null=True)
     back.restore(det.export_state(), det.result_)
     np.testing.assert_array_equal(back.detect(x[:60], np.array([0, 60]), [thr])[0].event_index, [30])
+
+
+def test_the_fdr_rule_of_stored_scores_is_the_fitted_one():
+    from core.detectors.empirical_null import fdr_threshold
+
+    x, n, _ = _scores(0.1)
+    null = EmpiricalNull(n_boot=10).fit(x, n)
+    z = null.z(x, n)
+    with_unscored = np.concatenate([z, [np.nan, np.nan]])  # users too short to score
+    assert fdr_threshold(with_unscored, null.pi1_, 0.1) == null.threshold_for_fdr(0.1)

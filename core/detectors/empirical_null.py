@@ -107,6 +107,21 @@ def fit_bulk(x: np.ndarray, length: np.ndarray, per_bucket: int = 150, max_bucke
     return loglen, centre + spread * delta, spread * sigma0, pi0
 
 
+def fdr_threshold(root_scores: np.ndarray, pi1: float, q: float) -> float:
+    """The lowest root score t such that flagging every user scoring >= t has a tail-area FDR
+    (1 - pi1) * N * (1 - Phi(t)) / #{score >= t} of at most ``q``; NaN scores are ignored.
+    The same rule for a fit and for stored results (users' highest scores and pi1)."""
+    if not 0 < q < 1:
+        raise ShiftError(f"a false discovery rate must be in (0, 1), got {q}")
+    z = np.sort(np.asarray(root_scores, np.float64)[np.isfinite(root_scores)])
+    fdr = np.minimum((1.0 - pi1) * len(z) * stats.norm.sf(z) / (len(z) - np.arange(len(z))), 1.0)
+    ok = np.flatnonzero(fdr <= q)  # flagging every user from z[i] up
+    if len(ok) == 0:
+        lowest = f"{fdr.min():.3g}" if len(fdr) else "undefined (no scored user)"
+        raise ShiftError(f"no threshold reaches a false discovery rate of {q}; lowest is {lowest}")
+    return float(z[ok[0]])
+
+
 class EmpiricalNull:
     """The null of root-split scores, fitted to the bulk of a log's users (module docstring).
 
@@ -212,16 +227,8 @@ class EmpiricalNull:
         return min(self.expected_chance(threshold) / max(self.flagged(threshold), 1), 1.0)
 
     def threshold_for_fdr(self, q: float) -> float:
-        """The lowest threshold whose FDR is at most ``q`` (Storey's q-value rule)."""
-        if not 0 < q < 1:
-            raise ShiftError(f"a false discovery rate must be in (0, 1), got {q}")
-        z = self.z_sorted_
-        fdr = np.minimum((1.0 - self.pi1_) * len(z) * stats.norm.sf(z) / (len(z) - np.arange(len(z))), 1.0)
-        # Flagging every user from z[i] up: the lowest such threshold whose FDR is at most q.
-        ok = np.flatnonzero(fdr <= q)
-        if len(ok) == 0:
-            raise ShiftError(f"no threshold reaches a false discovery rate of {q}; lowest is {fdr.min():.3g}")
-        return float(z[ok[0]])
+        """The lowest threshold whose FDR is at most ``q`` (Storey's rule: every user from it up is flagged)."""
+        return fdr_threshold(self.z_sorted_, self.pi1_, q)
 
     def export_state(self, prefix: str = "empirical.") -> dict[str, np.ndarray]:
         """Plain arrays (no pickle); :meth:`restore` reads them back."""

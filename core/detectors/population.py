@@ -382,6 +382,14 @@ class ShiftShare:
     def bulk_moving(self) -> bool:
         return self.null == "reference"
 
+    def threshold_for_fdr(self, root_scores: np.ndarray, fdr: float) -> float:
+        """The lowest threshold flagging users of whom at most ``fdr`` are expected to be chance,
+        from every user's root score (a fit's :func:`root_scores`, or stored results' highest
+        score per user); as stated: three significant digits, rounded up."""
+        from core.detectors.empirical_null import fdr_threshold
+
+        return stated_threshold(fdr_threshold(root_scores, self.share, fdr))
+
     def expected_chance(self, threshold: float) -> float:
         """Expected users reaching ``threshold`` (a root score, N(0, 1) under the null) by
         everyday drift; over the users flagged at it, the false discovery rate."""
