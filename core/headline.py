@@ -101,7 +101,7 @@ def sentences(summary, threshold: float, own_real_rate: tuple[float, float] | No
         out["chance"] = text
     if summary.n_recent:
         out["recent"] = (
-            f"A further **{users(summary.n_recent)}**, not among the {n_flagged:,}, seem to be changing right now "
-            "(too recent to say when)."
+            f"A further **{users(summary.n_recent)}**, not among the {n_flagged:,}, "
+            f"{'seems' if summary.n_recent == 1 else 'seem'} to be changing right now (too recent to say when)."
         )
     return out

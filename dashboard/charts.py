@@ -713,7 +713,8 @@ def moves_bars(moves: pd.DataFrame, title: str, top: int = 8) -> go.Figure:
     )
     fig.update_layout(
         title=title,
-        xaxis=dict(title="users"),
+        # whole users on the axis (0.5 users was a tick)
+        xaxis=dict(title="users", dtick=max(1, int(np.ceil(rows["users"].max() / 6))) if len(rows) else 1),
         height=120 + 34 * len(rows),
         margin=dict(l=10, r=30, t=40, b=10),
         showlegend=False,
