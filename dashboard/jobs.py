@@ -80,8 +80,9 @@ class JobBoard:
             return self.jobs.get(key)
 
     def start(self, key: tuple, work: Callable[[Callable[[str], None]], None]) -> Job:
-        """Run ``work(say)`` in a thread under ``key`` unless one runs already; a ShiftError
-        it raises is kept as the job's error (shown on the page); anything else is a bug."""
+        """Run ``work(say)`` in a thread under ``key`` unless one runs already; an error it
+        raises is kept as the job's error (shown on the page; a job that failed is not restarted
+        by itself), a bug's trace also goes to the server's log."""
         with self.lock:
             job = self.jobs.get(key)
             if job is not None and job.running:
@@ -96,6 +97,11 @@ class JobBoard:
                 work(say)
             except ShiftError as err:
                 job.error = str(err)
+            except Exception as err:
+                # A bug: the page says so (instead of restarting a job that dies every second and
+                # showing "0 s so far"), and the trace goes to the server's log as usual.
+                job.error = f"an unexpected {type(err).__name__} ({err}); the server's log has the details"
+                raise
             finally:
                 job.finished = time.monotonic()
 

@@ -129,6 +129,8 @@ def test_weights_digest_is_memoised_on_disk(data_dir, monkeypatch):
     # New dashboard processes read the digest instead of hashing 90 MB of weights again.
     from core import encoder
 
+    # digests an earlier test's encode verified in this process are served without the memo
+    monkeypatch.setattr(encoder, "_VERIFIED", {})
     encoder._folder_digest.cache_clear()
     first = encoder.model_id_for()
     memo = json.loads((data_dir / ".model-digests.json").read_text())
@@ -146,6 +148,7 @@ def test_a_wrong_digest_in_the_memo_is_not_trusted(data_dir, monkeypatch):
     # vectors would be filed (and served) under another model's id.
     from core import encoder
 
+    monkeypatch.setattr(encoder, "_VERIFIED", {})  # as above: no earlier test's verified digest
     encoder._folder_digest.cache_clear()
     first = encoder.model_id_for()
     path = data_dir / ".model-digests.json"
