@@ -68,7 +68,14 @@ def sentences(summary, threshold: float, own_real_rate: tuple[float, float] | No
         )
     expected = summary.expected_false
     null_users = getattr(summary, "n_null_users", n_users) or n_users
-    if summary.calibration_sample == "all":
+    beyond, chance = getattr(summary, "beyond_drift", None), getattr(summary, "chance", None)
+    if beyond is not None and chance is not None:
+        out["beyond_drift"] = beyond_drift(beyond, chance, n_users)
+    if summary.calibration_sample == "all" and "beyond_drift" in out:
+        # The empirical null answers "how many of those flagged may be chance" on this log's own
+        # users: the everyday-drift sentence ("about as many as are flagged") would contradict it.
+        pass
+    elif summary.calibration_sample == "all":
         out["chance"] = (
             f"How sure is that? Real people's tastes wander all the time. Counting every flag as a false one on "
             f"this dataset's own users, about **{users(expected)} ({share(expected)})** would be flagged at "
@@ -105,3 +112,34 @@ def sentences(summary, threshold: float, own_real_rate: tuple[float, float] | No
             f"{'seems' if summary.n_recent == 1 else 'seem'} to be changing right now (too recent to say when)."
         )
     return out
+
+
+def beyond_drift(share, chance, n_users: int) -> str:
+    """How many users changed beyond everyday drift, with the interval, and how many of those
+    flagged at the threshold may be chance (``share``: core.detectors.population.ShiftShare;
+    ``chance``: FlaggedChance), in plain words.
+
+    >>> from types import SimpleNamespace
+    >>> share = SimpleNamespace(users=31.2, users_interval=(18.0, 45.4), n_scored=900, bulk_moving=False)
+    >>> chance = SimpleNamespace(flagged=40, expected_chance=8.4, fdr=0.21)
+    >>> print(beyond_drift(share, chance, 943))  # doctest: +NORMALIZE_WHITESPACE
+    How many really changed? Compared with how this dataset's users usually drift, about **31 users
+    (18–45)** changed their interests beyond everyday drift. Of the 40 users flagged at this
+    threshold, about **8** may be everyday drift rather than a real change (21%).
+    """
+    lo, hi = share.users_interval
+    text = (
+        f"How many really changed? Compared with how this dataset's users usually drift, about "
+        f"**{users(share.users)} ({lo:.0f}–{hi:.0f})** changed their interests beyond everyday drift."
+    )
+    if share.bulk_moving:
+        text = (
+            "How many really changed? Most of this dataset's users moved at once (a season, a campaign, a "
+            "change of catalogue), so their usual drift cannot be learned from them; compared with the usual "
+            f"drift of the reference logs stored with the product, about **{users(share.users)} "
+            f"({lo:.0f}–{hi:.0f})** changed their interests beyond it."
+        )
+    return text + (
+        f" Of the {chance.flagged:,} users flagged at this threshold, about **{chance.expected_chance:.0f}** may be "
+        f"everyday drift rather than a real change ({chance.fdr:.0%})."
+    )

@@ -67,6 +67,11 @@ class PopulationSummary:
     # one are then the same measurement) or "shift-free" (a ground truth's unchanged users)
     calibration_sample: str = ""
     n_null_users: int = 0  # users the expected false count applies to
+    # The empirical null's answers (None: the detector has none): users beyond everyday drift
+    # with an interval (core.detectors.population.ShiftShare), and at this threshold the users
+    # flagged, how many of them may be chance and the false discovery rate (FlaggedChance).
+    beyond_drift: object | None = None
+    chance: object | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +285,8 @@ class DetectionResults(ABC):
             calibration_fallback=rates.fallback,
             calibration_sample=sample,
             n_null_users=int(n_null),
+            beyond_drift=self.shift_share(),
+            chance=self.flagged_chance(thr),
         )
 
     def n_shift_free(self) -> int:

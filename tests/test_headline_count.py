@@ -1,0 +1,54 @@
+"""Issue 19 on the pages: the Overview and the Tour state the number of users beyond everyday
+drift with its interval, and how many of those flagged may be chance: the same numbers that
+``detect --summary-json`` writes (one measurement, two readers)."""
+
+from __future__ import annotations
+
+import json
+
+from streamlit.testing.v1 import AppTest
+
+from core.cli import main
+from tests.conftest import write_stub_embeddings
+
+NAME = "drifting"
+
+
+def test_the_headline_count_beyond_everyday_drift_is_the_clis(data_dir, dashboard_app, tmp_path):
+    import streamlit as st
+
+    # 400 users: enough for an empirical null (core.detectors.best_split.MIN_EMPIRICAL_USERS)
+    assert main(["ingest", NAME, "--synthetic", "400", "--seed", "5"]) == 0
+    write_stub_embeddings(NAME)
+    summary_path = tmp_path / "summary.json"
+    assert (
+        main(["detect", NAME, "--out", str(tmp_path / "cps.csv"), "--summary-json", str(summary_path)]) == 0
+    )
+    summary = json.loads(summary_path.read_text())
+    assert summary["null"] in ("empirical", "reference")
+    low, high = summary["users_beyond_drift_interval"]
+    assert low <= summary["users_beyond_drift"] <= high
+    said = f"about **{round(summary['users_beyond_drift']):,} users ({low:.0f}–{high:.0f})** changed their interests beyond"
+    # a planted world shifts 45% of its users: its bulk moves, and the pages say so
+    moving = (
+        "Most of this dataset's users moved at once" if summary["bulk_moving"] else "beyond everyday drift"
+    )
+    flagged = (
+        f"Of the {summary['users_flagged']:,} users flagged at this threshold, about "
+        f"**{summary['expected_chance_among_flagged']:.0f}**"
+    )
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    for page in ("overview", "tour"):
+        at = AppTest.from_file(dashboard_app, default_timeout=120)
+        at.session_state["dataset"] = NAME
+        if page != "overview":
+            at.switch_page(f"pages/{page}.py")
+        at.run()
+        assert not at.exception, at.exception
+        texts = " ".join(m.value for m in at.markdown)
+        assert said in texts, (page, said, texts[texts.find("changed their") :][:1500])
+        assert flagged in texts, (page, flagged)
+        assert moving in texts, (page, moving)
+    st.cache_data.clear()
+    st.cache_resource.clear()
