@@ -289,6 +289,14 @@ def tentative_alerts(name: str, detector: str) -> pd.DataFrame | None:
     return _results(name, detector).tentative_alerts()
 
 
+@by_version(max_entries=16)
+def user_probabilities(name: str, detector: str) -> pd.Series | None:
+    """Per user id: the probability that the user's shift is real (1 - local fdr under the
+    empirical null), or None when the detector has no null."""
+    frame = _results(name, detector).user_probabilities()
+    return None if frame is None else frame.set_index("user_id")["probability"]
+
+
 # A big dataset's change points at one threshold are ~100 MB at 50M events: a few are kept.
 @by_version(max_entries=16)
 def _change_points(name: str, detector: str, threshold: float) -> pd.DataFrame:

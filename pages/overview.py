@@ -165,10 +165,16 @@ if len(cps):
         for r in top.itertuples()
     ]
     top["change points"] = top["user_id"].map(cps["user_id"].value_counts())
+    probability = data.user_probabilities(name, selection.detector)
+    top["real"] = top["user_id"].astype(str).map(probability) if probability is not None else float("nan")
     # A link per user (opens in a new tab with that user selected); selecting a row switches here.
     top["timeline"] = [f"/timeline?{urlencode({'dataset': name, 'user': u})}" for u in top["user_id"]]
     event = st.dataframe(
-        top[["user_id", "timeline", "event_index", "score", "change points", "from → to", "timestamp"]],
+        top[
+            ["user_id", "timeline", "event_index", "score", "real", "change points", "from → to", "timestamp"]
+            if probability is not None
+            else ["user_id", "timeline", "event_index", "score", "change points", "from → to", "timestamp"]
+        ],
         hide_index=True,
         key="top_users",
         on_select="rerun",
@@ -176,6 +182,14 @@ if len(cps):
         column_config={
             "event_index": "strongest change at event",
             "score": st.column_config.NumberColumn(format="%.3g"),
+            "real": st.column_config.ProgressColumn(
+                "chance it is real",
+                help="The probability that this user's change is beyond everyday drift (1 - local false "
+                "discovery rate, from how this dataset's users usually drift)",
+                format="percent",
+                min_value=0.0,
+                max_value=1.0,
+            ),
             "timestamp": st.column_config.DatetimeColumn("time of change"),
             "timeline": st.column_config.LinkColumn("timeline", display_text="open"),
         },

@@ -19,7 +19,9 @@ state = data.user_state(name, detector, selection.threshold, user)
 truth = data.ground_truth(name)
 truth_idx = truth.loc[truth["user_id"] == user, "event_index"].astype(int).tolist()
 
-cols = st.columns(4)
+probability = data.user_probabilities(name, detector)
+real = probability.get(str(user)) if probability is not None else None
+cols = st.columns(5 if real is not None and np.isfinite(real) else 4)
 cols[0].metric("Events", f"{len(events):,}")
 cols[1].metric(
     "Change points",
@@ -29,6 +31,13 @@ cols[1].metric(
 cols[2].metric("Strongest score", f"{np.nanmax(signal):.3g}" if np.isfinite(signal).any() else "—")
 if truth_idx:
     cols[3].metric("Planted change points", ", ".join(map(str, truth_idx)))
+if real is not None and np.isfinite(real):
+    cols[-1].metric(
+        "Chance the change is real",
+        f"{real:.0%}",
+        help="The probability that this user's strongest change is beyond everyday drift (1 - local false "
+        "discovery rate), judged against how this dataset's users usually drift; it does not depend on ε.",
+    )
 
 if state.too_short:
     links.check_change_point(name, user, None, f"a change point of user {text.md_escape(user)}")

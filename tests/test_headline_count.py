@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 from streamlit.testing.v1 import AppTest
 
 from core.cli import main
@@ -50,5 +52,26 @@ def test_the_headline_count_beyond_everyday_drift_is_the_clis(data_dir, dashboar
         assert said in texts, (page, said, texts[texts.find("changed their") :][:1500])
         assert flagged in texts, (page, flagged)
         assert moving in texts, (page, moving)
+        if page == "overview":
+            # the most shifted users carry the probability that their change is real: the CSV's
+            top = next(d.value for d in at.dataframe if "real" in d.value.columns)
+            written = (
+                pd.read_csv(tmp_path / "cps.csv", dtype={"user_id": str})
+                .groupby("user_id")["probability"]
+                .first()
+            )
+            assert len(top) > 0
+            np.testing.assert_allclose(
+                top["real"].to_numpy(float), written.loc[top["user_id"].astype(str)].to_numpy()
+            )
+            user = str(top["user_id"].iloc[0])
+    # and the timeline shows it beside the user's change points
+    at = AppTest.from_file(dashboard_app, default_timeout=120)
+    at.session_state["dataset"] = NAME
+    at.session_state[f"user:{NAME}"] = user
+    at.switch_page("pages/timeline.py").run()
+    assert not at.exception, at.exception
+    metric = next(m for m in at.metric if m.label == "Chance the change is real")
+    assert metric.value == f"{written.loc[user]:.0%}"
     st.cache_data.clear()
     st.cache_resource.clear()
