@@ -284,12 +284,6 @@ def candidates(name: str, detector: str) -> pd.DataFrame:
 
 
 @by_version(max_entries=16)
-def tentative_alerts(name: str, detector: str) -> pd.DataFrame | None:
-    """The recent-shift companion's alerts at its default (None: the detector has none)."""
-    return _results(name, detector).tentative_alerts()
-
-
-@by_version(max_entries=16)
 def user_probabilities(name: str, detector: str) -> pd.Series | None:
     """Per user id: the probability that the user's shift is real (1 - local fdr under the
     empirical null), or None when the detector has no null."""
@@ -324,23 +318,29 @@ def false_alarm_rates(name: str, detector: str, threshold: float):
     return _results(name, detector).rates(float(threshold))
 
 
-def calibration_source(name: str, detector: str) -> str:
-    return _results(name, detector).calibration_source()
-
-
 def threshold_for_rate(name: str, detector: str, false_alarms_per_1000: float) -> float:
     """The threshold of at most this many false alarms, as the CLI states it (ShiftError if none)."""
     return _results(name, detector).threshold_for(float(false_alarms_per_1000))
 
 
+def has_empirical_null(name: str, detector: str) -> bool:
+    """Whether ε can be set as a false discovery rate (the detector has an empirical null)."""
+    return _results(name, detector).shift_share() is not None
+
+
+def threshold_for_fdr(name: str, detector: str, fdr: float) -> float:
+    """The lowest ε flagging users of whom at most ``fdr`` may be chance (ShiftError if none)."""
+    return _results(name, detector).threshold_for_fdr(float(fdr))
+
+
+def fdr_at(name: str, detector: str, threshold: float) -> float:
+    """The estimated share of users flagged at ``threshold`` that may be chance."""
+    return _results(name, detector).flagged_chance(float(threshold)).fdr
+
+
 def is_online(name: str, detector: str) -> bool:
     """Online detectors raise an alarm after the change: their alert index is drawn too."""
     return _results(name, detector).is_online
-
-
-def recent_shift_count(name: str, detector: str, threshold: float) -> int | None:
-    """Users with a tentative recent shift and no located change point (None: no companion)."""
-    return population_summary(name, detector, threshold).n_recent
 
 
 @dataclass(frozen=True)

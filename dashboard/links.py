@@ -20,9 +20,10 @@ import streamlit as st
 
 from dashboard import data, text
 
-LINK_KEYS = ("page", "dataset", "detector", "eps", "fa", "user", "cp", "k")
+LINK_KEYS = ("page", "dataset", "detector", "eps", "fa", "fdr", "user", "cp", "k")
 # The ranges the sidebar's and pages' controls offer; a link's value outside them is clamped.
-MODES = ("ε (score)", "false alarms per 1,000 events")
+MODES = ("ε (score)", "false alarms per 1,000 events", "share of flagged that may be chance")
+FDR_RANGE = (0.01, 0.5)  # a false discovery rate a link or the slider may ask for
 MAX_RATE = 20.0
 K_RANGE = (5, 30)
 
@@ -76,7 +77,7 @@ def load_link(pages: dict[str, str]) -> str | None:
         if detector is not None:
             state[f"detector:{name}"] = detector
         detector = state.get(f"detector:{name}", data.default_detector())
-        _load_threshold(state, name, detector, q["eps"], q["fa"], warnings)
+        _load_threshold(state, name, detector, q["eps"], q["fa"], warnings, q["fdr"])
         state[PENDING] = {"dataset": name, "user": q["user"], "cp": q["cp"]}
     if q["k"] is not None:
         try:
@@ -98,15 +99,41 @@ def load_link(pages: dict[str, str]) -> str | None:
     return page
 
 
-def _load_threshold(state, name: str, detector: str, eps: str | None, fa: str | None, warnings: list) -> None:
-    """ε or the false-alarm rate from a link. ε wins when both are given (it is the exact
-    view; a rate maps to ε through the calibration), and the warning says so."""
+def _load_threshold(
+    state, name: str, detector: str, eps: str | None, fa: str | None, warnings: list, fdr: str | None = None
+) -> None:
+    """ε, the false-alarm rate or the false discovery rate from a link. ε wins over either rate
+    (it is the exact view; a rate maps to ε through the calibration), a false-alarm rate over a
+    false discovery rate, and the warning says so."""
     if eps is not None and fa is not None:
         warnings.append(
             f"The link gives both ε ({text.md_code(eps)}) and a false-alarm rate ({text.md_code(fa)}); "
             "using ε, the rate is ignored."
         )
         fa = None
+    if fdr is not None and (eps is not None or fa is not None):
+        warnings.append(
+            f"The link gives a false discovery rate ({text.md_code(fdr)}) and "
+            f"{'ε' if eps is not None else 'a false-alarm rate'}; using the latter, the false discovery rate "
+            "is ignored."
+        )
+        fdr = None
+    if fdr is not None:
+        number = _number(fdr)
+        if number is None:
+            warnings.append(
+                f"The link's false discovery rate {text.md_code(fdr)} is not a number ≥ 0; ignored."
+            )
+        else:
+            used = min(max(number, FDR_RANGE[0]), FDR_RANGE[1])
+            if used != number:
+                warnings.append(
+                    f"The link's false discovery rate {text.md_code(fdr)} is outside "
+                    f"{FDR_RANGE[0]:g}–{FDR_RANGE[1]:g}; using {used:g}."
+                )
+            state[f"_fdr:{name}:{detector}"] = used
+            state[f"_fdr_apply:{name}:{detector}"] = True  # ε follows it on the first run
+            state["threshold_mode"] = MODES[2]
     for key, value in (("ε", eps), ("false-alarm rate", fa)):
         if value is None:
             continue

@@ -15,7 +15,7 @@ import streamlit as st
 
 from core.errors import ShiftError
 from dashboard import data, links, text, views
-from dashboard.links import MAX_RATE, MODES, clear_link_warnings, link
+from dashboard.links import FDR_RANGE, MAX_RATE, MODES, clear_link_warnings, link
 
 _SHARED = "_selection"  # session-state key: the selection of the current run, read once
 
@@ -171,9 +171,13 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
     links.check_eps(name, detector, state[eps_key], scale.low, scale.high)
 
     source = views.calibration_words(name, detector)
+    # ε as a false discovery rate needs the detector's empirical null (the default has one)
+    modes = MODES if data.has_empirical_null(name, detector) else MODES[:2]
+    if state.get("threshold_mode") not in modes:
+        state["threshold_mode"] = MODES[0]
     mode = st.sidebar.radio(
         "Set the threshold as",
-        MODES,
+        modes,
         key="threshold_mode",
         horizontal=True,
         help="ε is the score a change must reach. The false-alarm rate sets ε for you: the lowest ε whose "
@@ -195,8 +199,10 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
             "Higher ε: fewer, surer changes.",
         )
         link(eps=text.eps(threshold))
-    else:
+    elif mode == MODES[1]:
         threshold, rate = _rate_slider(name, detector, eps_key, source)
+    else:
+        threshold = _fdr_slider(name, detector, eps_key)
     false_alarms = data.false_alarms_at(name, detector, threshold)
     st.sidebar.caption(
         f"At ε = {text.eps(threshold)}: about {false_alarms:.2f} false alarms per 1,000 events "
@@ -250,6 +256,45 @@ def _rate_slider(name: str, detector: str, eps_key: str, source: str) -> tuple[f
     threshold = state[eps_key]
     st.sidebar.caption(f"ε = {text.eps(threshold)}")
     return float(threshold), state.get(asked_key, math.nan)
+
+
+def _fdr_slider(name: str, detector: str, eps_key: str) -> float:
+    """The threshold set as a false discovery rate: the lowest ε at which at most that share of
+    the flagged users may be everyday drift (the empirical null's estimate); returns ε."""
+    state = st.session_state
+    fdr_key, apply_key = f"_fdr:{name}:{detector}", f"_fdr_apply:{name}:{detector}"
+    synced_key = f"_fdr_eps:{name}:{detector}"  # the ε the slider shows the FDR of
+    if state.pop(apply_key, False):  # the slider moved, or a link gave an FDR: ε follows it
+        try:
+            state[eps_key] = _on_grid(
+                data.threshold_for_fdr(name, detector, float(state[fdr_key])),
+                data.threshold_scale(name, detector),
+            )
+        except ShiftError as err:
+            st.sidebar.error(text.md_escape(err), icon=":material/error:")
+        state[synced_key] = state[eps_key]
+    elif state.get(synced_key) != state[eps_key]:  # ε was set elsewhere: show its FDR, keep ε
+        at = data.fdr_at(name, detector, state[eps_key])
+        state[fdr_key] = float(min(max(round(at, 2), FDR_RANGE[0]), FDR_RANGE[1]))
+        state[synced_key] = state[eps_key]
+    q = st.sidebar.slider(
+        "At most this share of the flagged users may be chance",
+        FDR_RANGE[0],
+        FDR_RANGE[1],
+        step=0.01,
+        format="%.2f",
+        key=fdr_key,
+        on_change=lambda: state.__setitem__(apply_key, True),
+        help="A false discovery rate: ε is set to the lowest value at which, by the estimate of how this "
+        "dataset's users usually drift, at most this share of the users flagged changed by chance.",
+    )
+    link(fdr=f"{q:g}")
+    threshold = state[eps_key]
+    st.sidebar.caption(
+        f"ε = {text.eps(threshold)}: about {data.fdr_at(name, detector, threshold):.0%} of the flagged users "
+        "may be chance."
+    )
+    return float(threshold)
 
 
 # Users a picker lists at most. A selectbox of a million ids is a 10 MB message and tens of

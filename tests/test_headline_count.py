@@ -75,3 +75,44 @@ def test_the_headline_count_beyond_everyday_drift_is_the_clis(data_dir, dashboar
     assert metric.value == f"{written.loc[user]:.0%}"
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+def test_eps_set_as_a_false_discovery_rate_in_the_sidebar_and_a_link(data_dir, dashboard_app, tmp_path):
+    import streamlit as st
+
+    from core.results import open_results
+
+    assert main(["ingest", NAME, "--synthetic", "400", "--seed", "5"]) == 0
+    write_stub_embeddings(NAME)
+    assert main(["detect", NAME, "--out", str(tmp_path / "cps.csv")]) == 0
+    results = open_results(NAME)
+    expected = results.threshold_for_fdr(0.1)
+    assert results.flagged_chance(expected).fdr <= 0.1
+    # the CLI's --fdr gives the same ε
+    assert main(["detect", NAME, "--fdr", "0.1", "--out", str(tmp_path / "fdr.csv")]) == 0
+    by_cli = pd.read_csv(tmp_path / "fdr.csv")
+    assert (by_cli["kind"] == "located").sum() == len(results.change_points(expected))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    # a link with fdr=0.1 opens at that ε, in that mode
+    at = AppTest.from_file(dashboard_app, default_timeout=120)
+    at.query_params["dataset"] = NAME
+    at.query_params["fdr"] = "0.1"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.radio(key="threshold_mode").value == "share of flagged that may be chance"
+    assert at.session_state[f"eps:{NAME}:best_split"] == expected
+    # moving the slider sets ε from the new rate; switching the mode back keeps ε
+    at.sidebar.slider(key=f"_fdr:{NAME}:best_split").set_value(0.2).run()
+    assert at.session_state[f"eps:{NAME}:best_split"] == results.threshold_for_fdr(0.2) != expected
+    eps = at.session_state[f"eps:{NAME}:best_split"]
+    at.sidebar.radio(key="threshold_mode").set_value("ε (score)").run()
+    assert at.session_state[f"eps:{NAME}:best_split"] == eps
+    # an out-of-range FDR in a link is clamped with a warning that says what was used
+    at = AppTest.from_file(dashboard_app, default_timeout=120)
+    at.query_params["dataset"] = NAME
+    at.query_params["fdr"] = "0.9"
+    at.run()
+    assert any("using 0.5" in w.value for w in at.warning), [w.value for w in at.warning]
+    st.cache_data.clear()
+    st.cache_resource.clear()
