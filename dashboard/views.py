@@ -1,8 +1,7 @@
-"""Small cached views over ``core`` that the pages of issue 21 need, kept apart from
-:mod:`dashboard.data` while it is being rewritten (to be folded into it).
-
-Each is a thin edge: the computation is in ``core`` (:mod:`core.headline`,
-:mod:`core.sessions`), the cache here.
+"""What the pages say in words, cached: the headline's sentences (:mod:`core.headline`), whether
+a log's dates are real or a sign-up back-fill (:mod:`core.sessions`), a benchmark setting or a
+calibration in plain words. The computation is in ``core``; the edge over detection results is
+:mod:`dashboard.data`, the one past them :mod:`dashboard.downstream`.
 """
 
 from __future__ import annotations
