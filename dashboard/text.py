@@ -68,6 +68,16 @@ TERMS = {
     "every one is counted as false. The default detector measures it on this dataset's own users set aside "
     "for the purpose (a planted world: its users that have no planted shift); other detectors, and datasets "
     "with too few users, on the same histories shuffled into random order, which drift less than real ones.",
+    "beyond everyday drift": "Real people's tastes wander all the time. The default detector learns how "
+    "much from the bulk of this dataset's own users (their middle, where the few who really changed barely "
+    "reach) and counts the users whose change is larger than that: the count comes with a range (95% "
+    "bootstrap interval). When most users moved at once (a season, a campaign), their middle cannot stand for "
+    "everyday drift, and the drift of the reference logs stored with the product is used instead (said so).",
+    "chance it is real": "For one user: the probability that their strongest change is beyond everyday "
+    "drift (1 - local false discovery rate). It does not depend on ε.",
+    "share of flagged that may be chance": "A false discovery rate: of the users flagged at ε, the share "
+    "everyday drift alone would explain. Setting the threshold this way picks the lowest ε that keeps it "
+    "at most the share asked for.",
     "scored / not scored": "A detector compares windows of events before and after each event, so the "
     "first and last events of a history, and whole short histories, cannot be scored.",
     "|wᵀΔf|": "The linear rule's score: how far a user's recent mean moved along the direction that "
