@@ -90,6 +90,52 @@ def slider(dataset: str, runs: int) -> dict:
     }
 
 
+PAGES = ("overview", "tour", "timeline", "recommendations", "projection", "evaluation")
+
+
+def first(dataset: str) -> dict:
+    """After ``make data`` (every detector's fit stored): server-side seconds of the first visit
+    of every page in a fresh process state (Streamlit's caches emptied: what a server that has
+    served nothing pays), and of the first switch to every detector on a server that has shown
+    the default one (AppTest: the script run, building and serialising every element)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from core.detectors import DEFAULT, detector_names
+
+    def fresh(page: str) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+        at.session_state["dataset"] = dataset
+        if page != "overview":
+            at.switch_page(f"pages/{page}.py")
+        return at
+
+    visits = {}
+    for page in PAGES:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = fresh(page)
+        t0 = time.perf_counter()
+        at.run()
+        visits[page] = time.perf_counter() - t0
+        assert not at.exception, at.exception
+    switches = {}
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = fresh("timeline")
+    at.run()  # the server has shown the default detector
+    key = f"_widget_detector:{dataset}"
+    for detector in detector_names():
+        if detector == DEFAULT:
+            continue
+        t0 = time.perf_counter()
+        at.sidebar.selectbox(key=key).set_value(detector).run()
+        switches[detector] = time.perf_counter() - t0
+        assert not at.exception, at.exception
+        at.sidebar.selectbox(key=key).set_value(DEFAULT).run()
+    return {"first_visit_s": visits, "first_switch_s": switches}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -297,9 +343,21 @@ def main() -> None:
     )
     parser.add_argument("--dataset", default="movielens-100k")
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--only", choices=["warm"], help="run only this measurement")
+    parser.add_argument("--only", choices=["warm", "first"], help="run only this measurement")
     args = parser.parse_args()
     print(f"load average at the start {_load()}")
+    if args.only == "first":
+        f = first(args.dataset)
+        print(
+            f"first visit of each page, server side ({args.dataset}, AppTest, caches emptied): "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in f["first_visit_s"].items())
+        )
+        print(
+            "first switch to each detector from the default, server side: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in f["first_switch_s"].items())
+        )
+        print(f"load average at the end {_load()}")
+        return
     if args.only == "warm":
         _print_warm(warm(args.dataset))
         print(f"load average at the end {_load()}")
