@@ -120,3 +120,21 @@ def test_the_fdr_rule_of_stored_scores_is_the_fitted_one():
     z = null.z(x, n)
     with_unscored = np.concatenate([z, [np.nan, np.nan]])  # users too short to score
     assert fdr_threshold(with_unscored, null.pi1_, 0.1) == null.threshold_for_fdr(0.1)
+
+
+def test_a_further_split_is_kept_only_when_significant_on_its_own():
+    rng = np.random.default_rng(1)
+    n_users, n = 400, 90
+    x = rng.normal(size=(n_users * n, 6))
+    x[30:60, 0] += 4.0  # user 0: two strong changes, at 30 and at 60
+    x[60:90, 0] += 8.0
+    offsets = np.arange(n_users + 1) * n
+
+    def found(margin: float) -> list[int]:
+        det = BestSplit(6, 0, 8, "none", empirical_null=True, split_margin=margin).fit(x, offsets)
+        cp = det.predict(det.threshold_for_null_rate(1.0))
+        return sorted(int(i) for i in cp.event_index[cp.user == 0])
+
+    assert found(0.0) == [30, 60]
+    assert found(2.0) == [30, 60]  # the second change is far beyond chance on its own
+    assert len(found(np.inf)) == 1  # root only: the user-level decision

@@ -184,6 +184,7 @@ class BestSplit(Detector):
         length_null: bool = True,
         random_state: int = 0,
         empirical_null: bool = False,
+        split_margin: float = 0.0,
     ) -> None:
         self.n_components = n_components
         self.n_categories = n_categories
@@ -194,6 +195,10 @@ class BestSplit(Detector):
         # Score every split against Efron's empirical null of root splits, fitted to the bulk
         # of the null users (core.detectors.empirical_null), instead of the length null.
         self.empirical_null = empirical_null
+        # A split below the root is kept only when its own score reaches the threshold plus
+        # this margin (and every ancestor's reaches the threshold): the user-level decision is
+        # the root split's, and each further split must be significant on its own (inf: root only).
+        self.split_margin = split_margin
 
     @property
     def h(self) -> int:  # the base class's window: here the shortest segment
@@ -345,6 +350,7 @@ class BestSplit(Detector):
         if not len(nodes["f"]):
             return ChangePoints.empty()
         score = self._significance(nodes["f"], nodes["length"])
+        score = np.where(nodes["parent"] >= 0, score - self.split_margin, score)
         eff = effective_scores(score, nodes["parent"])
         order = np.lexsort((nodes["split"], nodes["user"]))
         # Offline: a split is known once the whole history is seen (alert = last event).
