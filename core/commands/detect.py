@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from core import results, runner
-    from core.detectors import DEFAULT, make_detector, population
+    from core.detectors import DEFAULT, make_detector
     from core.errors import ShiftError
     from core.runner.ray_session import shutdown_ray
 
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.fdr is not None:
         if not 0 < args.fdr < 1:
             raise ShiftError(f"--fdr is a share of the flagged users, between 0 and 1; got {args.fdr}")
-        threshold = population.threshold_for_fdr(fitted.fit, args.fdr)
+        threshold = fitted.threshold_for_fdr(args.fdr)
     else:
         threshold = fitted.default_threshold
     located = fitted.change_points(threshold)
@@ -166,15 +166,20 @@ def run(args: argparse.Namespace) -> int:
         )
     frame = pd.concat([located, tentative], ignore_index=True) if tentative is not None else located
     frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
-    probability = population.user_probabilities(fitted.fit).set_index("user_id")["probability"]
+    probabilities = fitted.user_probabilities()  # None: a detector without an empirical null
+    probability = (
+        probabilities.set_index("user_id")["probability"]
+        if probabilities is not None
+        else pd.Series(dtype=float)
+    )
     frame[PROBABILITY] = frame["user_id"].astype(str).map(probability)
     dest = _write(frame[[*COLUMNS, PROBABILITY]], args.out)
     if args.users:
         states = fitted.user_states(located, tentative)
         states[PROBABILITY] = states["user_id"].astype(str).map(probability)
         _write(states, args.users)
-    share = population.shift_share(fitted.fit)
-    chance = population.flagged_chance(fitted.fit, threshold)
+    share = fitted.shift_share()
+    chance = fitted.flagged_chance(threshold)
     if args.summary_json:
         _write_json(detection_summary(fitted, threshold, located, share, chance), args.summary_json)
     print(
