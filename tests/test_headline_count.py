@@ -116,3 +116,27 @@ def test_eps_set_as_a_false_discovery_rate_in_the_sidebar_and_a_link(data_dir, d
     assert any("using 0.5" in w.value for w in at.warning), [w.value for w in at.warning]
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+def test_a_big_dataset_reads_the_same_answers_from_stored_results(data_dir, tmp_path, monkeypatch):
+    # A dataset over core.limits is read from what detect stored: the share beyond drift, the
+    # flagged-by-chance count, the probabilities and the threshold for an FDR are the fit's.
+    from core import limits
+    from core.results import FittedResults, StoredResults, open_results
+
+    assert main(["ingest", NAME, "--synthetic", "400", "--seed", "5"]) == 0
+    write_stub_embeddings(NAME)
+    assert main(["detect", NAME, "--out", str(tmp_path / "cps.csv")]) == 0
+    fitted = open_results(NAME)
+    assert isinstance(fitted, FittedResults)
+    monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 10)
+    stored = open_results(NAME)
+    assert isinstance(stored, StoredResults)
+    assert stored.shift_share() == fitted.shift_share() is not None
+    thr = fitted.default_threshold
+    assert stored.flagged_chance(thr).flagged == fitted.flagged_chance(thr).flagged
+    assert abs(stored.flagged_chance(thr).expected_chance - fitted.flagged_chance(thr).expected_chance) < 1e-9
+    assert stored.threshold_for_fdr(0.1) == fitted.threshold_for_fdr(0.1)
+    mine = stored.user_probabilities().set_index("user_id")["probability"]
+    theirs = fitted.user_probabilities().set_index("user_id")["probability"]
+    np.testing.assert_allclose(mine.loc[theirs.index].to_numpy(), theirs.to_numpy(), equal_nan=True)

@@ -61,3 +61,44 @@ class StoredResults(DetectionResults):
 
     def windows(self, user_ids, centres, before: int, after: int):
         return files.event_windows(self.dataset, list(user_ids), np.asarray(centres), before, after)
+
+    # The empirical null's answers from what ``detect`` stored: the share beyond drift in
+    # summary.json, each user's probability and highest (root) score in users.parquet.
+
+    @cached_property
+    def _share(self):
+        return files.stored_shift_share(self.dataset, self.detector.name)
+
+    def shift_share(self):
+        return self._share
+
+    def user_probabilities(self) -> pd.DataFrame | None:
+        if self._share is None:
+            return None
+        users = files.user_table(self.dataset, self.detector.name)
+        return pd.DataFrame(
+            {
+                "user_id": users["user_id"].astype(str),
+                "root_score": users["max_score"],
+                "probability": users["probability"],
+            }
+        )
+
+    def _root_scores(self) -> np.ndarray:
+        scores = files.user_table(self.dataset, self.detector.name)["max_score"].to_numpy(np.float64)
+        return scores[np.isfinite(scores)]
+
+    def flagged_chance(self, threshold: float | None = None):
+        from core.detectors.population import FlaggedChance
+
+        if self._share is None:
+            return None
+        thr = self.default_threshold if threshold is None else float(threshold)
+        flagged = int((self._root_scores() >= thr).sum())
+        expected = self._share.expected_chance(thr)  # as a fit's EmpiricalNull.fdr counts it
+        return FlaggedChance(thr, flagged, expected, min(expected / max(flagged, 1), 1.0))
+
+    def threshold_for_fdr(self, fdr: float) -> float:
+        if self._share is None:
+            return super().threshold_for_fdr(fdr)
+        return self._share.threshold_for_fdr(self._root_scores(), float(fdr))
