@@ -27,7 +27,7 @@ import streamlit as st
 from core import store
 from core.errors import ShiftError
 from dashboard import jobs
-from dashboard.caching import by_version, version
+from dashboard.caching import by_version, finetuned_model, model_id, version  # noqa: F401 (pages read finetuned_model here)
 from dashboard.jobs import FitStatus, TaskStatus  # noqa: F401  (pages read them from here)
 
 DEFAULT_DATASET = "movielens-100k"
@@ -148,7 +148,7 @@ class _NotEmbedded(Exception):
 def _item_matrix(name: str) -> np.ndarray:
     from core.artefacts import cached_item_matrix
 
-    matrix = cached_item_matrix(name)
+    matrix = cached_item_matrix(name, model_id(name))
     if matrix is None:
         raise _NotEmbedded(name)
     matrix.setflags(write=False)  # shared by every session: make accidental writes fail loudly
@@ -254,7 +254,7 @@ def fits_in_foreground(name: str) -> bool:
 
 
 def start_fit(name: str, detector: str) -> None:
-    jobs.start_fit(name, version(name), detector)
+    jobs.start_fit(name, version(name), detector, model_id(name))
 
 
 task_status, start_task = jobs.task_status, jobs.start_task

@@ -139,13 +139,14 @@ def mark_ready(name: str, version: str, detector: str) -> None:
     board().ready.add(("fit", name, version, detector))
 
 
-def start_fit(name: str, version: str, detector: str) -> None:
-    """Fit ``detector`` on ``name`` in a background thread (no-op if one runs already); the fit
-    is stored on disk, where :func:`fit_status` and the next page run find it."""
+def start_fit(name: str, version: str, detector: str, model_id: str | None = None) -> None:
+    """Fit ``detector`` on ``name`` (item vectors of ``model_id``; None: the pretrained model) in
+    a background thread (no-op if one runs already); the fit is stored on disk, where
+    :func:`fit_status` and the next page run find it."""
     from core.artefacts import cached_item_matrix, fitted_detector
 
     def work(say: Callable[[str], None]) -> None:
-        matrix = cached_item_matrix(name)  # core's reader: no Streamlit cache in a thread
+        matrix = cached_item_matrix(name, model_id)  # core's reader: no Streamlit cache in a thread
         if matrix is None:
             raise ShiftError(f"the items of {name!r} are not encoded yet: encode them first")
         fitted_detector(name, detector, matrix)

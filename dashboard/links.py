@@ -20,7 +20,7 @@ import streamlit as st
 
 from dashboard import data, text
 
-LINK_KEYS = ("page", "dataset", "detector", "eps", "fa", "fdr", "user", "cp", "k")
+LINK_KEYS = ("page", "dataset", "detector", "model", "eps", "fa", "fdr", "user", "cp", "k")
 # The ranges the sidebar's and pages' controls offer; a link's value outside them is clamped.
 MODES = ("ε (score)", "false alarms per 1,000 events", "share of flagged that may be chance")
 FDR_RANGE = (0.01, 0.5)  # a false discovery rate a link or the slider may ask for
@@ -73,6 +73,16 @@ def load_link(pages: dict[str, str]) -> str | None:
             f"detector {text.md_code(data.default_detector())}."
         )
         detector = None
+    if name is not None and q["model"] is not None:
+        if q["model"] in ("pretrained", "finetuned") and (
+            q["model"] == "pretrained" or data.finetuned_model(name)
+        ):
+            state[f"features:{name}"] = q["model"]
+        else:
+            warnings.append(
+                f"The link asks for item features {text.md_code(q['model'])}, which {text.md_code(name)} does "
+                "not have; showing the pretrained ones."
+            )
     if name is not None:
         if detector is not None:
             state[f"detector:{name}"] = detector

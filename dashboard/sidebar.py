@@ -60,6 +60,7 @@ def build(with_user: bool) -> Selection:
     if name is None:
         return Selection(None)
     link(dataset=name)
+    _choose_features(name)
     if data.stored_item_matrix(name) is None:
         return Selection(name)  # pages offer the encode button (actions.require_encoded)
     detector, status = _choose_detector(name)
@@ -82,6 +83,32 @@ def build(with_user: bool) -> Selection:
         online=data.is_online(name, detector),
         user=user,
     )
+
+
+FEATURE_LABELS = {"pretrained": "pretrained", "finetuned": "fine-tuned on this log"}
+
+
+def _choose_features(name: str) -> None:
+    """Item features: the pretrained language model, or the one fine-tuned on this log (offered
+    when ``python -m core finetune NAME`` and ``encode NAME --model finetuned`` have run)."""
+    key = f"features:{name}"
+    if data.finetuned_model(name) is None:
+        st.session_state[key] = "pretrained"
+        return
+    st.session_state.setdefault(key, "pretrained")
+    st.session_state["_widget_" + key] = st.session_state[key]
+    chosen = st.sidebar.radio(
+        "Item features",
+        list(FEATURE_LABELS),
+        format_func=FEATURE_LABELS.get,
+        key="_widget_" + key,
+        on_change=_remember,
+        args=(key,),
+        horizontal=True,
+        help="How each item's text becomes a vector: all-MiniLM-L6-v2 as shipped, or fine-tuned on which "
+        "items this log's users consume together (bench/RESULTS.md says what it changes).",
+    )
+    link(model=chosen if chosen != "pretrained" else None)
 
 
 def _why_not_stored(name: str, detector: str) -> str | None:
