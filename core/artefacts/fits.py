@@ -173,6 +173,8 @@ def _read(path: Path, name: str, detector: str, ev: store.EventArrays, features:
         det = make_detector(detector).restore(state, DetectorResult(a["scores"], a["offsets"], cand))
     except (KeyError, ValueError) as err:
         raise InvalidArtefact(f"{path}: stored detector state does not load ({err!r})") from None
+    if hasattr(det, "attach_population"):  # state it recomputes from the population, not stored
+        det.attach_population(lambda: features[ev.item_idx])
     result = det.result_
     if "default_change_points.threshold" in a and result.rerun is not None:
         known = ChangePoints(*(a[f"default_change_points.{f}"] for f in _CANDIDATE_FIELDS))

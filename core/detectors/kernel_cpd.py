@@ -19,7 +19,7 @@ array([40])
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -152,21 +152,45 @@ class KernelCPD(Detector):
         return replace(result, rerun=self._segment_fitted)
 
     def _segment_fitted(self, threshold: float) -> ChangePoints:
+        if self.z_ is None:  # restored: projected once, when a threshold first needs a rerun
+            if self._population is None:
+                raise RuntimeError(f"{self.name}: restored without its population (attach_population)")
+            self.z_ = self.transform(np.asarray(self._population(), dtype=np.float64))
         return self._segment(self.z_, self.offsets_, [threshold])[0]
 
     def export_state(self) -> dict[str, np.ndarray]:
-        """The projection and the population's projected trajectories (``z_``)."""
-        state = {"z": self.z_}
-        for key in ("components", "mean", "scale"):
-            if getattr(self, f"{key}_") is not None:
-                state[key] = getattr(self, f"{key}_")
-        return state
+        """The projection only: the population's projected trajectories (``z_``) are recomputed
+        from its features when a restored fit first reruns (``attach_population``), not stored
+        (without PCA they are every event's 384 numbers: a 308 MB file for MovieLens-100K that
+        took a second to read and checksum on every first view)."""
+        return {
+            key: getattr(self, f"{key}_")
+            for key in ("components", "mean", "scale")
+            if getattr(self, f"{key}_") is not None
+        }
 
     def _import_state(self, state: dict[str, np.ndarray]) -> None:
-        self.components_, self.mean_, self.scale_ = (state.get(k) for k in ("components", "mean", "scale"))
-        self.z_ = state["z"]
-        if self.z_.ndim != 2 or len(self.z_) != self.n_events_ or not np.isfinite(self.z_).all():
-            raise ValueError(f"{self.name}: stored trajectories do not match the population")
+        components, mean, scale = (state.get(k) for k in ("components", "mean", "scale"))
+        if (self.n_components is not None) != (components is not None):
+            raise ValueError(f"{self.name}: the stored projection does not match the settings")
+        if components is not None:
+            k, d = components.shape if components.ndim == 2 else (-1, -1)
+            if (
+                not 1 <= k <= self.n_components
+                or mean is None
+                or mean.shape != (d,)
+                or (scale is not None and scale.shape != (k,))
+                or not all(
+                    np.isfinite(a).all() for a in (components, mean, *([] if scale is None else [scale]))
+                )
+            ):
+                raise ValueError(f"{self.name}: the stored projection is damaged")
+        self.components_, self.mean_, self.scale_ = components, mean, scale
+        self.z_, self._population = None, None
+
+    def attach_population(self, vectors: Callable[[], np.ndarray]) -> None:
+        """Where a restored fit gets the population's per-event features (called lazily)."""
+        self._population = vectors
 
     def detect(
         self, vectors: np.ndarray, offsets: np.ndarray, thresholds: Sequence[float]
