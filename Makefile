@@ -43,7 +43,7 @@ browser:
 first-page: setup
 	test -f data/$(DATASET).duckdb || $(PY) -m core ingest $(DATASET)
 	$(PY) -m core encode $(DATASET)
-	$(PY) -m core detect $(DATASET) --out data/$(DATASET).cache/change_points.csv
+	$(PY) -m core detect $(DATASET) --out data/exports/$(DATASET)-change_points.csv
 
 # The default dataset, its embeddings, its projection and every detector's fit; each step is
 # cached and cheap to rerun.
@@ -54,12 +54,12 @@ data: setup
 	$(PY) -m core encode synthetic
 	$(PY) -m core project $(DATASET)
 	$(PY) -m core project synthetic
-	$(PY) -m core detect $(DATASET) --out data/$(DATASET).cache/change_points.csv
-	$(PY) -m core detect synthetic --out data/synthetic.cache/change_points.csv
+	$(PY) -m core detect $(DATASET) --out data/exports/$(DATASET)-change_points.csv
+	$(PY) -m core detect synthetic --out data/exports/synthetic-change_points.csv
 	# Every other detector's fit too, so choosing one in the dashboard never waits for it.
 	for d in $$($(PY) -c "from core.detectors import detector_names; print(*detector_names()[1:])"); do \
-		$(PY) -m core detect $(DATASET) --detector $$d --out data/$(DATASET).cache/change_points-$$d.csv || exit 1; \
-		$(PY) -m core detect synthetic --detector $$d --out data/synthetic.cache/change_points-$$d.csv || exit 1; \
+		$(PY) -m core detect $(DATASET) --detector $$d --out data/exports/$(DATASET)-change_points-$$d.csv || exit 1; \
+		$(PY) -m core detect synthetic --detector $$d --out data/exports/synthetic-change_points-$$d.csv || exit 1; \
 	done
 
 lint: setup-dev
