@@ -90,9 +90,10 @@ def main() -> None:
         times = sorted(t * 1000 for r in out.values() for t in r["times"])
         errors = [e for r in out.values() for e in r["errors"]]
         p90 = times[int(0.9 * (len(times) - 1))] if times else float("nan")
+        p95 = times[int(0.95 * (len(times) - 1))] if times else float("nan")
         print(
             f"{len(out)} concurrent sessions x {args.moves} ε moves on {args.dataset}: rerun median "
-            f"{statistics.median(times):.0f} ms, p90 {p90:.0f} ms, max {max(times):.0f} ms over "
+            f"{statistics.median(times):.0f} ms, p90 {p90:.0f} ms, p95 {p95:.0f} ms, max {max(times):.0f} ms over "
             f"{len(times)} moves; {len(errors)} errors {errors[:3]}; wall {wall:.0f} s; load average "
             f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
         )
