@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.cli import main
@@ -16,17 +17,23 @@ from tests.conftest import write_stub_embeddings
 NAME = "drifting"
 
 
-def test_the_headline_count_beyond_everyday_drift_is_the_clis(data_dir, dashboard_app, tmp_path):
-    import streamlit as st
-
-    # 400 users: enough for an empirical null (core.detectors.best_split.MIN_EMPIRICAL_USERS)
+@pytest.fixture
+def detected(data_dir, tmp_path) -> dict:
+    """A 400-user world (enough for an empirical null: core.detectors.best_split's
+    MIN_EMPIRICAL_USERS) detected by the CLI: its --summary-json object; the CSV in tmp_path."""
     assert main(["ingest", NAME, "--synthetic", "400", "--seed", "5"]) == 0
     write_stub_embeddings(NAME)
     summary_path = tmp_path / "summary.json"
     assert (
         main(["detect", NAME, "--out", str(tmp_path / "cps.csv"), "--summary-json", str(summary_path)]) == 0
     )
-    summary = json.loads(summary_path.read_text())
+    return json.loads(summary_path.read_text())
+
+
+def test_the_headline_count_beyond_everyday_drift_is_the_clis(detected, dashboard_app, tmp_path):
+    import streamlit as st
+
+    summary = detected
     assert summary["null"] in ("empirical", "reference")
     low, high = summary["users_beyond_drift_interval"]
     assert low <= summary["users_beyond_drift"] <= high
@@ -77,14 +84,11 @@ def test_the_headline_count_beyond_everyday_drift_is_the_clis(data_dir, dashboar
     st.cache_resource.clear()
 
 
-def test_eps_set_as_a_false_discovery_rate_in_the_sidebar_and_a_link(data_dir, dashboard_app, tmp_path):
+def test_eps_set_as_a_false_discovery_rate_in_the_sidebar_and_a_link(detected, dashboard_app, tmp_path):
     import streamlit as st
 
     from core.results import open_results
 
-    assert main(["ingest", NAME, "--synthetic", "400", "--seed", "5"]) == 0
-    write_stub_embeddings(NAME)
-    assert main(["detect", NAME, "--out", str(tmp_path / "cps.csv")]) == 0
     results = open_results(NAME)
     expected = results.threshold_for_fdr(0.1)
     assert results.flagged_chance(expected).fdr <= 0.1
@@ -118,15 +122,12 @@ def test_eps_set_as_a_false_discovery_rate_in_the_sidebar_and_a_link(data_dir, d
     st.cache_resource.clear()
 
 
-def test_a_big_dataset_reads_the_same_answers_from_stored_results(data_dir, tmp_path, monkeypatch):
+def test_a_big_dataset_reads_the_same_answers_from_stored_results(detected, monkeypatch):
     # A dataset over core.limits is read from what detect stored: the share beyond drift, the
     # flagged-by-chance count, the probabilities and the threshold for an FDR are the fit's.
     from core import limits
     from core.results import FittedResults, StoredResults, open_results
 
-    assert main(["ingest", NAME, "--synthetic", "400", "--seed", "5"]) == 0
-    write_stub_embeddings(NAME)
-    assert main(["detect", NAME, "--out", str(tmp_path / "cps.csv")]) == 0
     fitted = open_results(NAME)
     assert isinstance(fitted, FittedResults)
     monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 10)
