@@ -209,6 +209,24 @@ def resolve_device(device: str | None, precision: str = "auto"):
     return chosen, precision
 
 
+def padded_batch(
+    ids: Sequence[Sequence[int]], lengths: np.ndarray, rows: np.ndarray, pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(input ids, attention mask) of the token lists ``ids[rows]``, padded to the first row's
+    length (rows come longest first); the encoder's and the fine-tune's batches.
+
+    >>> padded_batch([[5, 6, 7], [8]], np.array([3, 1]), np.array([0, 1]), 0)[0].tolist()
+    [[5, 6, 7], [8, 0, 0]]
+    """
+    width = int(lengths[rows[0]])
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for r, i in enumerate(rows):
+        input_ids[r, : lengths[i]] = ids[i]
+        mask[r, : lengths[i]] = 1
+    return input_ids, mask
+
+
 class Encoder:
     """Local sentence encoder with mean pooling and L2 normalisation.
 
@@ -319,12 +337,7 @@ class Encoder:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             for start in range(0, len(texts), self.batch_size):
                 rows = order[start : start + self.batch_size]
-                width = int(lengths[rows[0]])
-                input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-                mask = np.zeros((len(rows), width), dtype=np.int64)
-                for r, i in enumerate(rows):
-                    input_ids[r, : lengths[i]] = ids[i]
-                    mask[r, : lengths[i]] = 1
+                input_ids, mask = padded_batch(ids, lengths, rows, pad_id)
                 out[rows] = self._forward(torch.from_numpy(input_ids), torch.from_numpy(mask))
                 done += len(rows)
                 if progress:

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.encoder import padded_batch
 from core.errors import ShiftError
 from core.store import EventArrays
 
@@ -293,12 +294,8 @@ class ContrastiveFinetune:
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             for start in range(0, len(texts), 128):
                 rows = order[start : start + 128]
-                w = int(lengths[rows[0]])
-                input_ids = np.full((len(rows), w), pad_id, dtype=np.int64)
-                mask = np.zeros((len(rows), w), dtype=np.int64)
-                for r, i in enumerate(rows):
-                    input_ids[r, : lengths[i]] = ids[i]
-                    mask[r, : lengths[i]] = 1
+                input_ids, mask = padded_batch(ids, lengths, rows, pad_id)
+                w = input_ids.shape[1]
                 out = model(
                     input_ids=torch.from_numpy(input_ids).to(device),
                     attention_mask=torch.from_numpy(mask).to(device),
