@@ -71,17 +71,16 @@ def sentences(summary, threshold: float, own_real_rate: tuple[float, float] | No
     beyond, chance = getattr(summary, "beyond_drift", None), getattr(summary, "chance", None)
     if beyond is not None and chance is not None:
         out["beyond_drift"] = beyond_drift(beyond, chance, n_users)
-    if summary.calibration_sample == "all" and "beyond_drift" in out:
-        # The empirical null answers "how many of those flagged may be chance" on this log's own
-        # users: the everyday-drift sentence ("about as many as are flagged") would contradict it.
-        pass
-    elif summary.calibration_sample == "all":
-        out["chance"] = (
-            f"How sure is that? Real people's tastes wander all the time. Counting every flag as a false one on "
-            f"this dataset's own users, about **{users(expected)} ({share(expected)})** would be flagged at "
-            f"this threshold: about as many as are. So read the {n_flagged:,} as the users whose interests "
-            "moved the most, not as a count of real changes; a higher ε keeps only the strongest."
-        )
+    if summary.calibration_sample == "all":
+        # With the empirical null's count of those flagged that may be chance (on this log's own
+        # users), the everyday-drift sentence ("about as many as are flagged") would contradict it.
+        if "beyond_drift" not in out:
+            out["chance"] = (
+                f"How sure is that? Real people's tastes wander all the time. Counting every flag as a false one on "
+                f"this dataset's own users, about **{users(expected)} ({share(expected)})** would be flagged at "
+                f"this threshold: about as many as are. So read the {n_flagged:,} as the users whose interests "
+                "moved the most, not as a count of real changes; a higher ε keeps only the strongest."
+            )
     elif summary.calibration_sample == "shift-free":
         real = max(n_flagged - expected, 0)
         out["chance"] = (

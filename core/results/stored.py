@@ -84,7 +84,10 @@ class StoredResults(DetectionResults):
             }
         )
 
+    @cached_property
     def _root_scores(self) -> np.ndarray:
+        # read once per results object: the sidebar asks for the FDR at every ε move, and a big
+        # dataset's users.parquet has a row per user
         scores = files.user_table(self.dataset, self.detector.name)["max_score"].to_numpy(np.float64)
         return scores[np.isfinite(scores)]
 
@@ -94,11 +97,11 @@ class StoredResults(DetectionResults):
         if self._share is None:
             return None
         thr = self.default_threshold if threshold is None else float(threshold)
-        flagged = int((self._root_scores() >= thr).sum())
+        flagged = int((self._root_scores >= thr).sum())
         expected = self._share.expected_chance(thr)  # as a fit's EmpiricalNull.fdr counts it
         return FlaggedChance(thr, flagged, expected, min(expected / max(flagged, 1), 1.0))
 
     def threshold_for_fdr(self, fdr: float) -> float:
         if self._share is None:
             return super().threshold_for_fdr(fdr)
-        return self._share.threshold_for_fdr(self._root_scores(), float(fdr))
+        return self._share.threshold_for_fdr(self._root_scores, float(fdr))
