@@ -32,6 +32,7 @@ from core.detectors import make_detector
 from core.detectors.base import ChangePoints
 from core.detectors.best_split import BestSplit
 from core.detectors.calibration import calibrate
+from core.detectors.feature_choice import per_user_indices, splice_histories
 from core.detectors.kernel_cpd import KernelCPD
 from core.detectors.real_null import alarm_rates, calibrate_real
 from core.detectors.recent_shift import RecentShift, calibrate_recent, upcrossings
@@ -166,9 +167,7 @@ def make_bench(world: World, users: np.ndarray, seed: int, clear_cut, n_splices:
     return Bench(spl, item_idx, offsets, np.array([u.kind for u in spl]), difficulty(world, spl, clear_cut))
 
 
-def per_user(cp: ChangePoints, n_users: int) -> list[np.ndarray]:
-    bounds = np.searchsorted(cp.user, np.arange(n_users + 1))
-    return [cp.event_index[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+per_user = per_user_indices  # each user's located change points
 
 
 def f1(bench: Bench, found: list[np.ndarray], mask: np.ndarray) -> tuple[float, int]:
@@ -793,17 +792,7 @@ def splice_log(world: World, share: float, lengths: str, seed: int, max_users: i
     hist = [ev.item_idx[ev.offsets[k] : ev.offsets[k + 1]] for k in pool]
     if lengths == "truncated":
         hist = [h[: int(rng.integers(80, 161))] for h in hist]
-    n = np.array([len(h) for h in hist])
-    able = np.flatnonzero(n >= 40)
-    chosen = rng.choice(able, min(int(round(share * len(hist))), len(able)), replace=False)
-    truth: list[list[int]] = [[] for _ in hist]
-    for i in chosen:
-        length = int(n[i])
-        c = int(rng.integers(max(20, int(0.2 * length)), min(length - 20, int(0.8 * length)) + 1))
-        donors = np.flatnonzero(n >= length - c)
-        j = int(rng.choice(donors[donors != i]))
-        hist[i] = np.concatenate([hist[i][:c], hist[j][: length - c]])
-        truth[i] = [c]
+    hist, truth = splice_histories(hist, share, rng)  # the product's feature choice splices the same way
     offsets = np.concatenate([[0], np.cumsum([len(h) for h in hist])]).astype(np.int64)
     return SpliceLog(np.concatenate(hist), offsets, truth)
 

@@ -262,7 +262,7 @@ task_status, start_task = jobs.task_status, jobs.start_task
 
 @by_version(max_entries=16)
 def threshold_scale(name: str, detector: str):
-    """The ε slider: range, step and the calibrated default (core.results.ThresholdScale)."""
+    """The ε control: range, calibrated default and its positions (core.results.ThresholdScale)."""
     return _results(name, detector).scale()
 
 
@@ -326,6 +326,11 @@ def threshold_for_rate(name: str, detector: str, false_alarms_per_1000: float) -
 def has_empirical_null(name: str, detector: str) -> bool:
     """Whether ε can be set as a false discovery rate (the detector has an empirical null)."""
     return _results(name, detector).shift_share() is not None
+
+
+def feature_choice(name: str, detector: str):
+    """The feature setting the log chose (core.detectors.feature_choice; None: no choice)."""
+    return _results(name, detector).feature_choice()
 
 
 def threshold_for_fdr(name: str, detector: str, fdr: float) -> float:

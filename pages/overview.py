@@ -107,6 +107,9 @@ with st.expander("How this was measured (for data scientists)"):
             else ""
         )
     )
+    choice = data.feature_choice(name, selection.detector)
+    if choice is not None:
+        st.markdown(f"Item features: {text.md_escape(choice.describe())}.")
 
 left, right = st.columns(2)
 with left:

@@ -166,7 +166,8 @@ def test_detect_threshold_and_false_alarm_options_set_the_stated_rates(drifts, t
     assert groups == ("28", "28", "0.948", "4.97", "23.0", "5.12", "25.0", "1", "3.87", "4.97")
     assert pd.read_csv(out).kind.value_counts().to_dict() == {"located": 28, "tentative": 1}
     assert cli.main(["detect", NAME, "--detector", "best_split", "--threshold", "1.0"]) == 0
-    err = capsys.readouterr().err.splitlines()[-1]
+    lines = capsys.readouterr().err.splitlines()
+    err = next(line for line in lines if SUMMARY.match(line))  # the summary line, among notes
     # --threshold is a best_split score; the tentative alerts keep their calibrated default
     assert SUMMARY.match(err).groups() == (
         "26",
@@ -313,6 +314,10 @@ def test_detect_fdr_and_summary_json_state_the_users_beyond_drift(drifts, tmp_pa
     assert low <= s["users_beyond_drift"] <= high
     assert s["users_scored"] + s["users_too_short"] == 121
     assert s["feature_setting"]["n_components"] == 16
+    # 121 users: too few calibration users to choose the features on splices, and it says so
+    choice = s["feature_choice"]
+    assert choice["by"] == "default" and choice["chosen_components"] == 16
+    assert "fewer than the 200 a choice needs" in choice["why_default"]
     frame = pd.read_csv(out, dtype={"user_id": str})
     assert list(frame.columns)[-1] == "probability" and frame.probability.between(0, 1).all()
     per_user = pd.read_csv(users, dtype={"user_id": str}).set_index("user_id")

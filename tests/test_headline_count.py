@@ -58,6 +58,11 @@ def test_the_headline_count_beyond_everyday_drift_is_the_clis(detected, dashboar
         texts = " ".join(m.value for m in at.markdown)
         assert said in texts, (page, said, texts[texts.find("changed their") :][:1500])
         assert flagged in texts, (page, flagged)
+        if page == "overview":  # the feature setting the log chose, in the same words as the CLI's
+            words = summary["feature_choice"]["in_words"]
+            from dashboard.text import md_escape
+
+            assert f"Item features: {md_escape(words)}." in texts, words
         assert moving in texts, (page, moving)
         if page == "overview":
             # the most shifted users carry the probability that their change is real: the CSV's

@@ -40,6 +40,7 @@ from core import limits, store
 from core.derived_files import UNREADABLE, InvalidArtefact, Manifest, atomic_write, file_checksum, verify_file
 from core.detectors import DEFAULT, population
 from core.detectors.calibration import Calibration
+from core.detectors.feature_choice import FeatureChoice
 from core.detectors.population import FalseAlarmRates, PopulationFit, UserSignal
 from core.detectors.real_null import RealCalibration
 from core.errors import ShiftError
@@ -170,6 +171,9 @@ def store_results(fit: PopulationFit, manifest: Manifest | None = None) -> Path:
     share = population.shift_share(fit)
     if share is not None:  # issue 19: users beyond everyday drift, from the empirical null
         summary["shift_share"] = dataclasses.asdict(share)
+    choice = getattr(fit.detector, "choice_", None)
+    if choice is not None:  # issue 19: the feature setting this log chose
+        summary["feature_choice"] = dataclasses.asdict(choice)
     text = json.dumps(summary)
     atomic_write(folder / "summary.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return folder
@@ -181,6 +185,15 @@ def stored_shift_share(name: str, detector: str = DEFAULT) -> population.ShiftSh
     folder, _ = _checked(name, detector)
     s = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("shift_share")
     return None if s is None else population.ShiftShare(**s)
+
+
+def stored_feature_choice(name: str, detector: str = DEFAULT) -> FeatureChoice | None:
+    """The feature setting the log chose at ``detect`` (None: a detector without a choice)."""
+    folder, _ = _checked(name, detector)
+    c = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("feature_choice")
+    if c is None:
+        return None
+    return FeatureChoice(**{**c, "candidates": tuple(c["candidates"]), "f1": tuple(c["f1"])})
 
 
 def ensure_results(fit: PopulationFit) -> Path:

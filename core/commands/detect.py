@@ -190,7 +190,26 @@ def run(args: argparse.Namespace) -> int:
     )
     if share is not None:
         print(f"{share.summary()}; {chance.summary()}", file=sys.stderr)
+    choice = fitted.feature_choice()
+    if choice is not None:
+        print(f"item features: {choice.describe()}", file=sys.stderr)
     return 0
+
+
+def _choice_json(choice) -> dict | None:
+    """How the log chose its feature setting (None: the detector has no choice to make)."""
+    if choice is None:
+        return None
+    return {
+        "chosen_components": choice.chosen,
+        "by": "calibration splices" if not choice.why else "default",
+        "why_default": choice.why or None,
+        "candidates": list(choice.candidates),
+        "f1_at_10_on_calibration_splices": [None if f != f else round(f, 4) for f in choice.f1],
+        "calibration_users": choice.users,
+        "spliced_users_per_draw": choice.splices,
+        "in_words": choice.describe(),
+    }
 
 
 def detection_summary(fitted, threshold: float, located, share, chance) -> dict:
@@ -216,6 +235,7 @@ def detection_summary(fitted, threshold: float, located, share, chance) -> dict:
             for k in ("n_components", "n_categories", "min_size", "detrend")
             if hasattr(det, k)
         },
+        "feature_choice": _choice_json(fitted.feature_choice()),
         "null": "shuffled" if rates.null != "real" else "real",
         "null_why": rates.source,
     }

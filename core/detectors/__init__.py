@@ -40,8 +40,15 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
     # bench/detection_study.py --prevalence, bench/RESULTS.md
     # A split below the root must reach the threshold + 2 null spreads on its own: extra splits
     # cost precision (issue 19's held-out logs, and bench/RESULTS.md, margins 0 / 1 / root only).
+    # The number of item-vector components is chosen by each log on splices of its own
+    # calibration users (core.detectors.feature_choice; 16 when the log is too small to choose).
     "best_split": lambda: BestSplit(
-        n_components=16, min_size=12, detrend="index", empirical_null=True, split_margin=2.0
+        n_components=16,
+        min_size=12,
+        detrend="index",
+        empirical_null=True,
+        split_margin=2.0,
+        choose_components=(4, 8, 16, 32),
     ),
     "recent_shift": lambda: RecentShift(n_components=16, detrend="index"),  # tentative alerts, last 8 events
 }

@@ -37,7 +37,8 @@ import numpy as np
 
 from core.detectors.base import ChangePoints, Detector, DetectorResult, check_population
 from core.detectors.empirical_null import EmpiricalNull
-from core.detectors.real_null import RealCalibration, calibrate_real
+from core.detectors.feature_choice import FeatureChoice, choose_components
+from core.detectors.real_null import RealCalibration, calibrate_real, calibration_halves
 from core.detectors.shift_features import ShiftFeatures
 from core.errors import ShiftError
 
@@ -185,6 +186,8 @@ class BestSplit(Detector):
         random_state: int = 0,
         empirical_null: bool = False,
         split_margin: float = 0.0,
+        choose_components: tuple[int, ...] = (),
+        n_boot: int = 200,
     ) -> None:
         self.n_components = n_components
         self.n_categories = n_categories
@@ -199,6 +202,10 @@ class BestSplit(Detector):
         # this margin (and every ancestor's reaches the threshold): the user-level decision is
         # the root split's, and each further split must be significant on its own (inf: root only).
         self.split_margin = split_margin
+        # Candidate numbers of principal components the log chooses from at fit, on splices of
+        # its own calibration users (core.detectors.feature_choice); () keeps n_components.
+        self.choose_components = tuple(choose_components)
+        self.n_boot = n_boot  # bootstrap draws of the empirical null's share interval
 
     @property
     def h(self) -> int:  # the base class's window: here the shortest segment
@@ -234,6 +241,10 @@ class BestSplit(Detector):
         """Fit on a population; the length null comes from the tree nodes of ``null_users``
         (positions; default every user), the users whose splits are taken as chance."""
         vectors, offsets = check_population(vectors, offsets)
+        self.choice_ = None
+        if self.choose_components:
+            self.choice_ = self._choose_components(vectors, offsets, null_users)
+            self.n_components = self.choice_.chosen
         self._fit_population(vectors, offsets, ratings)
         self.offsets_, self.n_events_ = offsets, int(offsets[-1])
         z = self.features_.transform(vectors, offsets)
@@ -251,11 +262,39 @@ class BestSplit(Detector):
         roots = ref["parent"] < 0
         if self.empirical_null and roots.sum() >= MIN_EMPIRICAL_USERS:
             self.null_ = None
-            self.empirical_ = EmpiricalNull(random_state=self.random_state).fit(
+            self.empirical_ = EmpiricalNull(n_boot=self.n_boot, random_state=self.random_state).fit(
                 np.log(ref["f"][roots]), ref["length"][roots]
             )
         self.result_ = DetectorResult(self._root_scan(z, offsets), offsets, self._candidates_of(nodes))
         return self
+
+    def _choose_components(
+        self, vectors: np.ndarray, offsets: np.ndarray, null_users: np.ndarray | None
+    ) -> FeatureChoice:
+        """The log's own choice of n_components: splices of the users that set the real
+        false-alarm rate (the check half never looked at), each candidate fitted as this
+        detector is (core.detectors.feature_choice)."""
+        pool = np.arange(len(offsets) - 1) if null_users is None else np.asarray(null_users, np.int64)
+        setting, _ = calibration_halves(pool, 0.5, 0)  # the halves real_calibration uses
+
+        def candidate(k: int) -> BestSplit:
+            det = BestSplit(
+                k,
+                self.n_categories,
+                self.min_size,
+                self.detrend,
+                self.length_null,
+                self.random_state,
+                self.empirical_null,
+                self.split_margin,
+                n_boot=0,  # the choice reads scores only, not the share's interval
+            )
+            det.name = self.name
+            return det
+
+        return choose_components(
+            candidate, vectors, offsets, setting, self.n_components, self.choose_components, self.random_state
+        )
 
     def score(self, vectors: np.ndarray, offsets: np.ndarray) -> DetectorResult:
         """Root-scan signal and every tree node of another population (fitted state; changes
@@ -270,12 +309,17 @@ class BestSplit(Detector):
         state["null.used"] = np.asarray(self.null_ is not None)
         if self.null_ is not None:
             state.update(self.null_.export_state())
+        if getattr(self, "choice_", None) is not None:
+            state.update(self.choice_.export_state())
         state["empirical.used"] = np.asarray(self.empirical_ is not None)
         if self.empirical_ is not None:
             state.update(self.empirical_.export_state())
         return state
 
     def _import_state(self, state: dict[str, np.ndarray]) -> None:
+        self.choice_ = FeatureChoice.restore(state)
+        if self.choice_ is not None:
+            self.n_components = self.choice_.chosen
         self.features_ = ShiftFeatures(
             self.n_components, self.n_categories, self.detrend, random_state=self.random_state
         ).restore(state)

@@ -251,9 +251,7 @@ def calibrate_real(
     pool = np.arange(len(offsets) - 1) if users is None else np.asarray(users, np.int64)
     if not 0 <= check_fraction < 1:
         raise ShiftError(f"check_fraction must be in [0, 1), got {check_fraction}")
-    order = np.random.default_rng(random_state).permutation(pool)
-    n_check = int(round(len(order) * check_fraction))
-    setting, checking = np.sort(order[n_check:]), np.sort(order[:n_check])
+    setting, checking = calibration_halves(pool, check_fraction, random_state)
     v, o = _sample_users(offsets, setting, vectors)
     if int(o[-1]) == 0:
         raise ShiftError(f"{detector.name}: cannot calibrate on an empty sample of users")
@@ -266,13 +264,22 @@ def calibrate_real(
     return RealCalibration(detector.name, thresholds, per, share, int(o[-1]), len(setting), check)
 
 
+def calibration_halves(
+    pool: np.ndarray, check_fraction: float = 0.5, random_state: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The users (positions) that set the rate and those kept apart to check it: a seeded
+    ``check_fraction`` of ``pool`` checks. The feature choice (core.detectors.feature_choice)
+    looks at the setting half only, so the check stays untouched."""
+    order = np.random.default_rng(random_state).permutation(np.asarray(pool, np.int64))
+    n_check = int(round(len(order) * check_fraction))
+    return np.sort(order[n_check:]), np.sort(order[:n_check])
+
+
 def _calibrate_fitted(detector: Detector, users, check_fraction: float, random_state: int) -> RealCalibration:
     if not 0 <= check_fraction < 1:
         raise ShiftError(f"check_fraction must be in [0, 1), got {check_fraction}")
     pool = np.arange(len(detector.offsets_) - 1) if users is None else np.asarray(users, np.int64)
-    order = np.random.default_rng(random_state).permutation(pool)
-    n_check = int(round(len(order) * check_fraction))
-    setting, checking = np.sort(order[n_check:]), np.sort(order[:n_check])
+    setting, checking = calibration_halves(pool, check_fraction, random_state)
     cp, o = _fitted_candidates(detector, setting)
     if int(o[-1]) == 0:
         raise ShiftError(f"{detector.name}: cannot calibrate on an empty sample of users")

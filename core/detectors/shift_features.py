@@ -50,9 +50,10 @@ class WhitenedProjection:
         self.explained_variance_ = np.asarray(explained_variance, np.float64)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        return (
-            (np.asarray(x, np.float64) - self.mean_) @ self.components_.T / np.sqrt(self.explained_variance_)
-        )
+        # x @ W - mean @ W, not (x - mean) @ W: the same numbers without a centred copy of x
+        # (100,000 events x 384 dimensions: a 300 MB temporary per call)
+        w = self.components_.T / np.sqrt(self.explained_variance_)
+        return np.asarray(x, np.float64) @ w - self.mean_ @ w
 
 
 class ShiftFeatures:

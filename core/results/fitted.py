@@ -96,6 +96,9 @@ class FittedResults(DetectionResults):
     def shift_share(self):
         return population.shift_share(self.fit)
 
+    def feature_choice(self):
+        return getattr(self.fit.detector, "choice_", None)
+
     def user_probabilities(self) -> pd.DataFrame | None:
         return (
             population.user_probabilities(self.fit)

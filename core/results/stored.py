@@ -72,6 +72,9 @@ class StoredResults(DetectionResults):
     def shift_share(self):
         return self._share
 
+    def feature_choice(self):
+        return files.stored_feature_choice(self.dataset, self.detector.name)
+
     def user_probabilities(self) -> pd.DataFrame | None:
         if self._share is None:
             return None

@@ -1,0 +1,165 @@
+"""The feature setting chosen per log, by the log itself (issue 19, item 6).
+
+How many principal components of the item vectors a detector reads is a choice that suits one
+log and not another: with the default detector at its stated 1 real false alarm per 1,000
+events, 4 components found more splices than 16 on whole MovieLens-100K histories and 8 more
+than 16 on Food.com (bench/RESULTS.md, "feature setting chosen per log"). So the log chooses:
+splices are built from the log's own *calibration* users (the half of the users that sets the
+false-alarm rate; the other half, which checks it, is never looked at), each candidate setting
+is fitted and calibrated on that splice log exactly as ``detect`` runs it, with no labels, and
+the setting whose F1@10 on the splices is highest wins. Too few calibration users to build a
+fair splice log: the given setting stays, and the choice says why.
+
+The splice protocol is the benchmark's (``bench.detection_study``'s prevalence study uses
+:func:`splice_histories` too): a share of the users' histories replaced by user A's first c
+events followed by another user B's first L - c (c uniform in the middle 60% of L, both parts
+at least 20 events).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.metrics import match_change_points, precision_recall_f1
+
+CANDIDATES = (4, 8, 16, 32)  # principal components of the item vectors
+SPLICE_SHARE = 0.125  # share of the calibration users spliced
+SPLICE_SEEDS = (0, 1)  # two splice logs, the F1 averaged: one draw of ~50 splices is noisy
+TARGET_RATE = 1.0  # false alarms per 1,000 real events: the product's default rate
+MARGIN = 10  # events: a detected change this close to the splice point counts (F1@10)
+MIN_USERS = 200  # calibration users with >= MIN_EVENTS events needed to choose at all
+MAX_USERS = 1_500  # a seeded sample of them past this (each candidate is a fit)
+MIN_EVENTS = 40  # both parts of a splice need 20 events
+
+
+@dataclass(frozen=True)
+class FeatureChoice:
+    """Which setting the log chose, from which, and how each candidate did."""
+
+    chosen: int  # principal components used
+    candidates: tuple[int, ...]
+    f1: tuple[float, ...]  # mean F1@10 on the calibration splices, per candidate (NaN: not tried)
+    users: int  # calibration users the splice logs were built from
+    splices: int  # spliced users per splice log
+    why: str = ""  # "": chosen by the splices; else why the given setting stayed
+
+    def describe(self) -> str:
+        """One line for the CLI and the dashboard."""
+        if self.why:
+            return f"{self.chosen} principal components (the default: {self.why})"
+        scores = ", ".join(f"{k}: {f:.2f}" for k, f in zip(self.candidates, self.f1, strict=True))
+        return (
+            f"{self.chosen} principal components, chosen by this log: of {self.users} calibration users, "
+            f"{self.splices} were spliced with another user's history (two draws), and this setting found "
+            f"those splices best at {TARGET_RATE:g} real false alarm per 1,000 events (F1@10 {scores})"
+        )
+
+    def export_state(self) -> dict[str, np.ndarray]:
+        return {
+            "choice.chosen": np.asarray(self.chosen, np.int64),
+            "choice.candidates": np.asarray(self.candidates, np.int64),
+            "choice.f1": np.asarray(self.f1, np.float64),
+            "choice.users": np.asarray(self.users, np.int64),
+            "choice.splices": np.asarray(self.splices, np.int64),
+            "choice.why": np.asarray(self.why),
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, np.ndarray]) -> FeatureChoice | None:
+        if "choice.chosen" not in state:
+            return None
+        return cls(
+            int(state["choice.chosen"]),
+            tuple(int(k) for k in state["choice.candidates"]),
+            tuple(float(f) for f in state["choice.f1"]),
+            int(state["choice.users"]),
+            int(state["choice.splices"]),
+            str(state["choice.why"]),
+        )
+
+
+def splice_histories(
+    hist: list[np.ndarray], share: float, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[list[int]]]:
+    """``share`` of the histories (those of >= 40 events) replaced by A's first c events followed
+    by a random other user B's first L - c (L the length A had, c uniform in the middle 60% of
+    it, both parts >= 20 events): (the histories, each one's planted change point, [] if real)."""
+    hist = list(hist)
+    n = np.array([len(h) for h in hist])
+    able = np.flatnonzero(n >= MIN_EVENTS)
+    chosen = rng.choice(able, min(int(round(share * len(hist))), len(able)), replace=False)
+    truth: list[list[int]] = [[] for _ in hist]
+    for i in chosen:
+        length = int(n[i])
+        c = int(rng.integers(max(20, int(0.2 * length)), min(length - 20, int(0.8 * length)) + 1))
+        donors = np.flatnonzero(n >= length - c)
+        j = int(rng.choice(donors[donors != i]))
+        hist[i] = np.concatenate([hist[i][:c], hist[j][: length - c]])
+        truth[i] = [c]
+    return hist, truth
+
+
+def splice_f1(found: Sequence[np.ndarray], truth: list[list[int]]) -> float:
+    """F1@10 over the spliced users: a located change within MARGIN events of the splice is a
+    hit; every other change point of a spliced user is a false one."""
+    tp = fp = fn = 0
+    for k, planted in enumerate(truth):
+        if not planted:
+            continue
+        pairs = match_change_points(planted, found[k], MARGIN)
+        tp, fp, fn = tp + len(pairs), fp + len(found[k]) - len(pairs), fn + len(planted) - len(pairs)
+    return precision_recall_f1(tp, fp, fn)[2]
+
+
+def choose_components(
+    make: Callable[[int], object],
+    vectors: np.ndarray,
+    offsets: np.ndarray,
+    users: np.ndarray,
+    given: int,
+    candidates: Sequence[int] = CANDIDATES,
+    random_state: int = 0,
+) -> FeatureChoice:
+    """The number of principal components that finds splices of the calibration ``users``
+    (positions) best at the product's stated rate. ``make(k)`` is a fresh, unfitted detector
+    reading ``k`` components (fitted and calibrated here on each splice log as ``detect`` does:
+    the whole splice log, real-history calibration, no labels). Ties go to ``given``, then to
+    fewer components."""
+    from core.detectors.real_null import calibrate_real
+
+    counts = np.diff(offsets)
+    pool = np.asarray(users, np.int64)
+    pool = pool[counts[pool] >= MIN_EVENTS]
+    candidates = tuple(int(k) for k in candidates)
+    if len(pool) < MIN_USERS:
+        why = f"{len(pool)} calibration users of {MIN_EVENTS}+ events, fewer than the {MIN_USERS} a choice needs"
+        return FeatureChoice(int(given), candidates, (np.nan,) * len(candidates), len(pool), 0, why)
+    rng = np.random.default_rng(random_state)
+    if len(pool) > MAX_USERS:
+        pool = np.sort(rng.choice(pool, MAX_USERS, replace=False))
+    scores = np.zeros(len(candidates))
+    n_spliced = 0
+    for seed in SPLICE_SEEDS:
+        rows = [np.arange(offsets[k], offsets[k + 1]) for k in pool]
+        rows, truth = splice_histories(rows, SPLICE_SHARE, np.random.default_rng([random_state, seed]))
+        n_spliced = sum(1 for t in truth if t)
+        log_vectors = vectors[np.concatenate(rows)]
+        log_offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+        for i, k in enumerate(candidates):
+            det = make(k).fit(log_vectors, log_offsets)
+            threshold = calibrate_real(det).threshold_for(TARGET_RATE)
+            found = per_user_indices(det.predict(threshold), len(rows))
+            scores[i] += splice_f1(found, truth) / len(SPLICE_SEEDS)
+    best = scores.max()
+    ties = [k for k, s in zip(candidates, scores, strict=True) if s >= best - 1e-12]
+    chosen = int(given) if int(given) in ties else min(ties)
+    return FeatureChoice(chosen, candidates, tuple(float(s) for s in scores), len(pool), n_spliced)
+
+
+def per_user_indices(cp, n_users: int) -> list[np.ndarray]:
+    """Each user's located change points (event indices) of a ChangePoints sorted by user."""
+    bounds = np.searchsorted(cp.user, np.arange(n_users + 1))
+    return [cp.event_index[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -1,0 +1,129 @@
+"""The feature setting chosen per log on splices of its own calibration users (issue 19, item 6)."""
+
+import numpy as np
+import pytest
+
+from core.detectors import make_detector
+from core.detectors.best_split import BestSplit
+from core.detectors.feature_choice import (
+    MIN_USERS,
+    FeatureChoice,
+    choose_components,
+    splice_f1,
+    splice_histories,
+)
+from core.detectors.real_null import calibration_halves
+
+
+def _world(n_users=500, n_events=60, n_noise=24, n_signal=8, seed=0):
+    """Stationary users whose taste lives in ``n_signal`` low-variance dimensions; the
+    ``n_noise`` others are loud per-event noise with no user-level mean. A splice moves only
+    the taste, so only a setting whose principal components reach the quiet dimensions sees it:
+    of 4, 8, 16 and 32 components, 32 (the noise has 24)."""
+    rng = np.random.default_rng(seed)
+    taste = rng.normal(0, 1.0, (n_users, n_signal))
+    rows = []
+    for u in range(n_users):
+        noise = rng.normal(0, 3.0, (n_events, n_noise))
+        signal = taste[u] + rng.normal(0, 0.5, (n_events, n_signal))
+        rows.append(np.hstack([noise, signal]))
+    offsets = np.arange(n_users + 1, dtype=np.int64) * n_events
+    return np.vstack(rows), offsets
+
+
+def _candidate(k: int) -> BestSplit:
+    return BestSplit(k, 0, 12, "index", empirical_null=True, split_margin=2.0, n_boot=0)
+
+
+def test_splices_follow_the_benchmark_protocol():
+    rng = np.random.default_rng(3)
+    hist = [np.arange(1000 * u, 1000 * u + n) for u, n in enumerate(rng.integers(40, 200, 80))]
+    out, truth = splice_histories(hist, 0.25, np.random.default_rng(7))
+    spliced = [i for i, t in enumerate(truth) if t]
+    assert len(spliced) == 20  # 25% of 80
+    for i in range(len(hist)):
+        assert len(out[i]) == len(hist[i])  # a spliced user keeps its length
+        if i not in spliced:
+            assert np.array_equal(out[i], hist[i])
+            continue
+        (c,) = truth[i]
+        length = len(hist[i])
+        assert max(20, int(0.2 * length)) <= c <= min(length - 20, int(0.8 * length))
+        assert np.array_equal(out[i][:c], hist[i][:c])  # A's first c events …
+        donor = out[i][c] // 1000
+        assert donor != i and np.array_equal(out[i][c:], hist[donor][: length - c])  # … then B's first
+
+
+def test_splice_f1_counts_hits_within_ten_events_and_extra_splits_as_false():
+    truth = [[50], [], [40]]
+    found = [np.array([58]), np.array([30]), np.array([10, 41])]
+    # user 0: a hit; user 1 is real (not counted here); user 2: a hit and a false split
+    assert splice_f1(found, truth) == pytest.approx(2 * (2 / 3) * 1.0 / ((2 / 3) + 1.0))
+    assert splice_f1([np.array([61]), np.array([]), np.array([])], truth) == 0.0
+
+
+def test_the_log_chooses_the_components_that_reach_its_shifts():
+    vectors, offsets = _world()
+    users = np.arange(len(offsets) - 1)
+    choice = choose_components(_candidate, vectors, offsets, users, given=16)
+    assert choice.why == ""
+    assert choice.chosen == 32, choice
+    f1 = dict(zip(choice.candidates, choice.f1, strict=True))
+    assert f1[32] > 0.5 and f1[4] < 0.2, f1
+    assert choice.users == 500 and choice.splices == round(0.125 * 500)
+
+
+def test_the_choice_never_reads_the_check_users():
+    vectors, offsets = _world(n_users=420)
+    setting, checking = calibration_halves(np.arange(len(offsets) - 1))
+    seen: list[np.ndarray] = []
+
+    class Recording(BestSplit):
+        def fit(self, v, o, ratings=None, null_users=None):
+            seen.append(np.asarray(v))
+            return super().fit(v, o, ratings, null_users)
+
+    marked = vectors.copy()
+    for k in checking:  # a check user's events carry a value no setting user has
+        marked[offsets[k] : offsets[k + 1], 0] = 1e6
+    choose_components(
+        lambda k: Recording(k, 0, 12, "index", empirical_null=True, n_boot=0),
+        marked,
+        offsets,
+        setting,
+        given=16,
+        candidates=(4, 32),
+    )
+    assert len(seen) == 4  # two candidates, two splice draws
+    assert all((v[:, 0] < 1e5).all() for v in seen)
+
+
+def test_too_few_users_keep_the_given_setting_and_say_why():
+    vectors, offsets = _world(n_users=MIN_USERS - 1)
+    choice = choose_components(_candidate, vectors, offsets, np.arange(len(offsets) - 1), given=16)
+    assert choice.chosen == 16 and choice.splices == 0
+    assert f"fewer than the {MIN_USERS}" in choice.why
+    assert "the default" in choice.describe()
+
+
+def test_a_tie_goes_to_the_given_setting():
+    vectors, offsets = _world(n_users=300, n_noise=2, n_signal=2)  # every candidate reads all 4 dims
+    choice = choose_components(
+        _candidate, vectors, offsets, np.arange(300), given=16, candidates=(4, 8, 16, 32)
+    )
+    assert len(set(np.round(choice.f1, 12))) == 1, choice.f1
+    assert choice.chosen == 16
+
+
+def test_the_default_detector_records_its_choice_and_restores_it():
+    vectors, offsets = _world()
+    det = make_detector("best_split").fit(vectors, offsets)
+    assert det.choice_ is not None and det.choice_.chosen == 32 and det.n_components == 32
+    assert det.features_.pca_.components_.shape[0] == 32
+    state = det.export_state()
+    again = make_detector("best_split")
+    again._import_state(state)
+    assert again.n_components == 32 and again.choice_ == FeatureChoice.restore(state)
+    assert again.choice_.f1 == det.choice_.f1
+    z_fit = det.features_.transform(vectors[:60], offsets[:2])
+    assert np.allclose(again.features_.transform(vectors[:60], offsets[:2]), z_fit)
