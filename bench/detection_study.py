@@ -34,7 +34,7 @@ from core.detectors.best_split import BestSplit
 from core.detectors.calibration import calibrate
 from core.detectors.feature_choice import per_user_indices, splice_histories
 from core.detectors.kernel_cpd import KernelCPD
-from core.detectors.real_null import alarm_rates, calibrate_real
+from core.detectors.real_null import alarm_rates, calibrate_real, calibration_halves
 from core.detectors.recent_shift import RecentShift, calibrate_recent, upcrossings
 from core.metrics import match_change_points, precision_recall_f1
 
@@ -731,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{SHARES} spliced users, truncated and whole, old vs new default",
     )
     ap.add_argument("--new-only", action="store_true", help="with --prevalence: the new default only")
+    ap.add_argument("--stem", default=None, help="with --prevalence: name of the bench/results files")
     ap.add_argument("--reference", nargs="*", default=None, help="print the reference null's fit per log")
     args = ap.parse_args(argv)
     if args.reference is not None:
@@ -740,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.prevalence is not None:
         rows = [r for n in args.prevalence for r in prevalence_study(n, with_old=not args.new_only)]
         RESULTS.mkdir(exist_ok=True)
-        stem = "prevalence_study_new" if args.new_only else "prevalence_study"
+        stem = args.stem or ("prevalence_study_new" if args.new_only else "prevalence_study")
         (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=1, default=float), encoding="utf-8")
         (RESULTS / f"{stem}.md").write_text(
             table(rows, list(dict.fromkeys(k for r in rows for k in r))) + "\n", encoding="utf-8"
@@ -797,10 +798,13 @@ def splice_log(world: World, share: float, lengths: str, seed: int, max_users: i
     return SpliceLog(np.concatenate(hist), offsets, truth)
 
 
-def _log_scores(log: SpliceLog, cp: ChangePoints) -> dict:
+def _log_scores(log: SpliceLog, cp: ChangePoints, among: np.ndarray | None = None) -> dict:
+    """F1@10 over the spliced users (of ``among``, positions, when given), false alarms over
+    the real ones."""
     found = per_user(cp, len(log.truth))
     tp = fp = fn = 0
-    for k in np.flatnonzero(log.spliced):
+    spliced = log.spliced if among is None else log.spliced & np.isin(np.arange(len(log.truth)), among)
+    for k in np.flatnonzero(spliced):
         pairs = match_change_points(log.truth[k], found[k], MARGIN)
         tp, fp, fn = tp + len(pairs), fp + len(found[k]) - len(pairs), fn + 1 - len(pairs)
     control = np.flatnonzero(~log.spliced)
@@ -843,9 +847,12 @@ def new_default_cell(feats: np.ndarray, log: SpliceLog) -> dict:
     lo, hi = null.pi1_interval_[0] * n, null.pi1_interval_[1] * n
     thr_null = det.threshold_for_null_rate(TARGET)
     at_null = _log_scores(log, det.predict(thr_null))
+    choice = getattr(det, "choice_", None)
     row = {
         "threshold": thr,
         "stated FA/1000": cal.rates_at(thr)[0],
+        "components": det.n_components,
+        "chosen from (F1@10 on calibration splices)": "" if choice is None else choice.describe(),
         "null": null.source_,
         "planted users": int(planted.sum()),
         "estimated users beyond drift": null.pi1_ * n,
@@ -856,6 +863,10 @@ def new_default_cell(feats: np.ndarray, log: SpliceLog) -> dict:
         "FDR at threshold": null.fdr(thr),
     }
     row |= _log_scores(log, det.predict(thr))
+    # The feature choice looked at splices of the calibration half only: F1 on the check half's
+    # spliced users is the score no choice has seen.
+    _, check = calibration_halves(np.arange(len(log.truth)))
+    row["F1@10 check half"] = _log_scores(log, det.predict(thr), among=check)["F1@10"]
     return row | {
         "null-rate threshold": thr_null,
         "F1@10 at null rate 1.0": at_null["F1@10"],
@@ -898,6 +909,7 @@ def prevalence_study(name: str, seed: int = 0, say=print, with_old: bool = True)
             f"(null rate: F1 {new['F1@10 at null rate 1.0']:.3f} FA {new['FA/1000 control at null rate 1.0']:.2f}) "
             f"pi1 {new['estimated users beyond drift']:.0f} [{new['interval']}] vs {new['planted users']} "
             f"({new['null']}); p>=0.8 {new['users p>=0.8']} planted {new['planted among p>=0.8']:.2f}; "
+            f"components {new['components']}, F1 check half {new['F1@10 check half']:.3f}; "
             f"{time.perf_counter() - t0:.0f} s"
         )
     return rows

@@ -78,6 +78,11 @@ TERMS = {
     "share of flagged that may be chance": "A false discovery rate: of the users flagged at ε, the share "
     "everyday drift alone would explain. Setting the threshold this way picks the lowest ε that keeps it "
     "at most the share asked for.",
+    "item features": "Each item's text is turned into numbers by a language model; the default detector "
+    "reads a few main directions of those numbers (principal components). How many suits one dataset and "
+    "not another, so the dataset chooses: its users that set the false-alarm rate are mixed with other "
+    "users' histories at a known event, and the number of directions that finds those planted changes best "
+    "at the stated rate is used (shown on the Overview, under how it was measured).",
     "scored / not scored": "A detector compares windows of events before and after each event, so the "
     "first and last events of a history, and whole short histories, cannot be scored.",
     "|wᵀΔf|": "The linear rule's score: how far a user's recent mean moved along the direction that "
