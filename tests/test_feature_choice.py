@@ -127,3 +127,30 @@ def test_the_default_detector_records_its_choice_and_restores_it():
     assert again.choice_.f1 == det.choice_.f1
     z_fit = det.features_.transform(vectors[:60], offsets[:2])
     assert np.allclose(again.features_.transform(vectors[:60], offsets[:2]), z_fit)
+
+
+def test_detect_stores_the_choice_for_readers_that_fit_nothing(data_dir, tmp_path, capsys):
+    """A log big enough to choose (1,200 users): ``detect`` prints the choice, the stored results
+    carry the very choice of the fit, and the results API reads it back from either."""
+    import json
+
+    from core import artefacts
+    from core.cli import main
+    from core.results import StoredResults
+    from tests.conftest import write_stub_embeddings
+
+    assert main(["ingest", "choosy", "--synthetic", "1200", "--seed", "2"]) == 0
+    write_stub_embeddings("choosy")
+    summary = tmp_path / "s.json"
+    assert main(["detect", "choosy", "--out", str(tmp_path / "cp.csv"), "--summary-json", str(summary)]) == 0
+    fit = artefacts.fitted_detector("choosy").detector
+    assert fit.choice_ is not None and fit.choice_.why == "", fit.choice_
+    assert fit.choice_.chosen in (4, 8, 16, 32) and fit.n_components == fit.choice_.chosen
+    assert f"item features: {fit.choice_.describe()}" in capsys.readouterr().err
+    stored = artefacts.results.stored_feature_choice("choosy")
+    assert stored == fit.choice_
+    assert StoredResults("choosy", "best_split").feature_choice() == fit.choice_
+    said = json.loads(summary.read_text())
+    assert said["feature_choice"]["chosen_components"] == fit.choice_.chosen
+    assert said["feature_setting"]["n_components"] == fit.choice_.chosen
+    assert said["feature_choice"]["calibration_users"] == fit.choice_.users >= 200
