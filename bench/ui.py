@@ -64,15 +64,12 @@ def slider(dataset: str, runs: int) -> dict:
     detector = at.session_state[f"detector:{dataset}"]
     user = at.session_state[f"user:{dataset}"]
     key = f"_widget_eps:{dataset}:{detector}"
-    lo, hi, step = (
-        at.sidebar.slider(key=key).min,
-        at.sidebar.slider(key=key).max,
-        at.sidebar.slider(key=key).step,
-    )
-    values = np.round(np.linspace(lo + 0.2 * (hi - lo), lo + 0.8 * (hi - lo), runs) / step) * step
+    # the ε control's positions (a select_slider over ε values) from 20% to 80% of its length
+    options = [float(o) for o in at.sidebar.select_slider(key=key).options]
+    picks = np.linspace(0.2 * (len(options) - 1), 0.8 * (len(options) - 1), runs).round().astype(int)
     times, counts = [], []
-    for value in values:
-        at.sidebar.slider(key=key).set_value(float(value))
+    for value in (options[i] for i in picks):
+        at.sidebar.select_slider(key=key).set_value(value)
         t0 = time.perf_counter()
         at.run()
         times.append(time.perf_counter() - t0)

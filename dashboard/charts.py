@@ -499,10 +499,12 @@ def shift_arrows(before: np.ndarray, after: np.ndarray, labels: Sequence) -> go.
 
 
 def _useful_x(curve: pd.DataFrame, x: str, until: str, marks: Sequence[float]) -> list | None:
-    """The x range where the curves still change: up to just past the last threshold at which
-    ``until`` (recall, or a false-alarm rate: a curve that falls to 0 as the threshold rises)
-    is above 5% of its largest value, and past the marks. A range up to the top score (0-35)
-    left the useful 0.5-3 a few pixels wide. None when there is nothing to go by."""
+    """The x range where the curves still change: from 0 (the lowest ε the sidebar sets; the
+    empirical null's scores reach below it, -8.6 on the synthetic world, where no ε can be put)
+    up to just past the last threshold at which ``until`` (recall, or a false-alarm rate: a
+    curve that falls to 0 as the threshold rises) is above 5% of its largest value, and past
+    the marks. A range up to the top score (0-35) left the useful 0.5-3 a few pixels wide. None
+    when there is nothing to go by."""
     if until not in curve or not len(curve):
         return None
     values = np.nan_to_num(curve[until].to_numpy(dtype=float))
@@ -512,7 +514,7 @@ def _useful_x(curve: pd.DataFrame, x: str, until: str, marks: Sequence[float]) -
     top = max([*alive.tolist(), *finite], default=None)
     if top is None or not np.isfinite(top) or top <= 0:
         return None
-    return [min(float(np.nanmin(xs)), 0.0), top * 1.15]
+    return [0.0, top * 1.15]
 
 
 def pr_curve(
@@ -564,10 +566,16 @@ def false_alarm_curve(curve: pd.DataFrame, column: str, threshold: float, title:
         )
     )
     fig.add_vline(x=threshold, line=dict(color=THRESHOLD, dash="dash"), annotation_text="ε")
+    x_range = _useful_x(curve, "threshold", column, [threshold])
+    y_range = None
+    if x_range is not None:  # the rates in view (those below ε = 0 reach several times higher)
+        shown = curve[column][curve["threshold"].between(*x_range)].to_numpy(dtype=float)
+        top = float(np.nanmax(shown)) if len(shown) and np.isfinite(shown).any() else 0.0
+        y_range = [0, top * 1.08] if top > 0 else None
     fig.update_layout(
         title=title,
-        xaxis=dict(title="threshold", range=_useful_x(curve, "threshold", column, [threshold])),
-        yaxis_title="per 1,000 events",
+        xaxis=dict(title="threshold", range=x_range),
+        yaxis=dict(title="per 1,000 events", range=y_range),
         height=300,
         **_LAYOUT,
     )

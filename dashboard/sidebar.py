@@ -213,17 +213,18 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
     rate = math.nan
     if mode == MODES[0]:
         state["_widget_" + eps_key] = state[eps_key]
-        threshold = st.sidebar.slider(
+        # Positions spread over the users' strongest scores (each step flags about as many users
+        # more or fewer), and the current ε, so that one from a link or another mode is shown as is.
+        threshold = st.sidebar.select_slider(
             "ε",
-            scale.low,
-            scale.high,
-            step=scale.step,
-            format="%.3g",  # as text.eps prints ε everywhere else (1.35, 1.5, 0.0124)
+            options=sorted({*scale.grid, state[eps_key]}),
+            format_func=text.eps,  # as ε is printed everywhere else (1.35, 1.5, 0.0124)
             key="_widget_" + eps_key,
             on_change=_remember,
             args=(eps_key,),
             help="ε (epsilon) is the threshold: a change point is a peak of the shift score at or above ε. "
-            "Higher ε: fewer, surer changes.",
+            "Higher ε: fewer, surer changes. The control's steps are spread over the users' highest "
+            "scores, so each moves the number of users flagged by about as much.",
         )
         link(eps=text.eps(threshold))
     elif mode == MODES[1]:
@@ -244,11 +245,11 @@ def _threshold_controls(name: str, detector: str) -> tuple[float, float]:
 
 
 def _on_grid(value: float, scale: data.ThresholdScale) -> float:
-    """``value`` on the ε slider's grid, inside its range. Clamped before it is rounded: a
-    link's ε of 1e308 divided by the step is infinite, and rounding infinity raises
-    OverflowError."""
+    """``value`` inside the ε control's range, to three significant digits (as ε is printed and
+    a link carries it, so a link reproduces it). Clamped before it is rounded: a link's ε of
+    1e308 must not be carried as is (rounding it through a step raised OverflowError)."""
     wanted = min(max(float(value), scale.low), scale.high)
-    return float(min(max(round(wanted / scale.step) * scale.step, scale.low), scale.high))
+    return float(min(max(float(text.eps(wanted)), scale.low), scale.high))
 
 
 def _rate_slider(name: str, detector: str, eps_key: str, source: str) -> tuple[float, float]:

@@ -69,6 +69,10 @@ else:
             ),
             key="live_fa",
         )
+        st.caption(
+            "The curves are drawn from ε = 0, the lowest the sidebar sets, to just past the ε where recall (or "
+            "the false-alarm rate) falls below 5% of its highest: above it nothing changes."
+        )
     if live["delays"]:
         st.plotly_chart(
             charts.delay_histogram(live["delays"], f"Alert delay of the {live['tp']} matched change points"),

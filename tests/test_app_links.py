@@ -52,8 +52,8 @@ def test_a_link_with_every_parameter_reproduces_the_view_and_is_written_back(wor
     assert at.title[0].value == "Recommendations before and after a shift"
     assert at.sidebar.selectbox(key="_widget_dataset").value == SHIFTS
     assert at.sidebar.selectbox(key=f"_widget_detector:{SHIFTS}").value == "two_window"
-    slider = at.sidebar.slider(key=f"_widget_eps:{SHIFTS}:two_window")
-    assert abs(slider.value - eps) <= slider.step
+    slider = at.sidebar.select_slider(key=f"_widget_eps:{SHIFTS}:two_window")
+    assert slider.value == eps  # shown as the link gave it, not moved to the nearest position
     assert at.sidebar.selectbox(key=f"_widget_user:{SHIFTS}").value == "u3"
     assert at.selectbox(key=f"_cp_choice:{SHIFTS}:u3").value.startswith("detected at event 60 ")
     assert at.slider(key="_widget_k").value == 7
@@ -168,7 +168,7 @@ def test_suppressed_peaks_are_marked_with_their_reason(world, stub_matrix):
             break
     assert user is not None
     at = _timeline(world.app, user, detector="two_window")
-    at.sidebar.slider(key=f"_widget_eps:{NAME}:two_window").set_value(0.0).run()
+    at.sidebar.select_slider(key=f"_widget_eps:{NAME}:two_window").set_value(0.0).run()
     spec = _spec(at)
     crosses = [t for t in spec["data"] if t.get("name") == "peak above ε, not a change point"]
     assert crosses
@@ -253,17 +253,20 @@ def test_switching_the_threshold_mode_leaves_eps_and_the_count_unchanged(world):
 
     key = f"_widget_eps:{NAME}:{DEFAULT}"
     at = _open(world.app, dataset=NAME, page="overview")
-    slider = at.sidebar.slider(key=key)
+    slider = at.sidebar.select_slider(key=key)
     # An ε off the rate slider's 0.1 grid: reading ε back from a rounded rate moved it.
-    eps = slider.value * 1.37
-    slider.set_value(float(f"{eps:.3g}")).run()
-    eps, count = at.sidebar.slider(key=key).value, _subheader(at)
+    wanted = slider.value * 1.37
+    eps = min((float(o) for o in slider.options), key=lambda o: abs(o - wanted))
+    assert eps != slider.value
+    slider.set_value(eps).run()
+    assert at.sidebar.select_slider(key=key).value == eps
+    count = _subheader(at)
     at.sidebar.radio(key="threshold_mode").set_value("false alarms per 1,000 events").run()
     assert not at.exception, at.exception
     assert _subheader(at) == count
     assert f"ε = {eps:.3g}" in [c.value for c in at.sidebar.caption]
     at.sidebar.radio(key="threshold_mode").set_value("ε (score)").run()
-    assert at.sidebar.slider(key=key).value == eps and _subheader(at) == count
+    assert at.sidebar.select_slider(key=key).value == eps and _subheader(at) == count
     # Moving the rate slider does set ε from the rate.
     at.sidebar.radio(key="threshold_mode").set_value("false alarms per 1,000 events").run()
     at.sidebar.slider(key=f"_rate:{NAME}:{DEFAULT}").set_value(0.0).run()
@@ -275,8 +278,8 @@ def test_out_of_range_link_values_are_clamped_with_a_warning(world):
     from core.detectors import DEFAULT
 
     at = _open(world.app, dataset=NAME, page="overview", eps="1e308")  # raised OverflowError
-    high = at.sidebar.slider(key=f"_widget_eps:{NAME}:{DEFAULT}").max
-    assert at.sidebar.slider(key=f"_widget_eps:{NAME}:{DEFAULT}").value == high
+    high = float(at.sidebar.select_slider(key=f"_widget_eps:{NAME}:{DEFAULT}").options[-1])
+    assert at.sidebar.select_slider(key=f"_widget_eps:{NAME}:{DEFAULT}").value == high
     assert any("1e+308" in w and f"using ε = {high:.3g}" in w for w in _warnings(at)), _warnings(at)
     at = _open(world.app, dataset=NAME, page="overview", eps="1e9")
     assert any("1e+09" in w and f"using ε = {high:.3g}" in w for w in _warnings(at)), _warnings(at)
@@ -295,7 +298,7 @@ def test_both_eps_and_a_rate_in_a_link_say_which_was_used(world):
 
     at = _open(world.app, dataset=NAME, page="overview", eps="2", fa="3")
     assert at.sidebar.radio(key="threshold_mode").value == "ε (score)"
-    assert abs(at.sidebar.slider(key=f"_widget_eps:{NAME}:{DEFAULT}").value - 2) < 0.01
+    assert at.sidebar.select_slider(key=f"_widget_eps:{NAME}:{DEFAULT}").value == 2.0
     assert any("both ε" in w and "using ε" in w for w in _warnings(at)), _warnings(at)
 
 

@@ -37,7 +37,7 @@ def test_headline_counts_and_shifted_users_follow_eps(world, stub_matrix):
 
     at = _overview(world.app)
     assert _metrics(at) == {"Users": "40", "Items": "288", "Events": "1,589", "Ground truth": "yes"}
-    slider = at.sidebar.slider(key=f"_widget_eps:{NAME}:{DEFAULT}")
+    slider = at.sidebar.select_slider(key=f"_widget_eps:{NAME}:{DEFAULT}")
     eps = slider.value
     expected = _population_change_points(stub_matrix, NAME, eps)
     n_users = len(set(expected.user.tolist()))
@@ -55,9 +55,34 @@ def test_headline_counts_and_shifted_users_follow_eps(world, stub_matrix):
     assert at.subheader[0].value == f"{n_all} of 40 users shifted at ε = 0"
     assert n_all > n_users
 
-    at.sidebar.slider(key=f"_widget_eps:{NAME}:{DEFAULT}").set_value(slider.max).run()
+    at.sidebar.select_slider(key=f"_widget_eps:{NAME}:{DEFAULT}").set_value(float(slider.options[-1])).run()
     assert at.subheader[0].value.startswith("0 of 40 users shifted")
     assert any("No change point" in i.value for i in at.info)
+
+
+def test_the_eps_control_moves_over_the_flagged_counts(world, stub_matrix):
+    # Issue 21 row 14: the ε slider ran linearly from 0 to the top score (0-15 here, 0-35 on
+    # an earlier world) while the flagged count changed in a small part of it, so most of its
+    # length moved nothing. Its positions now lie where the count changes, and the default is
+    # away from the ends.
+    from core.detectors import DEFAULT
+
+    at = _overview(world.app)
+    control = at.sidebar.select_slider(key=f"_widget_eps:{NAME}:{DEFAULT}")
+    options = [float(o) for o in control.options]
+    assert options == sorted(options) and len(options) >= 50
+    flagged = [len(set(_population_change_points(stub_matrix, NAME, e).user.tolist())) for e in options]
+    assert flagged[0] > 0 and flagged[-1] == 0
+    between = [f for f in flagged if flagged[-1] < f < flagged[0]]
+    assert len(between) >= len(options) / 2, flagged
+    # no step skips a large part of the users (a linear control's first step past 0 did)
+    assert max(a - b for a, b in zip(flagged, flagged[1:])) <= max(3, flagged[0] / 10), flagged
+    position = options.index(control.value)  # the calibrated default
+    assert 0.1 * len(options) < position < 0.9 * len(options)
+    # The headline counts what the control says, at a position in the middle.
+    middle = options[len(options) // 2]
+    control.set_value(middle).run()
+    assert at.subheader[0].value == f"{flagged[len(options) // 2]} of 40 users shifted at ε = {middle:.3g}"
 
 
 def test_switching_dataset_changes_every_count(world):
@@ -229,7 +254,7 @@ def test_best_split_headline_states_the_real_history_rates_and_recent_shifts(
     at.sidebar.selectbox(key=f"_widget_detector:{NAME}").set_value("best_split").run()
     assert not at.exception, at.exception
     fit = artefacts.fitted_detector(NAME, "best_split")
-    eps = at.sidebar.slider(key=f"_widget_eps:{NAME}:best_split").value
+    eps = at.sidebar.select_slider(key=f"_widget_eps:{NAME}:best_split").value
     rates = false_alarm_rates(fit, eps)
     assert rates.null == "real" and rates.users is not None
     headline = next(m.value for m in at.markdown if "How sure is that?" in m.value)

@@ -70,10 +70,13 @@ def test_moving_the_eps_slider_changes_the_change_point_count_as_expected(world,
     assert planted.sum() == 3
     at = _timeline(world.app, "u3", SHIFTS)
     key = f"_widget_eps:{SHIFTS}:{DEFAULT}"
-    step = at.sidebar.slider(key=key).step
+    options = np.array([float(o) for o in at.sidebar.select_slider(key=key).options])
+
+    def below(score: float) -> float:  # the control's highest ε under a peak
+        return float(options[options < score].max())
 
     def set_eps(value: float) -> list[int]:
-        at.sidebar.slider(key=key).set_value(float(value)).run()
+        at.sidebar.select_slider(key=key).set_value(float(value)).run()
         assert not at.exception, at.exception
         table = _events_table(at)
         starts = table.loc[table["segment"].diff() > 0, "seq"].tolist()  # first event of each new segment
@@ -81,16 +84,17 @@ def test_moving_the_eps_slider_changes_the_change_point_count_as_expected(world,
         return starts
 
     # Above every peak: nothing.
-    assert set_eps(np.ceil((score.max() + step) / step) * step) == []
+    assert options[-1] > score.max()
+    assert set_eps(options[-1]) == []
     # Just below the weakest planted peak: exactly the three planted shifts, at their exact indices
     # (and any non-planted candidate scoring that high, of which the stub world has none).
     weakest = score[planted].min()
-    assert score[~planted].max(initial=0) < weakest - step
-    assert set_eps(np.floor((weakest - 1e-9) / step) * step) == list(world.shifts_planted)
+    assert score[~planted].max(initial=0) < below(weakest)
+    assert set_eps(below(weakest)) == list(world.shifts_planted)
     # Between the strongest and the weakest planted peak: fewer of them.
     middle = np.sort(score[planted])[1]
-    found = set_eps(np.floor((middle - 1e-9) / step) * step)
-    assert len(found) == int((score >= np.floor((middle - 1e-9) / step) * step).sum())
+    found = set_eps(below(middle))
+    assert len(found) == int((score >= below(middle)).sum())
     assert 1 <= len(found) < 3 or middle == weakest
     assert set(found) <= set(world.shifts_planted)
 
@@ -106,7 +110,7 @@ def test_threshold_set_as_false_alarm_rate_maps_to_the_calibrated_eps(world, stu
     assert _metric(at, "Change points") == str(int((score >= eps).sum()))
     # Zero expected false alarms needs a threshold above every null peak: stricter than the default.
     at2 = _timeline(world.app)
-    default_eps = at2.sidebar.slider(key=EPS_KEY).value
+    default_eps = at2.sidebar.select_slider(key=EPS_KEY).value
     assert eps > default_eps
 
 

@@ -50,3 +50,9 @@ def test_threshold_curves_are_drawn_where_they_change():
     assert low == 0 and 2.8 < high < 3.5
     assert pr_curve(curve, {"ε": 8.0}, "t").layout.xaxis.range[1] > 8.0  # a mark stays in view
     assert false_alarm_curve(curve, "fa", 1.5, "t").layout.xaxis.range[1] < 3.5
+    # Scores below 0 (the empirical null's): the axis starts where ε can be set, at 0.
+    below = curve.assign(threshold=curve["threshold"] - 1)
+    assert tuple(pr_curve(below, {"ε": 1.5}, "t").layout.xaxis.range)[0] == 0
+    # and the false-alarm axis fits the rates in view, not those below 0 (up to 4 here)
+    fa = false_alarm_curve(below, "fa", 1.5, "t").layout
+    assert fa.xaxis.range[0] == 0 and 2.6 < fa.yaxis.range[1] < 3

@@ -144,3 +144,26 @@ def test_a_threshold_dependent_fit_answers_its_default_from_disk_without_rerunni
     assert calls == []  # the default was read, not rerun
     pd.testing.assert_frame_equal(again.change_points(other), expected_other)
     assert calls == [other]  # any other threshold still reruns, and agrees with the fresh fit
+
+
+def test_the_threshold_grid_spreads_its_positions_over_the_users_strongest_scores():
+    # Issue 21 row 14: a linear ε control from 0 to the top score spent most of its length where
+    # nobody is flagged. Users' strongest scores like the synthetic world's: most below 3, a few
+    # up to 35.
+    from core.results.base import GRID_POSITIONS, threshold_grid
+
+    rng = np.random.default_rng(0)
+    maxima = np.concatenate([rng.exponential(1.0, 990), rng.uniform(3, 35, 10), [-2.0, np.nan]])
+    grid = np.array(threshold_grid(maxima, 0.0, 35.1, 1.35))
+    assert grid[0] == 0.0 and grid[-1] == 35.1 and 1.35 in grid
+    assert np.all(np.diff(grid) > 0) and all(float(f"{g:.3g}") == g for g in grid)  # as printed
+    assert abs(len(grid) - GRID_POSITIONS) <= 5
+    flagged = np.array([(maxima >= g).sum() for g in grid])
+    assert np.abs(np.diff(flagged)).max() <= 3 * 1000 / GRID_POSITIONS  # each step: a few users
+    # what the old control did: a linear one's first steps each skipped over a hundred users
+    linear = (maxima[:, None] >= np.linspace(0, 35.1, GRID_POSITIONS)).sum(axis=0)
+    assert np.abs(np.diff(linear)).max() > 100
+    # A log of three users: positions between each user's strongest score and the next.
+    grid = np.array(threshold_grid([0.5, 2.0, 4.0], 0.0, 4.01, 2.5, positions=40))
+    counts = [int(((grid > a) & (grid < b)).sum()) for a, b in ((0, 0.5), (0.5, 2.0), (2.0, 4.0))]
+    assert min(counts) >= 5, counts

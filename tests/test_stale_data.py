@@ -102,7 +102,7 @@ def test_pages_show_the_new_data_after_a_re_import(old_then_held, expected_new, 
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Events"] == f"{info['n_events']:,}" != before["Events"]
     assert metrics["Users"] == f"{info['n_users']:,}"
-    eps = at.sidebar.slider(key=f"_widget_eps:{NAME}:{DEFAULT}").value
+    eps = at.sidebar.select_slider(key=f"_widget_eps:{NAME}:{DEFAULT}").value
     shifted = change_points(artefacts.fitted_detector(NAME), eps).user_id.nunique()
     assert at.subheader[0].value.startswith(f"{shifted} of {info['n_users']} users shifted")
 

@@ -35,14 +35,54 @@ from core.errors import ShiftError
 _COMPANION_LOCK = threading.Lock()
 
 
+# Positions of the ε control: enough that a step moves the flagged count by a few users on
+# a log of a thousand, few enough that the control is one drag.
+GRID_POSITIONS = 200
+
+
 @dataclass(frozen=True)
 class ThresholdScale:
-    """The ε slider of a detector: its range and step, and the calibrated default ε."""
+    """The ε control of a detector: its range, the calibrated default ε, and the ε values it
+    moves over (``grid``: ascending, ``low``, ``default`` and ``high`` among them). Every value
+    has three significant digits, as ε is printed and written into links."""
 
     low: float
     high: float
-    step: float
     default: float
+    grid: tuple[float, ...] = ()
+
+
+def as_stated(value: float) -> float:
+    """ε to three significant digits (how pages print it and links carry it)."""
+    return float(f"{float(value):.3g}")
+
+
+def _just_above(value: float) -> float:
+    """The smallest number of three significant digits above ``value`` (> 0)."""
+    quantum = 10.0 ** (math.floor(math.log10(value)) - 2)
+    above = as_stated(math.floor(value / quantum + 1) * quantum)
+    return above if above > value else as_stated(above + quantum)
+
+
+def threshold_grid(
+    maxima, low: float, high: float, default: float, positions: int = GRID_POSITIONS
+) -> tuple[float, ...]:
+    """The ε values of the control, spread over the users' strongest scores (``maxima``) so
+    that each step flags about as many users more or fewer as the next: a linear control from 0
+    to the top score spent most of its length where nobody is flagged (0-15 on the synthetic
+    world, with every flag change below 11 and half of them below 2.6).
+
+    The users' strongest scores inside the range, with ``low`` and ``high``, are the anchors;
+    ``positions`` values are taken evenly over their ranks, interpolating between neighbours
+    (the quantiles of the scores on a log of many users; a few values between each user's and
+    the next on a log of a few)."""
+    scores = np.asarray(maxima, dtype=float)
+    scores = scores[np.isfinite(scores) & (scores > low) & (scores < high)]
+    anchors = np.unique(np.concatenate([[low], scores, [high]]))
+    ranks = np.linspace(0, len(anchors) - 1, max(int(positions), 2))
+    values = np.interp(ranks, np.arange(len(anchors)), anchors)
+    grid = {as_stated(v) for v in values} | {low, high, default}
+    return tuple(sorted(v for v in grid if low <= v <= high))
 
 
 @dataclass(frozen=True)
@@ -199,12 +239,12 @@ class DetectionResults(ABC):
         return "the same histories shuffled (no shift by construction)"
 
     def scale(self) -> ThresholdScale:
-        """The slider: 0 to just above the highest score, a step fine enough to hold the
-        stated default exactly."""
+        """The ε control: 0 to just above the highest score (where nobody is flagged), the
+        calibrated default, and the values between, spread over the users' strongest scores
+        (:func:`threshold_grid`)."""
         finite = self.calibration.thresholds[np.isfinite(self.calibration.thresholds)]
         top = float(max(self.top_score(), finite.max() if len(finite) else 0.0, 1e-6))
-        step = float(10 ** np.floor(np.log10(top / 200)))
-        high = float(np.ceil(top / step) * step)
+        high = _just_above(top)
         try:
             default = min(self.threshold_for(DEFAULT_FALSE_ALARMS), high)
         except ShiftError:
@@ -212,10 +252,9 @@ class DetectionResults(ABC):
         if not np.isfinite(default):
             # No null history was long enough for the detector's windows: nothing to calibrate.
             default = high
-        if default > 0:  # the stated default (three significant digits) lies on the slider's grid
-            step = min(step, float(10 ** (math.floor(math.log10(default)) - 2)))
-            high = float(np.ceil(top / step) * step)
-        return ThresholdScale(0.0, high, step, float(default))
+        default = as_stated(default)
+        grid = threshold_grid(self.user_ranking()["max_score"].to_numpy(), 0.0, high, default)
+        return ThresholdScale(0.0, high, default, grid)
 
     # ----------------------------------------------------------------- beyond everyday drift
     # The empirical null of the default detector (core.detectors.empirical_null): how many users
