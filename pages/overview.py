@@ -97,6 +97,7 @@ st.subheader(f"{summary.n_shifted:,} of {summary.n_users:,} users shifted at ε 
 said = views.headline(name, selection.detector, selection.threshold)
 st.markdown("  \n".join(said[topic] for topic in core_headline.ORDER if topic in said))
 with st.expander("How this was measured (for data scientists)"):
+    choice = data.feature_choice(name, selection.detector)
     st.markdown(
         f"Detector {text.md_escape(selection.detector)}: {summary.n_change_points:,} change points in all; "
         f"{text.md_escape(summary.rates_text)}. A held-aside half of the users the false-alarm rate was "
@@ -106,10 +107,8 @@ with st.expander("How this was measured (for data scientists)"):
             if summary.calibration_fallback
             else ""
         )
+        + ("" if choice is None else f" Item features: {text.md_escape(choice.describe())}.")
     )
-    choice = data.feature_choice(name, selection.detector)
-    if choice is not None:
-        st.markdown(f"Item features: {text.md_escape(choice.describe())}.")
 
 left, right = st.columns(2)
 with left:
