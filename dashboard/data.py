@@ -82,9 +82,21 @@ info = _stored(store.dataset_info, "info", 16, doc="Counts and provenance: n_use
 items = _stored(store.load_items, "items", 8, doc="The catalogue in item_idx order.")
 users = _stored(store.load_users, "users", 8, doc="user_id, n_events of every user.")
 user_exists = _stored(store.user_exists, "user_exists", 256)
-user_events = _stored(
-    store.load_user_events, "user_events", 256, doc="One user's events in order (UnknownUser)."
-)
+# One user's events are read at every rerun of a user's page. st.cache_data unpickled the
+# frame at each read: 1.8 ms for a 737-event history (its arrays of categories most of it), ~7%
+# of the server's time with the GIL held while 10 sessions move ε together (bench/load.py,
+# issue 22). The frame is kept as is and each caller gets a copy of it (0.03 ms); the copy
+# shares the per-event category arrays, which nobody changes in place.
+_user_events = _stored(store.load_user_events, "user_events", 256, "resource")
+
+
+def user_events(name: str, user_id: str) -> pd.DataFrame:
+    """One user's events in order (UnknownUser): the caller's own frame."""
+    return _user_events(name, user_id).copy()
+
+
+user_events.__wrapped__ = _user_events.__wrapped__  # the uncached reader
+user_events.clear = _user_events.clear
 ground_truth = _stored(
     store.load_ground_truth, "ground_truth", 8, doc="Planted change points (empty: real log)."
 )
