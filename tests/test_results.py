@@ -167,3 +167,20 @@ def test_the_threshold_grid_spreads_its_positions_over_the_users_strongest_score
     grid = np.array(threshold_grid([0.5, 2.0, 4.0], 0.0, 4.01, 2.5, positions=40))
     counts = [int(((grid > a) & (grid < b)).sum()) for a, b in ((0, 0.5), (0.5, 2.0), (2.0, 4.0))]
     assert min(counts) >= 5, counts
+
+
+def test_fitted_results_remember_a_users_signal_and_share_it_read_only(detected):
+    """Issue 22: the timeline asks for one user's signal twice per run and every viewer asks
+    again; the results object answers from memory, the same object each time, and nobody can
+    change the shared score in place."""
+    from core.results import FittedResults
+
+    results = FittedResults(detected)
+    first = results.user_signal("30", 0.5)
+    assert results.user_signal("30", 0.5) is first
+    assert results.user_signal("30", 0.6) is not first  # another threshold: its own answer
+    pd.testing.assert_frame_equal(first.change_points, user_signal(detected, "30", 0.5).change_points)
+    with pytest.raises(ValueError, match="read-only"):
+        first.score[0] = 1.0
+    assert np.isfinite(detected.result.scores).any()  # the fit's own scores stay writable
+    detected.result.scores[:1] = detected.result.scores[:1]

@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -234,51 +231,10 @@ class UserSignal:
     change_points: pd.DataFrame
 
 
-# One user's signal at one threshold, memoised per fit: a dashboard run asks for it twice (the
-# timeline's change points, and the user's state: scored range, peaks that are not change
-# points), each a rerun of a segmentation detector on the user (BestSplit: ~2.5 ms on
-# MovieLens-100K, half of it the frame), and every viewer of a server asks again at every ε
-# move (bench/load.py, issue 22). Keyed by the fit's identity; a fit's entries go with it.
-_SIGNALS: OrderedDict[tuple[int, str, float], UserSignal] = OrderedDict()
-_SIGNALS_LOCK = threading.Lock()
-_SIGNALS_KEPT = 256
-_SIGNAL_FITS: set[int] = set()  # the fits (ids) whose collection drops their entries
-
-
-def _forget_fit(fit_id: int) -> None:
-    with _SIGNALS_LOCK:
-        _SIGNAL_FITS.discard(fit_id)
-        for key in [key for key in _SIGNALS if key[0] == fit_id]:
-            del _SIGNALS[key]
-
-
 def user_signal(fit: PopulationFit, user_id: str, threshold: float | None = None) -> UserSignal:
-    """Score signal and change points of one user; only this user's events are touched.
-
-    Memoised per fit, user and threshold: callers share what they get and must not modify it
-    (the score is a read-only view of the fit's scores; copy the frame to change it)."""
-    thr = fit.default_threshold if threshold is None else float(threshold)
-    key = (id(fit), str(user_id), thr)
-    with _SIGNALS_LOCK:
-        known = _SIGNALS.get(key)
-        if known is not None:
-            _SIGNALS.move_to_end(key)
-            return known
-    signal = _user_signal(fit, str(user_id), thr)
-    with _SIGNALS_LOCK:
-        if key[0] not in _SIGNAL_FITS:
-            # the fit's entries are dropped when it is collected (so that a later object with
-            # the same id() never reads them)
-            _SIGNAL_FITS.add(key[0])
-            weakref.finalize(fit, _forget_fit, key[0])
-        _SIGNALS[key] = signal
-        while len(_SIGNALS) > _SIGNALS_KEPT:
-            _SIGNALS.popitem(last=False)
-    return signal
-
-
-def _user_signal(fit: PopulationFit, user_id: str, thr: float) -> UserSignal:
+    """Score signal and change points of one user; only this user's events are touched."""
     k = fit.user_position(user_id)
+    thr = fit.default_threshold if threshold is None else float(threshold)
     s = fit.events.user_slice(k)
     det = fit.detector
     if det.peak_based:
@@ -289,9 +245,7 @@ def _user_signal(fit: PopulationFit, user_id: str, thr: float) -> UserSignal:
         vectors = fit.items[fit.events.item_idx[s]]
         cp = det.detect(vectors, np.array([0, s.stop - s.start]), [thr])[0]
         frame = _frame(fit, cp, users=np.array([k]))
-    score = np.asarray(fit.result.scores[s]).view()
-    score.flags.writeable = False  # shared by every caller (and a view of the fit's scores)
-    return UserSignal(str(user_id), thr, score, frame.reset_index(drop=True))
+    return UserSignal(str(user_id), thr, np.asarray(fit.result.scores[s]), frame.reset_index(drop=True))
 
 
 def threshold_for_false_alarms(fit: PopulationFit, false_alarms_per_1000: float) -> float:

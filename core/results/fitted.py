@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
@@ -10,6 +12,8 @@ import pandas as pd
 from core.detectors import population
 from core.detectors.population import PopulationFit, UserSignal
 from core.results.base import DetectionResults, ScoredUsers
+
+SIGNALS_KEPT = 256  # users' signals a results object remembers (the most recently asked)
 
 
 class FittedResults(DetectionResults):
@@ -21,6 +25,12 @@ class FittedResults(DetectionResults):
         self.dataset = fit.dataset
         self.detector = fit.detector
         self._companion = companion
+        # One user's signal at one threshold, remembered: a dashboard run asks for it twice
+        # (the timeline's change points, and the user's state), each a rerun of a segmentation
+        # detector on the user, and every viewer of a server asks again at each ε move
+        # (bench/load.py, issue 22). The dashboard shares one results object per dataset.
+        self._signals: OrderedDict[tuple[str, float | None], UserSignal] = OrderedDict()
+        self._signals_lock = threading.Lock()
 
     @property
     def calibration(self):
@@ -45,7 +55,19 @@ class FittedResults(DetectionResults):
         )
 
     def user_signal(self, user_id: str, threshold: float | None = None) -> UserSignal:
-        return population.user_signal(self.fit, str(user_id), threshold)
+        """Shared with every caller (the score is read-only): copy the frame to change it."""
+        key = (str(user_id), None if threshold is None else float(threshold))
+        with self._signals_lock:
+            if key in self._signals:
+                self._signals.move_to_end(key)
+                return self._signals[key]
+        signal = population.user_signal(self.fit, str(user_id), threshold)
+        signal.score.flags.writeable = False
+        with self._signals_lock:
+            self._signals[key] = signal
+            while len(self._signals) > SIGNALS_KEPT:
+                self._signals.popitem(last=False)
+        return signal
 
     def scored_users(self) -> ScoredUsers:
         offsets = np.asarray(self.fit.result.offsets, dtype=np.int64)
