@@ -1,12 +1,10 @@
 """The data edge: the dashboard's caches over ``core``, keyed by the dataset's content version.
 
-Every function takes a dataset name (and plain values) and returns plain frames, arrays,
-numbers or small frozen values; decisions live in ``core`` (detection results in
-:mod:`core.results`, which picks fitted or stored results once per dataset; what changed in
-:mod:`core.explain`; lists in :mod:`core.recommend`), background work in
-:mod:`dashboard.jobs`. Caching is by kind (Streamlit's guidance): ``st.cache_resource`` for
-what is shared and never mutated (connections, the item matrix, the language model, results,
-recommenders, explainers, event arrays); ``st.cache_data`` for query results and frames.
+Every function takes a dataset name (and plain values) and returns plain values; decisions
+live in ``core`` (results in :mod:`core.results`, what changed in :mod:`core.explain`, lists in
+:mod:`core.recommend`), background work in :mod:`dashboard.jobs`. ``st.cache_resource`` holds
+what is shared and never mutated (connections, item matrix, model, results, recommenders,
+explainers, event arrays, a user's items); ``st.cache_data`` query results and frames.
 :func:`by_version` keys every cached function by the dataset's version, so a re-imported
 dataset is read again instead of served from an old entry.
 """
@@ -82,11 +80,8 @@ info = _stored(store.dataset_info, "info", 16, doc="Counts and provenance: n_use
 items = _stored(store.load_items, "items", 8, doc="The catalogue in item_idx order.")
 users = _stored(store.load_users, "users", 8, doc="user_id, n_events of every user.")
 user_exists = _stored(store.user_exists, "user_exists", 256)
-# One user's events are read at every rerun of a user's page. st.cache_data unpickled the
-# frame at each read: 1.8 ms for a 737-event history (its arrays of categories most of it), ~7%
-# of the server's time with the GIL held while 10 sessions move ε together (bench/load.py,
-# issue 22). The frame is kept as is and each caller gets a copy of it (0.03 ms); the copy
-# shares the per-event category arrays, which nobody changes in place.
+# cache_data unpickled a user's events at every read (1.8 ms for 737; issue 22): each caller
+# gets a copy (0.03 ms) sharing the per-event category arrays, which nobody changes in place.
 _user_events = _stored(store.load_user_events, "user_events", 256, "resource")
 
 
@@ -95,11 +90,9 @@ def user_events(name: str, user_id: str) -> pd.DataFrame:
     return _user_events(name, user_id).copy()
 
 
-user_events.__wrapped__ = _user_events.__wrapped__  # the uncached reader
-user_events.clear = _user_events.clear
-ground_truth = _stored(
-    store.load_ground_truth, "ground_truth", 8, doc="Planted change points (empty: real log)."
-)
+user_events.__wrapped__, user_events.clear = _user_events.__wrapped__, _user_events.clear
+user_items = _stored(store.load_user_items, "user_items", 512, "resource", "One user's item_idx (read-only).")
+ground_truth = _stored(store.load_ground_truth, "ground_truth", 8, doc="Planted change points (or none).")
 user_labels = _stored(store.load_user_labels, "user_labels", 8)
 category_counts = _stored(store.category_counts, "category_counts", 8)
 _event_arrays = _stored(store.load_event_arrays, "_event_arrays", 4, "resource")

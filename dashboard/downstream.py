@@ -26,6 +26,7 @@ from dashboard.data import (
     items,
     stored_item_matrix,
     user_events,
+    user_items,
     user_labels,
     users,
 )
@@ -71,7 +72,7 @@ def recommendations(
     the segments between its neighbouring change points ``neighbours``, as ``recommend`` does."""
     from core.recommend import recommend_around_change
 
-    history = user_events(name, user_id)["item_idx"].to_numpy()
+    history = user_items(name, user_id)
     return recommend_around_change(
         _recommender(name), _explainer(name), items(name), str(user_id), history,
         [int(c) for c in neighbours], int(change_point), k=int(k), change_point_source=source,
@@ -83,7 +84,7 @@ def explanation(name: str, user_id: str, change_point: int, neighbours: tuple = 
     """What changed at the change point (core.explain.ShiftExplanation), segment to segment."""
     from core.explain import neighbouring_segments
 
-    history = user_events(name, user_id)["item_idx"].to_numpy()
+    history = user_items(name, user_id)
     start, end = neighbouring_segments(len(history), [int(c) for c in neighbours], int(change_point))
     return _explainer(name).explain(history, int(change_point), start, end)
 

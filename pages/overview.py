@@ -162,7 +162,7 @@ if len(cps):
             r.event_index,
             tuple(sorted(int(c) for c in cps.loc[cps["user_id"] == r.user_id, "event_index"])),
         ).summary
-        if 0 < r.event_index < len(data.user_events(name, r.user_id))
+        if 0 < r.event_index < len(data.user_items(name, r.user_id))
         else ""
         for r in top.itertuples()
     ]

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from core import ingest, store
-from core.errors import DataError, ShiftError
+from core.errors import DataError, ShiftError, UnknownUser
 from core.store import ImportOptions, TableSource
 
 ITEMS = "item_id,title,genres\n10,Alien (1979),Horror|Sci-Fi\n20,Heat (1995),Action|Crime\n30,Emma (1996),Romance\n"
@@ -50,6 +50,11 @@ def test_generic_csv_end_to_end(data_dir, write_file):
     assert items["text"].iloc[0] == "Alien (1979). Horror, Sci-Fi"
     u2 = store.load_user_events(con, "u2")
     assert str(u2["ts"].iloc[0]) == "2020-01-01 10:00:00"  # unix seconds, read as UTC
+    # a user's item indices alone, in the same order, shared read-only (the dashboard's explanations)
+    mine = store.load_user_items(con, "u1")
+    assert mine.tolist() == events["item_idx"].tolist() and not mine.flags.writeable
+    with pytest.raises(UnknownUser, match="'nobody' is not in this dataset"):
+        store.load_user_items(con, "nobody")
     arrays = store.load_event_arrays(con)
     assert arrays.offsets.tolist() == [0, 3, 4]
     assert arrays.item_idx.tolist() == [2, 0, 1, 2]

@@ -77,6 +77,21 @@ def load_user_events(con: duckdb.DuckDBPyConnection, user_id: str) -> pd.DataFra
     return df
 
 
+def load_user_items(con: duckdb.DuckDBPyConnection, user_id: str) -> np.ndarray:
+    """One user's item indices in event order (int64): what explanations and lists need, without
+    the titles and categories of :func:`load_user_events` (a fifth of its time)."""
+    got = con.execute(
+        "SELECT e.item_idx FROM event_rows e "
+        "WHERE e.user_idx = (SELECT user_idx FROM users WHERE user_id = $u) ORDER BY e.seq",
+        {"u": str(user_id)},
+    ).fetchnumpy()["item_idx"]
+    if len(got) == 0 and not user_exists(con, user_id):
+        raise UnknownUser(f"user {user_id!r} is not in this dataset")
+    items = np.array(got, np.int64)
+    items.flags.writeable = False  # the dashboard shares one copy between its viewers
+    return items
+
+
 def load_event_arrays(
     con: duckdb.DuckDBPyConnection, user_idx_range: tuple[int, int] | None = None
 ) -> EventArrays:
