@@ -65,12 +65,12 @@ st.header("3. The three clearest shifts", divider="gray")
 clearest = cps.sort_values("score", ascending=False, kind="stable").drop_duplicates("user_id").head(3)
 for n, r in enumerate(clearest.itertuples(), start=1):
     user, cp = str(r.user_id), int(r.event_index)
-    events = data.user_events(name, user)
+    n_events = len(data.user_items(name, user))
     neighbours = tuple(sorted(int(c) for c in cps.loc[cps["user_id"].astype(str) == user, "event_index"]))
     why = downstream.explanation(name, user, cp, neighbours)
     st.subheader(f"{n}. User {text.md_escape(user)}")
     st.markdown(
-        f"After {cp} of their {len(events)} events, their taste changed: **{text.md_escape(why.summary)}**."
+        f"After {cp} of their {n_events} events, their taste changed: **{text.md_escape(why.summary)}**."
     )
     picture, lists = st.columns([2, 3])
     picture.plotly_chart(
