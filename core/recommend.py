@@ -361,14 +361,19 @@ def _keep_top_per_row(matrix: sp.csr_matrix, k: int | None) -> sp.csr_matrix:
     matrix = matrix.tocsr()
     matrix.sort_indices()
     indptr, data = matrix.indptr, matrix.data
-    # One small stable sort per row longer than k (columns ascending within a row, so a
-    # stable sort of -value breaks ties by column): 0.1-0.2 s on MovieLens-100K's 2 M
-    # co-occurrences, where one lexsort of every entry by (row, -value, column) took 0.5 s
-    # of the dashboard's first Recommendations page.
+    # Per row longer than k: the k-th largest value by partition (linear), every entry above
+    # it, and of the entries equal to it the lowest columns (columns ascend within a row), as
+    # a stable sort of -value would keep. One lexsort of every entry by (row, -value, column)
+    # took 0.5 s of the dashboard's first Recommendations page on MovieLens-100K's 2 M
+    # co-occurrences, a stable argsort per row 0.1 s.
     keep = np.ones(len(data), dtype=bool)
     for r in np.flatnonzero(np.diff(indptr) > k):
         lo, hi = indptr[r], indptr[r + 1]
-        keep[lo + np.argsort(-data[lo:hi], kind="stable")[k:]] = False
+        row = data[lo:hi]
+        kth = np.partition(row, len(row) - k)[len(row) - k]
+        mine = row > kth
+        mine[np.flatnonzero(row == kth)[: k - int(mine.sum())]] = True
+        keep[lo:hi] = mine
     row = np.repeat(np.arange(matrix.shape[0]), np.diff(indptr))
     return sp.csr_matrix((data[keep], (row[keep], matrix.indices[keep])), shape=matrix.shape)
 
