@@ -336,21 +336,21 @@ class BestSplit(Detector):
         """Expected false alarms per 1,000 events of the fitted population at ``threshold``
         under the empirical null: its null users (pi0 of the scored ones) each reach it with
         probability 1 - Phi(threshold) at their root split."""
-        from scipy.stats import norm
+        from scipy.special import ndtr
 
         null = self._empirical()
-        chance = (1.0 - null.pi1_) * null.n_users * float(norm.sf(threshold))
+        chance = (1.0 - null.pi1_) * null.n_users * float(ndtr(-threshold))
         return 1000.0 * chance / max(self.n_events_, 1)
 
     def threshold_for_null_rate(self, rate: float) -> float:
         """The threshold at which the empirical null expects ``rate`` false alarms per 1,000 events."""
-        from scipy.stats import norm
+        from scipy.special import ndtri
 
         null = self._empirical()
         if rate <= 0:
             raise ShiftError(f"a false-alarm rate must be > 0, got {rate}")
         tail = rate * self.n_events_ / 1000.0 / max((1.0 - null.pi1_) * null.n_users, 1e-12)
-        return float(norm.isf(min(tail, 0.5)))
+        return float(-ndtri(min(tail, 0.5)))  # the normal's inverse tail (norm.isf)
 
     def _empirical(self) -> EmpiricalNull:
         if getattr(self, "empirical_", None) is None:

@@ -393,9 +393,9 @@ class ShiftShare:
     def expected_chance(self, threshold: float) -> float:
         """Expected users reaching ``threshold`` (a root score, N(0, 1) under the null) by
         everyday drift; over the users flagged at it, the false discovery rate."""
-        from scipy.stats import norm
+        from scipy.special import ndtr  # the normal's tail (scipy.stats' norm.sf), without scipy.stats
 
-        return float((1.0 - self.share) * self.n_scored * norm.sf(threshold))
+        return float((1.0 - self.share) * self.n_scored * ndtr(-threshold))
 
     @property
     def why(self) -> str:
