@@ -335,8 +335,12 @@ def test_a_signal_ends_an_import_with_one_line_and_the_database_unchanged(
     # The import is held at a known point (its temporary database complete, not yet swapped in)
     # until the signal comes: no race with a fast import on a busy or an idle machine.
     held = data_dir.parent / "held"
+    # Ctrl-C as at a terminal: a test run started with SIGINT ignored (a background job of a
+    # non-interactive shell, `nohup … &`) hands it ignored to every child, and Python then never
+    # raises KeyboardInterrupt; the child puts back what an interpreter at a terminal has.
     hold = (
-        "import pathlib, sys, threading\n"
+        "import pathlib, signal, sys, threading\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import core.store.importer as importer\n"
         "def swap(*args, **kwargs):\n"
         f"    pathlib.Path({str(held)!r}).write_text('held')\n"
