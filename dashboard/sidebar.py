@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.errors import ShiftError
+from core.results.base import as_stated
 from dashboard import data, links, text, views
 from dashboard.links import FDR_RANGE, MAX_RATE, MODES, clear_link_warnings, link
 
@@ -249,7 +250,7 @@ def _on_grid(value: float, scale: data.ThresholdScale) -> float:
     a link carries it, so a link reproduces it). Clamped before it is rounded: a link's ε of
     1e308 must not be carried as is (rounding it through a step raised OverflowError)."""
     wanted = min(max(float(value), scale.low), scale.high)
-    return float(min(max(float(text.eps(wanted)), scale.low), scale.high))
+    return float(min(max(as_stated(wanted), scale.low), scale.high))
 
 
 def _rate_slider(name: str, detector: str, eps_key: str, source: str) -> tuple[float, float]:

@@ -171,12 +171,9 @@ if len(cps):
     top["real"] = top["user_id"].astype(str).map(probability) if probability is not None else float("nan")
     # A link per user (opens in a new tab with that user selected); selecting a row switches here.
     top["timeline"] = [f"/timeline?{urlencode({'dataset': name, 'user': u})}" for u in top["user_id"]]
+    shown = ["user_id", "timeline", "event_index", "score", "real", "change points", "from → to", "timestamp"]
     event = st.dataframe(
-        top[
-            ["user_id", "timeline", "event_index", "score", "real", "change points", "from → to", "timestamp"]
-            if probability is not None
-            else ["user_id", "timeline", "event_index", "score", "change points", "from → to", "timestamp"]
-        ],
+        top[[c for c in shown if c != "real" or probability is not None]],
         hide_index=True,
         key="top_users",
         on_select="rerun",

@@ -31,6 +31,7 @@ array([30])
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -278,18 +279,9 @@ class BestSplit(Detector):
         setting, _ = calibration_halves(pool, 0.5, 0)  # the halves real_calibration uses
 
         def candidate(k: int) -> BestSplit:
-            det = BestSplit(
-                k,
-                self.n_categories,
-                self.min_size,
-                self.detrend,
-                self.length_null,
-                self.random_state,
-                self.empirical_null,
-                self.split_margin,
-                n_boot=0,  # the choice reads scores only, not the share's interval
-            )
-            det.name = self.name
+            det = copy.copy(self)  # every setting of this detector (fit() replaces what it learns)
+            # k components, no choice of its own, and no interval: the choice reads scores only
+            det.n_components, det.choose_components, det.n_boot = k, (), 0
             return det
 
         return choose_components(
