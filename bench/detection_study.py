@@ -28,6 +28,7 @@ import numpy as np
 from core import store
 from core.artefacts.items import item_features
 from core.benchmark.splices import SplicedUser, splice_benchmark, split_users, to_event_arrays
+from core.co_consumption import with_co
 from core.detectors import make_detector
 from core.detectors.base import ChangePoints
 from core.detectors.best_split import BestSplit
@@ -832,7 +833,10 @@ def new_default_cell(feats: np.ndarray, log: SpliceLog) -> dict:
     scored against the null fitted to the log's bulk, the threshold from the same real-history
     calibration as before (1.0 per 1,000 events); the null's own 1.0-per-1,000 threshold
     beside it."""
-    det = make_detector("best_split").fit(feats[log.item_idx], log.offsets)  # the registry's default
+    det = make_detector("best_split")  # the registry's default
+    if det.n_co:  # as core.artefacts.item_features gives it: the log's own co-consumption factors appended
+        feats = with_co(feats, log.item_idx, log.offsets, det.n_co)
+    det.fit(feats[log.item_idx], log.offsets)
     null = det.empirical_
     cal = calibrate_real(det)
     thr = cal.threshold_for(TARGET)
@@ -852,6 +856,7 @@ def new_default_cell(feats: np.ndarray, log: SpliceLog) -> dict:
         "threshold": thr,
         "stated FA/1000": cal.rates_at(thr)[0],
         "components": det.n_components,
+        "co-consumption": bool(det.n_co and det.use_co),
         "chosen from (F1@10 on calibration splices)": "" if choice is None else choice.describe(),
         "null": null.source_,
         "planted users": int(planted.sum()),

@@ -79,9 +79,11 @@ TERMS = {
     "everyday drift alone would explain. Setting the threshold this way picks the lowest ε that keeps it "
     "at most the share asked for.",
     "item features": "Each item's text is turned into numbers by a language model; the default detector "
-    "reads a few main directions of those numbers (principal components). How many suits one dataset and "
-    "not another, so the dataset chooses: its users that set the false-alarm rate are mixed with other "
-    "users' histories at a known event, and the number of directions that finds those planted changes best "
+    "reads a few main directions of those numbers (principal components), and may also read which items "
+    "the dataset's own users consume together (co-consumption factors: two recipes with unrelated names "
+    "that the same people cook sit close). How many directions, and whether co-consumption helps, suits one "
+    "dataset and not another, so the dataset chooses: its users that set the false-alarm rate are mixed "
+    "with other users' histories at a known event, and the setting that finds those planted changes best "
     "at the stated rate is used (shown on the Overview, under how it was measured).",
     "scored / not scored": "A detector compares windows of events before and after each event, so the "
     "first and last events of a history, and whole short histories, cannot be scored.",

@@ -24,11 +24,14 @@ def _metrics(at: AppTest) -> dict[str, str]:
 
 def _population_change_points(stub_matrix, dataset: str, eps: float):
     from core import store
+    from core.co_consumption import with_co
     from core.detectors import DEFAULT, make_detector
 
     with store.connect(dataset) as con:
         items, ev = store.load_items(con), store.load_event_arrays(con)
-    det = make_detector(DEFAULT).fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
+    det = make_detector(DEFAULT).fit(
+        with_co(stub_matrix(items), ev.item_idx, ev.offsets)[ev.item_idx], ev.offsets, ev.rating
+    )  # the product's item matrix: the vectors, then the log's co-consumption factors
     return det.predict(eps)
 
 

@@ -41,11 +41,14 @@ def _chart_title(at: AppTest, key_part: str = "timeline") -> str:
 def _user_candidates(stub_matrix, user: str, dataset: str = NAME) -> tuple[np.ndarray, np.ndarray]:
     """The default detector's candidate peaks for ``user``, computed without the app."""
     from core import store
+    from core.co_consumption import with_co
     from core.detectors import DEFAULT, make_detector
 
     with store.connect(dataset) as con:
         items, ev = store.load_items(con), store.load_event_arrays(con)
-    det = make_detector(DEFAULT).fit(stub_matrix(items)[ev.item_idx], ev.offsets, ev.rating)
+    det = make_detector(DEFAULT).fit(
+        with_co(stub_matrix(items), ev.item_idx, ev.offsets)[ev.item_idx], ev.offsets, ev.rating
+    )  # the product's item matrix: the vectors, then the log's co-consumption factors
     k = list(ev.user_ids).index(user)
     mine = det.candidates_.where(det.candidates_.user == k)
     return mine.event_index, mine.score

@@ -31,8 +31,22 @@ def _world(n_users=500, n_events=60, n_noise=24, n_signal=8, seed=0):
     return np.vstack(rows), offsets
 
 
-def _candidate(k: int) -> BestSplit:
-    return BestSplit(k, 0, 12, "index", empirical_null=True, split_margin=2.0, n_boot=0)
+def _candidate(k: int, co: bool = False, n_co: int = 0) -> BestSplit:
+    return BestSplit(k, 0, 12, "index", empirical_null=True, split_margin=2.0, n_boot=0, n_co=n_co, use_co=co)
+
+
+def _community_world(n_users=480, n_events=60, n_communities=4, per_community=250, dim=32, seed=0):
+    """Items whose texts say nothing of who consumes them (random vectors), consumed by users
+    who each stay in one of ``n_communities`` groups of items. A splice joins two users of
+    different groups, so only which items go together reveals it: (item vectors, item_idx,
+    offsets)."""
+    rng = np.random.default_rng(seed)
+    items = rng.normal(size=(n_communities * per_community, dim))
+    group = rng.integers(0, n_communities, n_users)
+    item_idx = np.concatenate(
+        [rng.integers(0, per_community, n_events) + g * per_community for g in group]
+    ).astype(np.int64)
+    return items, item_idx, np.arange(n_users + 1, dtype=np.int64) * n_events
 
 
 def test_splices_follow_the_benchmark_protocol():
@@ -87,7 +101,7 @@ def test_the_choice_never_reads_the_check_users():
     for k in checking:  # a check user's events carry a value no setting user has
         marked[offsets[k] : offsets[k + 1], 0] = 1e6
     choose_components(
-        lambda k: Recording(k, 0, 12, "index", empirical_null=True, n_boot=0),
+        lambda k, co: Recording(k, 0, 12, "index", empirical_null=True, n_boot=0),
         marked,
         offsets,
         setting,
@@ -117,8 +131,11 @@ def test_a_tie_goes_to_the_given_setting():
 
 def test_the_default_detector_records_its_choice_and_restores_it():
     vectors, offsets = _world()
+    # the product's layout: the vectors, then the co-consumption block (flat here: no items)
+    vectors = np.hstack([vectors, np.zeros((len(vectors), make_detector("best_split").n_co))])
     det = make_detector("best_split").fit(vectors, offsets)
     assert det.choice_ is not None and det.choice_.chosen == 32 and det.n_components == 32
+    assert not det.choice_.chosen_co and not det.use_co  # a flat block ties; ties go to no block
     assert det.features_.pca_.components_.shape[0] == 32
     state = det.export_state()
     again = make_detector("best_split")
@@ -154,3 +171,39 @@ def test_detect_stores_the_choice_for_readers_that_fit_nothing(data_dir, tmp_pat
     assert said["feature_choice"]["chosen_components"] == fit.choice_.chosen
     assert said["feature_setting"]["n_components"] == fit.choice_.chosen
     assert said["feature_choice"]["calibration_users"] == fit.choice_.users >= 200
+    # with or without the log's co-consumption factors: said in the JSON and the words
+    choice = said["feature_choice"]
+    assert choice["chosen_co_consumption"] == fit.choice_.chosen_co == fit.use_co
+    assert choice["candidates_with_co_consumption"] == [False] * 4 + [True] * 3
+    assert choice["candidates"] == [4, 8, 16, 32, 4, 8, 16]
+    assert said["feature_setting"]["n_co"] == 16 and said["feature_setting"]["use_co"] == fit.use_co
+
+
+def test_the_log_reads_co_consumption_where_only_it_reveals_the_splices():
+    """Texts that say nothing of the users' groups: every text-only setting misses the splices,
+    the co-consumption block finds them, and the choice takes it."""
+    from core.co_consumption import CO_FACTORS, with_co
+
+    items, item_idx, offsets = _community_world()
+    matrix = with_co(items, item_idx, offsets)
+    vectors = matrix[item_idx]
+    users = np.arange(len(offsets) - 1)
+    choice = choose_components(
+        lambda k, co: _candidate(k, co, CO_FACTORS), vectors, offsets, users, given=16,
+        candidates=(4, 16), co_candidates=(4,),
+    )  # fmt: skip
+    f1 = dict(zip(choice.labels, choice.f1, strict=True))
+    assert choice.chosen_co and choice.chosen == 4, choice
+    # the log's own splices spend its 1-per-1,000 budget (they are 12.5% of the users that set the
+    # threshold), so even a perfect reader finds about half of them at the stated rate
+    assert f1["4+co"] > 0.4 and max(f1["4"], f1["16"]) < 0.2, f1
+    assert "co-consumption" in choice.describe() and "4+co:" in choice.describe()
+    # the default detector makes the same choice and keeps it through its stored state
+    det = make_detector("best_split").fit(vectors, offsets)
+    assert det.use_co and det.choice_.chosen_co and det.features == "embedding+co"
+    again = make_detector("best_split")
+    again._import_state(det.export_state())
+    assert again.use_co and again.choice_ == det.choice_
+    assert np.allclose(
+        again.features_.transform(vectors[:60], offsets[:2]), det.features_.transform(vectors[:60], offsets[:2])
+    )

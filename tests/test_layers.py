@@ -22,7 +22,7 @@ LAYERS = [
      "core.composition", "core.metrics", "core.user_split", "core.synthetic", "core.sessions"},
     {"core.store"},  # behaviour logs: the only SQL
     {"core.ingest"},  # sources of logs, written through the store
-    {"core.encoder", "core.embeddings", "core.finetune"},  # item features
+    {"core.encoder", "core.embeddings", "core.finetune", "core.co_consumption"},  # item features
     {"core.trajectory"},  # per-user trajectories f_1 … f_t
     {"core.detectors"},  # interest model and detectors, their calibration
     {"core.explain", "core.recommend", "core.projection", "core.headline"},  # what changed, lists, the map, words

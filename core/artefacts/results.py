@@ -193,7 +193,9 @@ def stored_feature_choice(name: str, detector: str = DEFAULT) -> FeatureChoice |
     c = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("feature_choice")
     if c is None:
         return None
-    return FeatureChoice(**{**c, "candidates": tuple(c["candidates"]), "f1": tuple(c["f1"])})
+    return FeatureChoice(
+        **{**c, "candidates": tuple(c["candidates"]), "f1": tuple(c["f1"]), "co": tuple(c.get("co", ()))}
+    )
 
 
 def ensure_results(fit: PopulationFit) -> Path:

@@ -202,9 +202,11 @@ def _choice_json(choice) -> dict | None:
         return None
     return {
         "chosen_components": choice.chosen,
+        "chosen_co_consumption": choice.chosen_co,
         "by": "calibration splices" if not choice.why else "default",
         "why_default": choice.why or None,
         "candidates": list(choice.candidates),
+        "candidates_with_co_consumption": list(choice.co or [False] * len(choice.candidates)),
         "f1_at_10_on_calibration_splices": [None if f != f else round(f, 4) for f in choice.f1],
         "calibration_users": choice.users,
         "spliced_users_per_draw": choice.splices,
@@ -232,7 +234,7 @@ def detection_summary(fitted, threshold: float, located, share, chance) -> dict:
         "users_too_short": int(len(states) - scored),
         "feature_setting": {
             k: getattr(det, k)
-            for k in ("n_components", "n_categories", "min_size", "detrend")
+            for k in ("n_components", "n_categories", "n_co", "use_co", "min_size", "detrend")
             if hasattr(det, k)
         },
         "feature_choice": _choice_json(fitted.feature_choice()),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from core.co_consumption import CO_FACTORS
 from core.detectors.base import ChangePoints, Detector
 from core.detectors.best_split import BestSplit
 from core.detectors.discriminant import UserDiscriminant
@@ -42,6 +43,8 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
     # cost precision (issue 19's held-out logs, and bench/RESULTS.md, margins 0 / 1 / root only).
     # The number of item-vector components is chosen by each log on splices of its own
     # calibration users (core.detectors.feature_choice; 16 when the log is too small to choose).
+    # It is given the log's item co-consumption factors too (core.co_consumption) and reads
+    # them where the same choice finds splices better with them (Food.com: yes; MovieLens-100K: no).
     "best_split": lambda: BestSplit(
         n_components=16,
         min_size=12,
@@ -49,6 +52,9 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
         empirical_null=True,
         split_margin=2.0,
         choose_components=(4, 8, 16, 32),
+        n_co=CO_FACTORS,
+        use_co=False,
+        choose_co=(4, 8, 16),
     ),
     "recent_shift": lambda: RecentShift(n_components=16, detrend="index"),  # tentative alerts, last 8 events
 }

@@ -189,9 +189,18 @@ class BestSplit(Detector):
         split_margin: float = 0.0,
         choose_components: tuple[int, ...] = (),
         n_boot: int = 200,
+        n_co: int = 0,
+        use_co: bool = True,
+        choose_co: tuple[int, ...] = (),
     ) -> None:
         self.n_components = n_components
         self.n_categories = n_categories
+        # The input's last n_co columns are item co-consumption factors learned from the log
+        # (core.co_consumption); use_co says whether the features read them.
+        self.n_co = n_co
+        self.use_co = use_co
+        # Numbers of components also tried *with* the co-consumption block by the choice.
+        self.choose_co = tuple(choose_co) if n_co else ()
         self.min_size = min_size
         self.detrend = detrend
         self.length_null = length_null
@@ -207,6 +216,10 @@ class BestSplit(Detector):
         # its own calibration users (core.detectors.feature_choice); () keeps n_components.
         self.choose_components = tuple(choose_components)
         self.n_boot = n_boot  # bootstrap draws of the empirical null's share interval
+
+    @property
+    def features(self) -> str:  # type: ignore[override]  # what core.artefacts.item_features builds
+        return "embedding+co" if self.n_co else "embedding"
 
     @property
     def h(self) -> int:  # the base class's window: here the shortest segment
@@ -229,7 +242,8 @@ class BestSplit(Detector):
         if self.min_size < 2:
             raise ShiftError(f"{self.name}: min_size must be >= 2, got {self.min_size}")
         self.features_ = ShiftFeatures(
-            self.n_components, self.n_categories, self.detrend, random_state=self.random_state
+            self.n_components, self.n_categories, self.detrend, random_state=self.random_state,
+            n_co=self.n_co, use_co=self.use_co,
         ).fit(vectors, offsets)
 
     def fit(
@@ -243,9 +257,10 @@ class BestSplit(Detector):
         (positions; default every user), the users whose splits are taken as chance."""
         vectors, offsets = check_population(vectors, offsets)
         self.choice_ = None
-        if self.choose_components:
+        if self.choose_components or self.choose_co:
             self.choice_ = self._choose_components(vectors, offsets, null_users)
             self.n_components = self.choice_.chosen
+            self.use_co = self.choice_.chosen_co
         self._fit_population(vectors, offsets, ratings)
         self.offsets_, self.n_events_ = offsets, int(offsets[-1])
         z = self.features_.transform(vectors, offsets)
@@ -278,14 +293,23 @@ class BestSplit(Detector):
         pool = np.arange(len(offsets) - 1) if null_users is None else np.asarray(null_users, np.int64)
         setting, _ = calibration_halves(pool, 0.5, 0)  # the halves real_calibration uses
 
-        def candidate(k: int) -> BestSplit:
+        def candidate(k: int, co: bool) -> BestSplit:
             det = copy.copy(self)  # every setting of this detector (fit() replaces what it learns)
-            # k components, no choice of its own, and no interval: the choice reads scores only
-            det.n_components, det.choose_components, det.n_boot = k, (), 0
+            # k components, the co block or not, no choice of its own, and no interval: the
+            # choice reads scores only
+            det.n_components, det.use_co, det.n_boot = k, co, 0
+            det.choose_components, det.choose_co = (), ()
             return det
 
         return choose_components(
-            candidate, vectors, offsets, setting, self.n_components, self.choose_components, self.random_state
+            candidate,
+            vectors,
+            offsets,
+            setting,
+            self.n_components,
+            self.choose_components,
+            self.random_state,
+            self.choose_co,
         )
 
     def score(self, vectors: np.ndarray, offsets: np.ndarray) -> DetectorResult:
@@ -312,8 +336,10 @@ class BestSplit(Detector):
         self.choice_ = FeatureChoice.restore(state)
         if self.choice_ is not None:
             self.n_components = self.choice_.chosen
+            self.use_co = self.choice_.chosen_co
         self.features_ = ShiftFeatures(
-            self.n_components, self.n_categories, self.detrend, random_state=self.random_state
+            self.n_components, self.n_categories, self.detrend, random_state=self.random_state,
+            n_co=self.n_co, use_co=self.use_co,
         ).restore(state)
         used = bool(state["null.used"])
         self.null_ = LengthNull.restore(state) if used else None

@@ -7,8 +7,12 @@ than 16 on Food.com (bench/RESULTS.md, "feature setting chosen per log"). So the
 splices are built from the log's own *calibration* users (the half of the users that sets the
 false-alarm rate; the other half, which checks it, is never looked at), each candidate setting
 is fitted and calibrated on that splice log exactly as ``detect`` runs it, with no labels, and
-the setting whose F1@10 on the splices is highest wins. Too few calibration users to build a
-fair splice log: the given setting stays, and the choice says why.
+the setting whose F1@10 on the splices is highest wins. A setting is a number of components
+and, when the detector is given them, whether it also reads the log's item co-consumption
+factors (:mod:`core.co_consumption`): on Food.com they doubled the splices found, on
+MovieLens-100K they did not help (bench/RESULTS.md, issue 19, third round), so the log decides.
+Too few calibration users to build a fair splice log: the given setting stays, and the choice
+says why.
 
 The splice protocol is the benchmark's (``bench.detection_study``'s prevalence study uses
 :func:`splice_histories` too): a share of the users' histories replaced by user A's first c
@@ -26,6 +30,7 @@ import numpy as np
 from core.metrics import match_change_points, precision_recall_f1
 
 CANDIDATES = (4, 8, 16, 32)  # principal components of the item vectors
+CO_CANDIDATES = (4, 8, 16)  # ... each also tried with the co-consumption block, when given one
 SPLICE_SHARE = 0.125  # share of the calibration users spliced
 SPLICE_SEEDS = (0, 1)  # two splice logs, the F1 averaged: one draw of ~50 splices is noisy
 TARGET_RATE = 1.0  # false alarms per 1,000 real events: the product's default rate
@@ -45,16 +50,31 @@ class FeatureChoice:
     users: int  # calibration users the splice logs were built from
     splices: int  # spliced users per splice log
     why: str = ""  # "": chosen by the splices; else why the given setting stayed
+    co: tuple[bool, ...] = ()  # per candidate: with the co-consumption block (() = none did)
+    chosen_co: bool = False  # the chosen setting reads the co-consumption block
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Each candidate in words' short form: "16", or "8+co" with the co-consumption block."""
+        co = self.co or (False,) * len(self.candidates)
+        return tuple(f"{k}+co" if c else f"{k}" for k, c in zip(self.candidates, co, strict=True))
+
+    @property
+    def setting(self) -> str:
+        """The chosen setting in words."""
+        also = " and the log's item co-consumption factors" if self.chosen_co else ""
+        return f"{self.chosen} principal components{also}"
 
     def describe(self) -> str:
         """One line for the CLI and the dashboard."""
         if self.why:
-            return f"{self.chosen} principal components (the default: {self.why})"
-        scores = ", ".join(f"{k}: {f:.2f}" for k, f in zip(self.candidates, self.f1, strict=True))
+            return f"{self.setting} (the default: {self.why})"
+        scores = ", ".join(f"{k}: {f:.2f}" for k, f in zip(self.labels, self.f1, strict=True))
         return (
-            f"{self.chosen} principal components, chosen by this log: of {self.users} calibration users, "
+            f"{self.setting}, chosen by this log: of {self.users} calibration users, "
             f"{self.splices} were spliced with another user's history (two draws), and this setting found "
-            f"those splices best at {TARGET_RATE:g} real false alarm per 1,000 events (F1@10 {scores})"
+            f"those splices best at {TARGET_RATE:g} real false alarm per 1,000 events "
+            f"(F1@10 {scores}; +co: with co-consumption factors)"
         )
 
     def export_state(self) -> dict[str, np.ndarray]:
@@ -65,6 +85,8 @@ class FeatureChoice:
             "choice.users": np.asarray(self.users, np.int64),
             "choice.splices": np.asarray(self.splices, np.int64),
             "choice.why": np.asarray(self.why),
+            "choice.co": np.asarray(self.co or (False,) * len(self.candidates), bool),
+            "choice.chosen_co": np.asarray(self.chosen_co),
         }
 
     @classmethod
@@ -78,6 +100,8 @@ class FeatureChoice:
             int(state["choice.users"]),
             int(state["choice.splices"]),
             str(state["choice.why"]),
+            tuple(bool(c) for c in state["choice.co"]) if "choice.co" in state else (),
+            bool(state.get("choice.chosen_co", False)),
         )
 
 
@@ -115,28 +139,33 @@ def splice_f1(found: Sequence[np.ndarray], truth: list[list[int]]) -> float:
 
 
 def choose_components(
-    make: Callable[[int], object],
+    make: Callable[..., object],
     vectors: np.ndarray,
     offsets: np.ndarray,
     users: np.ndarray,
     given: int,
     candidates: Sequence[int] = CANDIDATES,
     random_state: int = 0,
+    co_candidates: Sequence[int] = (),
 ) -> FeatureChoice:
-    """The number of principal components that finds splices of the calibration ``users``
-    (positions) best at the product's stated rate. ``make(k)`` is a fresh, unfitted detector
-    reading ``k`` components (fitted and calibrated here on each splice log as ``detect`` does:
-    the whole splice log, real-history calibration, no labels). Ties go to ``given``, then to
-    fewer components."""
+    """The setting that finds splices of the calibration ``users`` (positions) best at the
+    product's stated rate: a number of principal components from ``candidates``, or one of
+    ``co_candidates`` with the co-consumption block. ``make(k, co)`` is a fresh, unfitted
+    detector reading ``k`` components, and the co-consumption block when ``co`` (fitted and
+    calibrated here on each splice log as ``detect`` does: the whole splice log, real-history
+    calibration, no labels). Ties go to ``given`` without the block, then to fewer components,
+    then to no block."""
     from core.detectors.real_null import calibrate_real
 
     counts = np.diff(offsets)
     pool = np.asarray(users, np.int64)
     pool = pool[counts[pool] >= MIN_EVENTS]
-    candidates = tuple(int(k) for k in candidates)
+    settings = [(int(k), False) for k in candidates] + [(int(k), True) for k in co_candidates]
+    candidates = tuple(k for k, _ in settings)
+    co = tuple(c for _, c in settings) if co_candidates else ()
     if len(pool) < MIN_USERS:
         why = f"{len(pool)} calibration users of {MIN_EVENTS}+ events, fewer than the {MIN_USERS} a choice needs"
-        return FeatureChoice(int(given), candidates, (np.nan,) * len(candidates), len(pool), 0, why)
+        return FeatureChoice(int(given), candidates, (np.nan,) * len(candidates), len(pool), 0, why, co)
     rng = np.random.default_rng(random_state)
     if len(pool) > MAX_USERS:
         pool = np.sort(rng.choice(pool, MAX_USERS, replace=False))
@@ -148,15 +177,17 @@ def choose_components(
         n_spliced = sum(1 for t in truth if t)
         log_vectors = vectors[np.concatenate(rows)]
         log_offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-        for i, k in enumerate(candidates):
-            det = make(k).fit(log_vectors, log_offsets)
+        for i, (k, with_co) in enumerate(settings):
+            det = make(k, with_co).fit(log_vectors, log_offsets)
             threshold = calibrate_real(det).threshold_for(TARGET_RATE)
             found = per_user_indices(det.predict(threshold), len(rows))
             scores[i] += splice_f1(found, truth) / len(SPLICE_SEEDS)
     best = scores.max()
-    ties = [k for k, s in zip(candidates, scores, strict=True) if s >= best - 1e-12]
-    chosen = int(given) if int(given) in ties else min(ties)
-    return FeatureChoice(chosen, candidates, tuple(float(s) for s in scores), len(pool), n_spliced)
+    ties = [st for st, s in zip(settings, scores, strict=True) if s >= best - 1e-12]
+    chosen = (int(given), False) if (int(given), False) in ties else min(ties, key=lambda st: (st[0], st[1]))
+    return FeatureChoice(
+        chosen[0], candidates, tuple(float(s) for s in scores), len(pool), n_spliced, "", co, chosen[1]
+    )
 
 
 def per_user_indices(cp, n_users: int) -> list[np.ndarray]:

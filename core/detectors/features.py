@@ -1,6 +1,8 @@
-"""Item feature kinds the detectors read: the language-model embeddings of the item texts, or
-genre histograms (the baseline without a language model). ``core.artefacts.item_features``
-builds the matrix of a dataset for a kind."""
+"""Item feature kinds the detectors read: the language-model embeddings of the item texts
+(``embedding``), the same with the log's item co-consumption factors appended as the last
+columns (``embedding+co``, :mod:`core.co_consumption`; the default detector decides per log
+whether to read them), or genre histograms (the baseline without a language model).
+``core.artefacts.item_features`` builds the matrix of a dataset for a kind."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import pandas as pd
 
 from core.errors import DataError
 
-FEATURE_KINDS = ("embedding", "genres")
+FEATURE_KINDS = ("embedding", "embedding+co", "genres")
 
 
 def genre_matrix(items: pd.DataFrame) -> np.ndarray:

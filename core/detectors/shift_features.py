@@ -4,8 +4,12 @@ Two blocks, each standardised so that neither dominates by its scale:
 
 - the language-model block: the event vectors projected on their first ``n_components``
   principal components (PCA fitted on the population), whitened;
-- the category block (only when the dataset has categories): the last ``n_categories``
-  columns of the input, the item's category histogram, centred.
+- the category block (only when the dataset has categories): the ``n_categories`` columns
+  after the language-model ones, the item's category histogram, centred;
+- the co-consumption block (only when ``n_co`` > 0): the last ``n_co`` columns of the input,
+  item factors learned from the log's own user-item matrix (:mod:`core.co_consumption`),
+  whitened. ``use_co`` False reads the input's layout but leaves the block out (the feature
+  choice of :mod:`core.detectors.feature_choice` decides per log).
 
 Each block is divided by the square root of its total variance, so each carries a total
 variance of 1 whatever its width.
@@ -67,52 +71,89 @@ class ShiftFeatures:
         min_users: int = 30,
         smooth: int = 5,
         random_state: int = 0,
+        n_co: int = 0,
+        use_co: bool = True,
     ) -> None:
         self.n_components = n_components
         self.n_categories = n_categories
+        self.n_co = n_co
+        self.use_co = use_co
         self.detrend = detrend
         self.min_users = min_users
         self.smooth = smooth
         self.random_state = random_state
 
-    def _blocks(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _blocks(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(language-model, category or None, co-consumption or None) columns of the input."""
+        o = int(self.n_co)
+        co = vectors[:, vectors.shape[1] - o :] if o and self.use_co else None
+        rest = vectors[:, : vectors.shape[1] - o]
         c = int(self.n_categories)
         if c:
-            return vectors[:, :-c], vectors[:, -c:]
-        return vectors, None
+            return rest[:, :-c], rest[:, -c:], co
+        return rest, None, co
+
+    @property
+    def reads_co(self) -> bool:
+        return bool(self.n_co and self.use_co)
 
     def _raw(self, vectors: np.ndarray) -> np.ndarray:
-        lm, cat = self._blocks(np.asarray(vectors, np.float64))
+        lm, cat, co = self._blocks(np.asarray(vectors, np.float64))
         parts = [self.pca_.transform(lm) / self.lm_scale_] if self.pca_ is not None else []
         if cat is not None:
             parts.append((cat - self.cat_mean_) / self.cat_scale_)
+        if co is not None:
+            parts.append(self.co_.transform(co) / self.co_scale_)
         return np.hstack(parts)
 
     def fit(self, vectors: np.ndarray, offsets: np.ndarray) -> ShiftFeatures:
-        from sklearn.decomposition import PCA
-
         if self.detrend not in DETRENDS:
             raise ShiftError(f"detrend must be one of {DETRENDS}, got {self.detrend!r}")
         if self.n_components < 0 or self.n_categories < 0:
             raise ShiftError("n_components and n_categories must be >= 0")
-        if self.n_components == 0 and self.n_categories == 0:
-            raise ShiftError("at least one feature block is needed: n_components or n_categories > 0")
+        if self.n_co < 0:
+            raise ShiftError("n_co must be >= 0")
+        if self.n_components == 0 and self.n_categories == 0 and not self.reads_co:
+            raise ShiftError("at least one feature block is needed: n_components, n_categories or n_co > 0")
         vectors = np.asarray(vectors, np.float64)
-        lm, cat = self._blocks(vectors)
+        if vectors.shape[1] <= self.n_co + self.n_categories:
+            raise ShiftError(
+                f"{vectors.shape[1]} feature columns cannot hold {self.n_categories} category and "
+                f"{self.n_co} co-consumption columns besides the language-model ones"
+            )
+        lm, cat, co = self._blocks(vectors)
         self.pca_ = None
         if self.n_components:
-            rng = np.random.default_rng(self.random_state)
-            rows = lm if len(lm) <= 50_000 else lm[rng.choice(len(lm), 50_000, replace=False)]
-            k = min(self.n_components, lm.shape[1], len(rows))
-            pca = PCA(n_components=k, whiten=True, random_state=self.random_state).fit(rows)
-            self.pca_ = WhitenedProjection(pca.mean_, pca.components_, pca.explained_variance_)
-            self.lm_scale_ = np.sqrt(k)  # whitened: total variance k -> 1
+            self.pca_ = self._whitened(lm, self.n_components)
+            self.lm_scale_ = np.sqrt(len(self.pca_.explained_variance_))  # whitened: total variance k -> 1
+        if co is not None:
+            # only the directions the log's factors vary along (a log with no co-consumption
+            # to speak of, e.g. every item consumed once, leaves the block empty, not NaN)
+            self.co_ = self._whitened(co, co.shape[1], drop_flat=True)
+            self.co_scale_ = np.sqrt(max(len(self.co_.explained_variance_), 1))
         if cat is not None:
             self.cat_mean_ = cat.mean(axis=0)
             self.cat_scale_ = max(float(np.sqrt(cat.var(axis=0).sum())), 1e-12)
         z = self._raw(vectors)
         self.trend_ = self._trend(z, offsets) if self.detrend == "index" else np.zeros((1, z.shape[1]))
         return self
+
+    def _whitened(self, block: np.ndarray, k: int, drop_flat: bool = False) -> WhitenedProjection:
+        """A whitened PCA of ``block``'s rows (a seeded 50,000 of them past that); ``drop_flat``
+        leaves out directions of (numerically) no variance."""
+        from sklearn.decomposition import PCA
+
+        rng = np.random.default_rng(self.random_state)
+        rows = block if len(block) <= 50_000 else block[rng.choice(len(block), 50_000, replace=False)]
+        k = min(k, block.shape[1], len(rows))
+        mean = rows.mean(axis=0)
+        if drop_flat and float(((rows - mean) ** 2).sum()) <= 1e-18 * len(rows):
+            return WhitenedProjection(mean, np.zeros((0, block.shape[1])), np.ones(0))
+        pca = PCA(n_components=k, whiten=True, random_state=self.random_state).fit(rows)
+        keep = np.ones(len(pca.explained_variance_), bool)
+        if drop_flat:
+            keep = pca.explained_variance_ > 1e-9 * float(pca.explained_variance_.max())
+        return WhitenedProjection(pca.mean_, pca.components_[keep], pca.explained_variance_[keep])
 
     def export_state(self) -> dict[str, np.ndarray]:
         """The learned state as plain arrays (stored without pickle; see :meth:`restore`)."""
@@ -129,6 +170,10 @@ class ShiftFeatures:
         if self.n_categories:
             state["features.cat_mean"] = self.cat_mean_
             state["features.cat_scale"] = np.asarray(self.cat_scale_, np.float64)
+        if self.reads_co:
+            state["features.co_mean"] = self.co_.mean_
+            state["features.co_components"] = self.co_.components_
+            state["features.co_variance"] = self.co_.explained_variance_
         return state
 
     def restore(self, state: dict[str, np.ndarray]) -> ShiftFeatures:
@@ -143,6 +188,11 @@ class ShiftFeatures:
         if self.n_categories:
             self.cat_mean_ = np.asarray(state["features.cat_mean"], np.float64)
             self.cat_scale_ = float(state["features.cat_scale"])
+        if self.reads_co:
+            self.co_ = WhitenedProjection(
+                state["features.co_mean"], state["features.co_components"], state["features.co_variance"]
+            )
+            self.co_scale_ = np.sqrt(max(len(self.co_.explained_variance_), 1))
         return self
 
     def _trend(self, z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
