@@ -64,7 +64,9 @@ def test_choosing_fine_tuned_features_reads_their_vectors_everywhere(tuned):
         mp.setattr(caching, "features", lambda name: "finetuned")
         np.testing.assert_allclose(data.stored_item_matrix(NAME), matrix, rtol=1e-6)
         fit = data._fitted(NAME, "best_split")
-        np.testing.assert_allclose(fit.items, matrix, rtol=1e-6)
+        # the fine-tuned vectors, then the log's co-consumption factors (the default's last columns)
+        np.testing.assert_allclose(fit.items[:, : matrix.shape[1]], matrix, rtol=1e-6)
+        assert fit.items.shape == (len(matrix), matrix.shape[1] + fit.detector.n_co)
     assert pretrained_flagged is not None
     # the link carries it, and a link with it opens with it
     again = _run(world.app, dataset=NAME, model="finetuned")

@@ -291,9 +291,9 @@ def test_best_split_headline_states_the_real_history_rates_and_recent_shifts(
 def test_a_damaged_stored_fit_is_rebuilt_with_a_notice_on_the_page(world_copy):
     import core.derived_files as files
     from core import artefacts
-    from core.detectors import DEFAULT
+    from core.detectors import DEFAULT, make_detector
 
-    path = artefacts.fit_path(NAME, DEFAULT, artefacts.cached_item_matrix(NAME))
+    path = artefacts.fit_path(NAME, DEFAULT, artefacts.item_features(NAME, make_detector(DEFAULT).features))
     assert path.exists()  # the world's fit, copied
     path.write_bytes(b"not a zip file")
     files.take_rebuild_notices()

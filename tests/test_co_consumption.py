@@ -82,3 +82,18 @@ def test_the_default_detector_asks_for_the_co_consumption_block(kind):
 
     det = make_detector(DEFAULT)
     assert det.features == kind and det.n_co == CO_FACTORS and not det.use_co  # the log decides
+
+
+def test_an_item_matrix_without_the_block_is_refused_not_misread():
+    """The default reads its last 16 columns as co-consumption factors: a matrix of text vectors
+    alone would have its last text columns read as factors, so it is refused, saying how to
+    build the right one."""
+    from core.detectors import DEFAULT, make_detector
+    from core.errors import ShiftError
+
+    item_idx, offsets = _two_groups()
+    text = np.random.default_rng(2).normal(size=(45, 48)).astype(np.float32)
+    with pytest.raises(ShiftError, match="with_co"):
+        make_detector(DEFAULT).fit(text[item_idx], offsets)
+    det = make_detector(DEFAULT).fit(with_co(text, item_idx, offsets)[item_idx], offsets)
+    assert det.n_co == CO_FACTORS

@@ -67,6 +67,7 @@ def test_the_benchmark_default_of_a_real_null_detector_is_the_products_threshold
     # uses that threshold (on the calibration users without a planted change), and the
     # shuffled-history threshold is the alternative row.
     from core import store
+    from core.artefacts import item_features
     from core.benchmark.detection import run_evaluation
     from core.benchmark.splices import split_users
     from core.benchmark.training import fit_and_calibrate, training_events
@@ -74,7 +75,8 @@ def test_the_benchmark_default_of_a_real_null_detector_is_the_products_threshold
     from core.ingest import ingest_synthetic
 
     ingest_synthetic("bench", 120, random_state=0)
-    features = stub_embeddings("bench")
+    stub_embeddings("bench")
+    features = item_features("bench", "embedding+co")  # the product's matrix for best_split
     sizes = {"n_splices": 12, "n_multi": 3, "n_gradual": 3, "n_controls": 10, "n_shuffled": 5}
     table = run_evaluation("bench", detectors=["best_split"], sizes=sizes).table
     table = table[table.detector == "best_split"].set_index("setting")

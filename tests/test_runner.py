@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from core import artefacts, limits, store
-from core.detectors import population
+from core.detectors import make_detector, population
 from core.detectors.population import change_points, fit_population
 
 ray = pytest.importorskip("ray")
@@ -63,9 +63,9 @@ def local_ray():
     ray.shutdown()
 
 
-def _inputs():
+def _inputs(kind: str = "embedding"):
     ev = artefacts.events(NAME)
-    return ev, artefacts.item_features(NAME, "embedding")
+    return ev, artefacts.item_features(NAME, kind)
 
 
 def _assert_same(local: population.PopulationFit, other: population.PopulationFit) -> None:
@@ -90,7 +90,7 @@ def test_ray_scores_like_the_local_engine(world, local_ray, monkeypatch, detecto
 
     if big:  # the path of logs over the memory limit: fit on a sample, score in chunks
         monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 2_000)
-    ev, feats = _inputs()
+    ev, feats = _inputs(make_detector(detector).features if detector == "best_split" else "embedding")
     local = fit_population(ev, feats, detector, dataset=NAME)
     on_ray = fit_population(ev, feats, detector, dataset=NAME, scorer=RayScorer())
     _assert_same(local, on_ray)

@@ -42,6 +42,21 @@ def event_index(offsets: np.ndarray) -> np.ndarray:
     return np.arange(int(offsets[-1])) - np.repeat(offsets[:-1], counts)
 
 
+def check_co_block(block: np.ndarray) -> None:
+    """Raise unless ``block`` looks like co-consumption factors (every row a unit vector, or zeros
+    for an item nobody consumed): an item matrix built without them would otherwise have its
+    last language-model columns read as co-consumption, silently."""
+    norms = np.linalg.norm(np.asarray(block, np.float64), axis=1)
+    bad = ~((np.abs(norms - 1.0) < 1e-3) | (norms < 1e-6))
+    if bad.any():
+        raise ShiftError(
+            f"this detector reads the log's item co-consumption factors as the last {block.shape[1]} "
+            f"columns of its input, but row {int(np.argmax(bad))} there is not one (norm "
+            f"{norms[np.argmax(bad)]:.3g}): build the item matrix with core.artefacts.item_features(name, "
+            "detector.features) or core.co_consumption.with_co"
+        )
+
+
 class WhitenedProjection:
     """A fitted whitened PCA as its three arrays: ``transform(x) = (x - mean_) @
     components_.T / sqrt(explained_variance_)``, as scikit-learn's ``PCA(whiten=True)``
@@ -86,6 +101,8 @@ class ShiftFeatures:
     def _blocks(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(language-model, category or None, co-consumption or None) columns of the input."""
         o = int(self.n_co)
+        if o:
+            check_co_block(vectors[:, vectors.shape[1] - o :])
         co = vectors[:, vectors.shape[1] - o :] if o and self.use_co else None
         rest = vectors[:, : vectors.shape[1] - o]
         c = int(self.n_categories)
