@@ -238,8 +238,9 @@ def _features(name: str, detector: str) -> np.ndarray:
     from core.detectors import make_detector
 
     kind = make_detector(detector).features
-    vectors = cached_item_matrix(name) if kind == "embedding" else None
-    if kind == "embedding" and vectors is None:
+    reads_text = kind.startswith("embedding")  # "embedding" or "embedding+co"
+    vectors = cached_item_matrix(name) if reads_text else None
+    if reads_text and vectors is None:
         raise NotPrecomputed(f"{name!r} has no encoded items; run: python -m core encode {name}")
     return item_features(name, kind, vectors)
 
