@@ -131,6 +131,11 @@ def beyond_drift(share, chance, n_users: int) -> str:
         f"How many really changed? Compared with how this dataset's users usually drift, about "
         f"**{users(share.users)} ({lo:.0f}–{hi:.0f})** changed their interests beyond everyday drift."
     )
+    if getattr(share, "null", "") == "known":
+        text = (
+            "How many really changed? Compared with the users this dataset's ground truth marks as unchanged, "
+            f"about **{users(share.users)} ({lo:.0f}–{hi:.0f})** changed their interests beyond everyday drift."
+        )
     if share.bulk_moving:
         text = (
             "How many really changed? Most of this dataset's users moved at once (a season, a campaign, a "

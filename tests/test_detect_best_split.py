@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from core import artefacts, cli, limits
-from core.detectors import population
+from core.detectors import make_detector, population
 from core.detectors.real_null import RealCalibration
 
 NAME = "drifts"
@@ -105,10 +105,11 @@ def test_best_split_is_stored_with_its_real_calibration_and_reruns_one_user(drif
 
 
 def test_logs_over_the_memory_limit_fit_a_sample_and_score_every_user_exactly(drifts, monkeypatch):
-    events, items = artefacts.events(NAME), artefacts.item_features(NAME, "embedding")
+    events = artefacts.events(NAME)
     monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 2_000)  # the log has ~5,500 events
     assert int(events.offsets[-1]) > 2_000
     for name in ("best_split", "recent_shift"):
+        items = artefacts.item_features(NAME, make_detector(name).features)  # the product's matrix
         fit = population.fit_population(events, items, name, dataset=NAME)
         assert fit.calibration.n_events <= 2_000  # fitted and calibrated on a user sample
         whole = fit.detector.score(items[events.item_idx].astype(np.float64), events.offsets)

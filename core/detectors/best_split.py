@@ -47,6 +47,8 @@ from core.errors import ShiftError
 MIN_NULL_SEGMENTS = 400
 # The fewest scored users an empirical null is fitted to (two length buckets of 150).
 MIN_EMPIRICAL_USERS = 300
+# A planted world's known null (its unchanged users): the fewest of them it is fitted to.
+MIN_KNOWN_NULL_USERS = 100
 
 
 def f_scan(z: np.ndarray, min_size: int) -> np.ndarray:
@@ -275,12 +277,17 @@ class BestSplit(Detector):
         use_null = self.length_null and len(ref["f"]) >= MIN_NULL_SEGMENTS
         self.null_ = LengthNull(ref["f"], ref["length"]) if use_null else None
         self.empirical_ = None
-        roots = ref["parent"] < 0
-        if self.empirical_null and roots.sum() >= MIN_EMPIRICAL_USERS:
+        roots, every = ref["parent"] < 0, nodes["parent"] < 0
+        known = null_users is not None and roots.sum() >= MIN_KNOWN_NULL_USERS
+        if self.empirical_null and every.sum() >= MIN_EMPIRICAL_USERS and (null_users is None or known):
             self.null_ = None
-            self.empirical_ = EmpiricalNull(n_boot=self.n_boot, random_state=self.random_state).fit(
-                np.log(ref["f"][roots]), ref["length"][roots]
-            )
+            null = EmpiricalNull(n_boot=self.n_boot, random_state=self.random_state)
+            if null_users is None:
+                self.empirical_ = null.fit(np.log(ref["f"][roots]), ref["length"][roots])
+            else:  # a planted world: the null of its unchanged users, the share of all of them
+                self.empirical_ = null.fit_known(
+                    np.log(ref["f"][roots]), ref["length"][roots], np.log(nodes["f"][every]), nodes["length"][every]
+                )
         self.result_ = DetectorResult(self._root_scan(z, offsets), offsets, self._candidates_of(nodes))
         return self
 

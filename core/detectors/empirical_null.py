@@ -78,6 +78,7 @@ REFERENCE = {"a": -0.939, "b": 0.391, "c": 0.395, "d": -0.016}
 SOURCES = {
     "empirical": "an empirical null fitted to the bulk of this log's own users",
     "reference": "the reference null stored with the product (the bulk of MovieLens-100K and Food.com users)",
+    "known": "the null of the users the ground truth marks as unchanged (a planted world)",
 }
 
 
@@ -175,6 +176,30 @@ class EmpiricalNull:
             self.sigma_ = REFERENCE["c"] + REFERENCE["d"] * self.loglen_
         z = self.z(x, length)
         self.pi1_ = self._share(z) if self.source_ == "reference" else self.fitted_pi1_
+        self.pi1_interval_ = self._bootstrap(x, length)
+        self._set_lfdr(z)
+        return self
+
+    def fit_known(
+        self, x_null: np.ndarray, length_null: np.ndarray, x: np.ndarray, length: np.ndarray
+    ) -> EmpiricalNull:
+        """A planted world, where the ground truth names users with no change: the null is
+        fitted to *their* scores (``x_null``, ``length_null``: its location and spread by
+        length, as for the bulk), and the share beyond it, the interval and every local fdr are
+        of *all* users (``x``, ``length``), by Storey's estimator as for the reference null.
+        Without this the share would be of the unchanged users alone (a question nobody asked)."""
+        x_null, length_null = np.asarray(x_null, np.float64), np.asarray(length_null, np.float64)
+        x, length = np.asarray(x, np.float64), np.asarray(length, np.float64)
+        if len(x_null) < 50 or len(x) < 50 or not (np.isfinite(x_null).all() and np.isfinite(x).all()):
+            raise ShiftError(f"the known null needs >= 50 finite scores, got {len(x_null)} and {len(x)}")
+        # no mixture: every one of these users is null, so each length bucket's median and
+        # lower-half spread are the null's location and spread themselves
+        self.loglen_, self.mu_, self.sigma_ = _standardise_buckets(
+            x_null, length_null, self.per_bucket, self.max_buckets
+        )
+        self.source_ = "known"
+        z = self.z(x, length)
+        self.pi1_ = self.fitted_pi1_ = self._share(z)
         self.pi1_interval_ = self._bootstrap(x, length)
         self._set_lfdr(z)
         return self

@@ -180,7 +180,12 @@ def fit_population(
         if null_users is not None:
             cal = dataclasses.replace(cal, sample="shift-free")
     else:
-        det.fit(vectors, offsets, ratings)
+        if det.null == "real" and null_users is not None:
+            # a planted world too small for a real calibration: its unchanged users still make
+            # the known null of the share beyond drift (core.detectors.empirical_null.fit_known)
+            det.fit(vectors, offsets, ratings, null_users=null_users)
+        else:
+            det.fit(vectors, offsets, ratings)
         n_shuffles = CALIBRATION_SHUFFLES
         if det.null == "real":
             # Too few real users to set the rate on: shuffled copies of them, enough of them for
@@ -360,8 +365,9 @@ def user_states(
 @dataclass(frozen=True)
 class ShiftShare:
     """The share of scored users beyond everyday drift (pi1) from the empirical null, with its
-    95% bootstrap interval; ``null`` "empirical" (fitted to the bulk of this log's users) or
-    "reference" (the bulk moved; the null stored with the product), ``why`` says which."""
+    95% bootstrap interval; ``null`` "empirical" (fitted to the bulk of this log's users),
+    "reference" (the bulk moved; the null stored with the product) or "known" (a planted world:
+    the users its ground truth marks as unchanged), ``why`` says which."""
 
     share: float
     low: float
@@ -407,7 +413,7 @@ class ShiftShare:
                 f"beyond everyday drift (>= {BULK_MOVING_SHARE:.0%}), so its centre cannot stand for "
                 f"everyday drift; {SOURCES['reference']} is used instead"
             )
-        return SOURCES["empirical"]
+        return SOURCES[self.null]
 
     def summary(self) -> str:
         """ "about 31 users [18-45] of 843 scored changed beyond everyday drift (null: ...)"."""
