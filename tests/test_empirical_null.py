@@ -138,3 +138,31 @@ def test_a_further_split_is_kept_only_when_significant_on_its_own():
     assert found(0.0) == [30, 60]
     assert found(2.0) == [30, 60]  # the second change is far beyond chance on its own
     assert len(found(np.inf)) == 1  # root only: the user-level decision
+
+
+def test_a_known_null_counts_every_user_against_the_unchanged_ones_and_their_own_tail():
+    """A planted world: the null is learned from the users its ground truth marks as unchanged
+    (their drift heavier-tailed than a normal), and the share, the expected chance and the
+    probabilities are of all users against it."""
+    rng = np.random.default_rng(3)
+    n = rng.integers(30, 300, 2000)
+    x = 0.5 * np.log(n) + 0.4 * rng.standard_t(4, 2000)  # real drift: heavy upper tail
+    k = 600
+    x[:k] += 2.5  # the first 600 users shifted
+    unchanged = np.arange(k, 2000)
+    null = EmpiricalNull(n_boot=50).fit_known(x[unchanged], n[unchanged], x, n)
+    assert null.source_ == "known" and null.n_users == 2000
+    assert abs(null.pi1_ * 2000 - k) <= 0.1 * k, null.pi1_
+    lo, hi = null.pi1_interval_
+    assert lo <= k / 2000 <= hi
+    # the expected chance at a threshold is what the unchanged users really reach there
+    z = null.z(x, n)
+    for t in (1.5, 2.5):
+        really = int((z[unchanged] >= t).sum())
+        assert abs(null.expected_chance(t) - really) <= 0.1 * really + 2, (t, null.expected_chance(t), really)
+    assert null.fdr(2.5) == pytest.approx(null.expected_chance(2.5) / int((z >= 2.5).sum()), rel=1e-9)
+    prob = null.probability(z)
+    assert np.median(prob[:k]) > 0.9 and np.median(prob[k:]) < 0.1
+    back = EmpiricalNull.restore(null.export_state())
+    assert back.source_ == "known" and back.expected_chance(2.5) == null.expected_chance(2.5)
+    assert back.threshold_for_fdr(0.1) == null.threshold_for_fdr(0.1)

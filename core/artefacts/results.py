@@ -184,7 +184,7 @@ def stored_shift_share(name: str, detector: str = DEFAULT) -> population.ShiftSh
     log without an empirical null); NotPrecomputed when the results are missing or stale."""
     folder, _ = _checked(name, detector)
     s = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("shift_share")
-    return None if s is None else population.ShiftShare(**s)
+    return None if s is None else population.ShiftShare(**{**s, "null_z": tuple(s.get("null_z", ()))})
 
 
 def stored_feature_choice(name: str, detector: str = DEFAULT) -> FeatureChoice | None:

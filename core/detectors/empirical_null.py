@@ -112,14 +112,24 @@ def fit_bulk(x: np.ndarray, length: np.ndarray, per_bucket: int = 150, max_bucke
     return loglen, centre + spread * delta, spread * sigma0, pi0
 
 
-def fdr_threshold(root_scores: np.ndarray, pi1: float, q: float) -> float:
+def null_tail(t, null_z: np.ndarray | None = None) -> np.ndarray:
+    """The null's upper tail P(z >= t): the standard normal's, or, for a known null (a planted
+    world's unchanged users), the share of those users' sorted scores ``null_z`` at or above t."""
+    t = np.asarray(t, np.float64)
+    if null_z is None or not len(null_z):
+        return special.ndtr(-t)
+    return (len(null_z) - np.searchsorted(null_z, t, side="left")) / len(null_z)
+
+
+def fdr_threshold(root_scores: np.ndarray, pi1: float, q: float, null_z: np.ndarray | None = None) -> float:
     """The lowest root score t such that flagging every user scoring >= t has a tail-area FDR
-    (1 - pi1) * N * (1 - Phi(t)) / #{score >= t} of at most ``q``; NaN scores are ignored.
-    The same rule for a fit and for stored results (users' highest scores and pi1)."""
+    (1 - pi1) * N * P_null(z >= t) / #{score >= t} of at most ``q``; NaN scores are ignored.
+    The same rule for a fit and for stored results (users' highest scores and pi1; ``null_z``
+    the known null's sorted scores, None for a normal null)."""
     if not 0 < q < 1:
         raise ShiftError(f"a false discovery rate must be in (0, 1), got {q}")
     z = np.sort(np.asarray(root_scores, np.float64)[np.isfinite(root_scores)])
-    fdr = np.minimum((1.0 - pi1) * len(z) * special.ndtr(-z) / (len(z) - np.arange(len(z))), 1.0)
+    fdr = np.minimum((1.0 - pi1) * len(z) * null_tail(z, null_z) / (len(z) - np.arange(len(z))), 1.0)
     ok = np.flatnonzero(fdr <= q)  # flagging every user from z[i] up
     if len(ok) == 0:
         lowest = f"{fdr.min():.3g}" if len(fdr) else "undefined (no scored user)"
@@ -198,6 +208,9 @@ class EmpiricalNull:
             x_null, length_null, self.per_bucket, self.max_buckets
         )
         self.source_ = "known"
+        # their own scores are the null's tail (real drift is heavier-tailed than a normal:
+        # the synthetic world's unchanged users reach z = 2.65 six times as often)
+        self.null_z_ = np.sort(self.z(x_null, length_null))
         z = self.z(x, length)
         self.pi1_ = self.fitted_pi1_ = self._share(z)
         self.pi1_interval_ = self._bootstrap(x, length)
@@ -228,7 +241,10 @@ class EmpiricalNull:
         from scipy import stats
 
         f = stats.gaussian_kde(self.z_sorted_)(self.z_sorted_)
-        pdf = np.exp(-(self.z_sorted_**2) / 2.0) / np.sqrt(2.0 * np.pi)  # the standard normal's
+        if self.known_z is not None:  # the known null's own density
+            pdf = stats.gaussian_kde(self.known_z)(self.z_sorted_)
+        else:
+            pdf = np.exp(-(self.z_sorted_**2) / 2.0) / np.sqrt(2.0 * np.pi)  # the standard normal's
         lfdr = np.clip(pi0 * pdf / np.maximum(f, 1e-300), 0.0, 1.0)
         # Above the null's centre a larger z is never less likely to be a shift: running minimum.
         above = self.z_sorted_ >= 0
@@ -247,6 +263,11 @@ class EmpiricalNull:
     def n_users(self) -> int:
         return len(self.z_sorted_)
 
+    @property
+    def known_z(self) -> np.ndarray | None:
+        """The known null's sorted scores (a planted world's unchanged users), else None."""
+        return getattr(self, "null_z_", None) if self.source_ == "known" else None
+
     def lfdr(self, z: np.ndarray) -> np.ndarray:
         """Local false discovery rate at ``z`` (interpolated on the fitted users' z)."""
         return np.interp(np.asarray(z, np.float64), self.z_sorted_, self.lfdr_sorted_)
@@ -260,8 +281,9 @@ class EmpiricalNull:
         return int(self.n_users - np.searchsorted(self.z_sorted_, threshold, side="left"))
 
     def expected_chance(self, threshold: float) -> float:
-        """Expected users among the fitted ones that reach ``threshold`` by everyday drift."""
-        return float((1.0 - self.pi1_) * self.n_users * special.ndtr(-threshold))
+        """Expected users among the fitted ones that reach ``threshold`` by everyday drift (the
+        normal's tail; a known null's own)."""
+        return float((1.0 - self.pi1_) * self.n_users * null_tail(threshold, self.known_z))
 
     def fdr(self, threshold: float) -> float:
         """Tail-area false discovery rate: the expected share of chance among flagged users."""
@@ -269,7 +291,7 @@ class EmpiricalNull:
 
     def threshold_for_fdr(self, q: float) -> float:
         """The lowest threshold whose FDR is at most ``q`` (Storey's rule: every user from it up is flagged)."""
-        return fdr_threshold(self.z_sorted_, self.pi1_, q)
+        return fdr_threshold(self.z_sorted_, self.pi1_, q, self.known_z)
 
     def export_state(self, prefix: str = "empirical.") -> dict[str, np.ndarray]:
         """Plain arrays (no pickle); :meth:`restore` reads them back."""
@@ -283,6 +305,7 @@ class EmpiricalNull:
             f"{prefix}source": np.asarray(self.source_),
             f"{prefix}z_sorted": self.z_sorted_,
             f"{prefix}lfdr_sorted": self.lfdr_sorted_,
+            f"{prefix}null_z": self.known_z if self.known_z is not None else np.empty(0),
         }
 
     @classmethod
@@ -298,6 +321,9 @@ class EmpiricalNull:
         null.source_ = str(state[f"{prefix}source"])
         null.z_sorted_ = np.asarray(state[f"{prefix}z_sorted"], np.float64)
         null.lfdr_sorted_ = np.asarray(state[f"{prefix}lfdr_sorted"], np.float64)
+        null.null_z_ = np.asarray(state.get(f"{prefix}null_z", np.empty(0)), np.float64)
+        if null.source_ == "known" and not len(null.null_z_):
+            raise ValueError("stored known null has no null scores")
         if (
             not (len(null.loglen_) == len(null.mu_) == len(null.sigma_) > 0)
             or len(null.z_sorted_) != len(null.lfdr_sorted_)

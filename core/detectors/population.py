@@ -375,6 +375,7 @@ class ShiftShare:
     n_scored: int
     null: str
     fitted_share: float  # the bulk fit's own pi1, also when it was set aside
+    null_z: tuple[float, ...] = ()  # a known null's sorted scores (its tail); () for a normal null
 
     @property
     def users(self) -> float:
@@ -394,14 +395,18 @@ class ShiftShare:
         score per user); as stated: three significant digits, rounded up."""
         from core.detectors.empirical_null import fdr_threshold
 
-        return stated_threshold(fdr_threshold(root_scores, self.share, fdr))
+        return stated_threshold(fdr_threshold(root_scores, self.share, fdr, self._null_z))
+
+    @property
+    def _null_z(self) -> np.ndarray | None:
+        return np.asarray(self.null_z, np.float64) if self.null_z else None
 
     def expected_chance(self, threshold: float) -> float:
         """Expected users reaching ``threshold`` (a root score, N(0, 1) under the null) by
         everyday drift; over the users flagged at it, the false discovery rate."""
-        from scipy.special import ndtr  # the normal's tail (scipy.stats' norm.sf), without scipy.stats
+        from core.detectors.empirical_null import null_tail
 
-        return float((1.0 - self.share) * self.n_scored * ndtr(-threshold))
+        return float((1.0 - self.share) * self.n_scored * null_tail(threshold, self._null_z))
 
     @property
     def why(self) -> str:
@@ -435,7 +440,8 @@ def shift_share(fit: PopulationFit) -> ShiftShare | None:
     null = empirical_null(fit)
     if null is None:
         return None
-    return ShiftShare(null.pi1_, *null.pi1_interval_, null.n_users, null.source_, null.fitted_pi1_)
+    known = () if null.known_z is None else tuple(float(v) for v in null.known_z)
+    return ShiftShare(null.pi1_, *null.pi1_interval_, null.n_users, null.source_, null.fitted_pi1_, known)
 
 
 def root_scores(fit: PopulationFit) -> np.ndarray:
