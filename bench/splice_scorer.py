@@ -43,7 +43,15 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
-from bench.detection_study import MAX_PREVALENCE_USERS, RESULTS, TARGET, SpliceLog, _log_scores, load_world, splice_log
+from bench.detection_study import (
+    MAX_PREVALENCE_USERS,
+    RESULTS,
+    TARGET,
+    SpliceLog,
+    _log_scores,
+    load_world,
+    splice_log,
+)
 from core.co_consumption import with_co
 from core.detectors import ChangePoints, make_detector
 from core.detectors.best_split import f_scan
@@ -54,8 +62,17 @@ SETS = {
     "split": ["logF", "z", "tau/n", "cos"],
     "split+co": ["logF", "z", "tau/n", "cos", "co logF", "co logF@tau", "co |argmax-tau|/n", "co cos"],
     "split+co+pop": [
-        "logF", "z", "tau/n", "cos", "co logF", "co logF@tau", "co |argmax-tau|/n", "co cos",
-        "pop before-after", "pop slope", "pop sd before-after",
+        "logF",
+        "z",
+        "tau/n",
+        "cos",
+        "co logF",
+        "co logF@tau",
+        "co |argmax-tau|/n",
+        "co cos",
+        "pop before-after",
+        "pop slope",
+        "pop sd before-after",
     ],
 }
 COLUMNS = SETS["split+co+pop"]
@@ -91,9 +108,17 @@ def root_features(det, emb, co, logpop, item_idx, offsets) -> tuple[np.ndarray, 
         zt = z[lo:hi]
         taus_both[k] = m + int(np.argmax(f / f.mean() + fc / fc.mean()))
         out[k] = [
-            np.log(f[j]), float(det._significance(np.array([f[j]]), n)[0]), tau / n, _cos(zt[:tau], zt[tau:]),
-            np.log(fc[jc]), np.log(fc[j]), abs(jc - j) / n, _cos(c[:tau], c[tau:]),
-            p[:tau].mean() - p[tau:].mean(), np.polyfit(np.arange(n), p, 1)[0] * n, p[:tau].std() - p[tau:].std(),
+            np.log(f[j]),
+            float(det._significance(np.array([f[j]]), n)[0]),
+            tau / n,
+            _cos(zt[:tau], zt[tau:]),
+            np.log(fc[jc]),
+            np.log(fc[j]),
+            abs(jc - j) / n,
+            _cos(c[:tau], c[tau:]),
+            p[:tau].mean() - p[tau:].mean(),
+            np.polyfit(np.arange(n), p, 1)[0] * n,
+            p[:tau].std() - p[tau:].std(),
         ]
         taus[k] = tau
     return out, taus, taus_both
@@ -112,9 +137,9 @@ def _train(det, emb, co, logpop, log, users, cols, seed) -> HistGradientBoosting
         ok = ~np.isnan(x[:, 0])
         xs.append(x[ok][:, cols])
         ys.append(np.array([bool(t) for t in truth])[ok])
-    return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, random_state=0).fit(
-        np.vstack(xs), np.concatenate(ys)
-    )
+    return HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.05, max_leaf_nodes=15, random_state=0
+    ).fit(np.vstack(xs), np.concatenate(ys))
 
 
 def learned_scores(det, emb, co, logpop, log, feats, setting, cols, seed) -> np.ndarray:
@@ -154,7 +179,13 @@ def cell(world, share: float, lengths: str, seed: int) -> dict:
     matrix = with_co(world.emb, log.item_idx, log.offsets, det.n_co)
     det.fit(matrix[log.item_idx], log.offsets)
     thr = calibrate_real(det).threshold_for(TARGET)
-    row = {"log": world.name, "histories": lengths, "spliced": share, "seed": seed, "components": det.n_components}
+    row = {
+        "log": world.name,
+        "histories": lengths,
+        "spliced": share,
+        "seed": seed,
+        "components": det.n_components,
+    }
     row["co-consumption"] = bool(det.use_co)
     row["default"] = _log_scores(log, det.predict(thr))
     co = matrix[:, -det.n_co :]
@@ -171,7 +202,9 @@ def cell(world, share: float, lengths: str, seed: int) -> dict:
         hit = np.array([bool(tr) and abs(taus[k] - tr[0]) <= 10 for k, tr in enumerate(log.truth)])
         flagged_spliced = log.spliced & (np.nan_to_num(s, nan=-np.inf) >= t)
         row[name]["spliced flagged"] = int(flagged_spliced.sum())
-        row[name]["located within 10"] = float(hit[flagged_spliced].mean()) if flagged_spliced.any() else np.nan
+        row[name]["located within 10"] = (
+            float(hit[flagged_spliced].mean()) if flagged_spliced.any() else np.nan
+        )
         hit2 = np.array([bool(tr) and abs(tb[k] - tr[0]) <= 10 for k, tr in enumerate(log.truth)])
         row[name]["located both"] = float(hit2[flagged_spliced].mean()) if flagged_spliced.any() else np.nan
         row["AUC check half, 40+ events"][name] = roc_auc_score(log.spliced[judge], s[judge])
@@ -196,23 +229,34 @@ def main() -> None:
             d = row["default"]
             parts = [f"default {d['F1@10']:.3f}/{d['FA/1000 control']:.2f}"] + [
                 f"{k} {row[k]['F1@10']:.3f}/{row[k]['FA/1000 control']:.2f} ({row[k]['spliced flagged']} flagged, "
-                f"{row[k]['located within 10']:.2f} located, both {row[k]['located both']:.2f})" for k in SETS
+                f"{row[k]['located within 10']:.2f} located, both {row[k]['located both']:.2f})"
+                for k in SETS
             ]
             auc = " ".join(f"{k} {v:.3f}" for k, v in row["AUC check half, 40+ events"].items())
-            print(f"{name} {lengths} {share:g} seed {seed}: F1@10/FA " + ", ".join(parts) + f" | AUC {auc} | "
-                  f"{row['seconds']:.0f}s load {row['load']:.1f}", flush=True)
+            print(
+                f"{name} {lengths} {share:g} seed {seed}: F1@10/FA " + ", ".join(parts) + f" | AUC {auc} | "
+                f"{row['seconds']:.0f}s load {row['load']:.1f}",
+                flush=True,
+            )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.stem}.json").write_text(json.dumps(rows, indent=1))
-    lines = ["| log | histories | spliced | seed | default F1@10 / FA | " + " | ".join(f"{k} F1@10 / FA" for k in SETS)
-             + " | AUC default z | " + " | ".join(f"AUC {k}" for k in SETS) + " |",
-             "|" + "---|" * (5 + 2 * len(SETS) + 1)]
+    lines = [
+        "| log | histories | spliced | seed | default F1@10 / FA | "
+        + " | ".join(f"{k} F1@10 / FA" for k in SETS)
+        + " | AUC default z | "
+        + " | ".join(f"AUC {k}" for k in SETS)
+        + " |",
+        "|" + "---|" * (5 + 2 * len(SETS) + 1),
+    ]
     for r in rows:
         a = r["AUC check half, 40+ events"]
         lines.append(
             f"| {r['log']} | {r['histories']} | {r['spliced']:g} | {r['seed']} | "
             f"{r['default']['F1@10']:.3f} / {r['default']['FA/1000 control']:.2f} | "
             + " | ".join(f"{r[k]['F1@10']:.3f} / {r[k]['FA/1000 control']:.2f}" for k in SETS)
-            + f" | {a['default z']:.3f} | " + " | ".join(f"{a[k]:.3f}" for k in SETS) + " |"
+            + f" | {a['default z']:.3f} | "
+            + " | ".join(f"{a[k]:.3f}" for k in SETS)
+            + " |"
         )
     (RESULTS / f"{args.stem}.md").write_text("\n".join(lines) + "\n")
 

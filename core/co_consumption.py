@@ -52,7 +52,11 @@ def item_factors(
     if not len(users) or not int(counts[users].sum()) or k < 1:
         return out
     rows = np.repeat(np.arange(len(users)), counts[users])
-    cols = np.concatenate([item_idx[offsets[u] : offsets[u + 1]] for u in users]) if len(users) < len(counts) else item_idx
+    cols = (
+        np.concatenate([item_idx[offsets[u] : offsets[u + 1]] for u in users])
+        if len(users) < len(counts)
+        else item_idx
+    )
     x = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(users), n_items))
     x.data[:] = 1.0  # a repeat of an item is the same co-consumption
     x = sp.diags(1.0 / np.sqrt(np.maximum(np.asarray(x.sum(axis=1)).ravel(), 1.0))) @ x

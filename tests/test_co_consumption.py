@@ -68,7 +68,9 @@ def test_the_factors_are_stored_per_dataset_version_and_rebuilt_when_the_log_cha
     ev = artefacts.events("co")
     assert np.array_equal(both[:, emb.shape[1] :], real(ev.item_idx, ev.offsets, len(emb)))
     assert (store.cache_dir("co") / CO_FILE).exists() and len(calls) == 1
-    assert np.array_equal(artefacts.item_features("co", "embedding+co"), both) and len(calls) == 1  # read back
+    assert (
+        np.array_equal(artefacts.item_features("co", "embedding+co"), both) and len(calls) == 1
+    )  # read back
     # another log under the same name: the stored factors are stale and computed anew
     assert main(["ingest", "co", "--synthetic", "60", "--seed", "2"]) == 0
     write_stub_embeddings("co")

@@ -205,5 +205,6 @@ def test_the_log_reads_co_consumption_where_only_it_reveals_the_splices():
     again._import_state(det.export_state())
     assert again.use_co and again.choice_ == det.choice_
     assert np.allclose(
-        again.features_.transform(vectors[:60], offsets[:2]), det.features_.transform(vectors[:60], offsets[:2])
+        again.features_.transform(vectors[:60], offsets[:2]),
+        det.features_.transform(vectors[:60], offsets[:2]),
     )

@@ -40,7 +40,10 @@ def test_the_headline_count_beyond_everyday_drift_is_the_clis(detected, dashboar
     assert summary["null"] == "known" and not summary["bulk_moving"]
     low, high = summary["users_beyond_drift_interval"]
     planted = 400 - len(shift_free_users(NAME))
-    assert low <= planted <= high and abs(summary["users_beyond_drift"] - planted) <= 0.3 * planted, (planted, summary)
+    assert low <= planted <= high and abs(summary["users_beyond_drift"] - planted) <= 0.3 * planted, (
+        planted,
+        summary,
+    )
     assert low <= summary["users_beyond_drift"] <= high
     said = f"about **{round(summary['users_beyond_drift']):,} users ({low:.0f}–{high:.0f})** changed their interests beyond"
     moving = "Compared with the users this dataset's ground truth marks as unchanged"

@@ -480,7 +480,9 @@ def _prepare(name, n_visible_after, sizes, detect, random_state, item_vectors, p
 
         say("fitting and calibrating the default detector on the training users")
         kind = make_detector(DEFAULT).features
-        features = item_features(name, kind, item_vectors)  # the viewer's vectors (+ the log's co-consumption)
+        features = item_features(
+            name, kind, item_vectors
+        )  # the viewer's vectors (+ the log's co-consumption)
         detect, detector_settings = default_detect(features, training, random_state)
     setups = []
     for part, (ids, (n_splices, n_controls)) in enumerate(zip(shares, sizes, strict=True)):

@@ -15,6 +15,7 @@ from core.co_consumption import CO_FACTORS
 from core.detectors.base import ChangePoints, Detector
 from core.detectors.best_split import BestSplit
 from core.detectors.discriminant import UserDiscriminant
+from core.detectors.feature_choice import CANDIDATES, CO_CANDIDATES
 from core.detectors.isolation_forest import IsolationForestShift
 from core.detectors.kernel_cpd import KernelCPD
 from core.detectors.linear_rule import LinearInterestRule
@@ -51,10 +52,10 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
         detrend="index",
         empirical_null=True,
         split_margin=2.0,
-        choose_components=(4, 8, 16, 32),
+        choose_components=CANDIDATES,
         n_co=CO_FACTORS,
         use_co=False,
-        choose_co=(4, 8, 16),
+        choose_co=CO_CANDIDATES,
     ),
     "recent_shift": lambda: RecentShift(n_components=16, detrend="index"),  # tentative alerts, last 8 events
 }

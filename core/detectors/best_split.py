@@ -244,8 +244,12 @@ class BestSplit(Detector):
         if self.min_size < 2:
             raise ShiftError(f"{self.name}: min_size must be >= 2, got {self.min_size}")
         self.features_ = ShiftFeatures(
-            self.n_components, self.n_categories, self.detrend, random_state=self.random_state,
-            n_co=self.n_co, use_co=self.use_co,
+            self.n_components,
+            self.n_categories,
+            self.detrend,
+            random_state=self.random_state,
+            n_co=self.n_co,
+            use_co=self.use_co,
         ).fit(vectors, offsets)
 
     def fit(
@@ -286,7 +290,10 @@ class BestSplit(Detector):
                 self.empirical_ = null.fit(np.log(ref["f"][roots]), ref["length"][roots])
             else:  # a planted world: the null of its unchanged users, the share of all of them
                 self.empirical_ = null.fit_known(
-                    np.log(ref["f"][roots]), ref["length"][roots], np.log(nodes["f"][every]), nodes["length"][every]
+                    np.log(ref["f"][roots]),
+                    ref["length"][roots],
+                    np.log(nodes["f"][every]),
+                    nodes["length"][every],
                 )
         self.result_ = DetectorResult(self._root_scan(z, offsets), offsets, self._candidates_of(nodes))
         return self
@@ -345,8 +352,12 @@ class BestSplit(Detector):
             self.n_components = self.choice_.chosen
             self.use_co = self.choice_.chosen_co
         self.features_ = ShiftFeatures(
-            self.n_components, self.n_categories, self.detrend, random_state=self.random_state,
-            n_co=self.n_co, use_co=self.use_co,
+            self.n_components,
+            self.n_categories,
+            self.detrend,
+            random_state=self.random_state,
+            n_co=self.n_co,
+            use_co=self.use_co,
         ).restore(state)
         used = bool(state["null.used"])
         self.null_ = LengthNull.restore(state) if used else None
