@@ -151,3 +151,36 @@ def test_a_big_dataset_reads_the_same_answers_from_stored_results(detected, monk
     mine = stored.user_probabilities().set_index("user_id")["probability"]
     theirs = fitted.user_probabilities().set_index("user_id")["probability"]
     np.testing.assert_allclose(mine.loc[theirs.index].to_numpy(), theirs.to_numpy(), equal_nan=True)
+
+
+def test_a_log_fitted_on_a_sample_states_the_share_of_every_scored_user(detected, monkeypatch):
+    """A log over the memory limit is fitted on a sample of users and scored whole: the share
+    beyond drift is the sample's, but the count, the users flagged and those that may be chance
+    are of every scored user (before: the sample's 2,232 of Food.com's 4,239, so the page set
+    '201 beyond drift' and '149 may be chance' against all 544 flagged)."""
+    from core import artefacts, limits
+    from core.artefacts.datasets import shift_free_users
+    from core.detectors import best_split, population
+
+    monkeypatch.setattr(limits, "MAX_EVENTS_IN_MEMORY", 10_000)  # the world has 20,539 events
+    monkeypatch.setattr(best_split, "MIN_EMPIRICAL_USERS", 100)  # the sample has ~190 users
+    monkeypatch.setattr(best_split, "MIN_KNOWN_NULL_USERS", 50)
+    fit = population.fit_population(
+        artefacts.events(NAME),
+        artefacts.item_features(NAME, "embedding+co"),
+        "best_split",
+        dataset=NAME,
+        null_users=shift_free_users(NAME),
+    )
+    null, roots = population.empirical_null(fit), population.root_scores(fit)
+    scored = int(np.isfinite(roots).sum())
+    assert null is not None and null.n_users < scored  # the null saw a sample
+    share = population.shift_share(fit)
+    assert share.n_scored == scored and share.users == pytest.approx(share.share * scored)
+    thr = fit.default_threshold
+    chance = population.flagged_chance(fit, thr)
+    assert chance.flagged == int((roots >= thr).sum()) > null.flagged(thr)
+    assert chance.expected_chance == pytest.approx(null.expected_chance(thr) * scored / null.n_users)
+    assert chance.fdr == pytest.approx(min(chance.expected_chance / chance.flagged, 1.0))
+    # the FDR threshold reads every user's score too
+    assert population.threshold_for_fdr(fit, 0.2) == share.threshold_for_fdr(roots, 0.2)

@@ -436,12 +436,15 @@ def empirical_null(fit: PopulationFit):
 
 
 def shift_share(fit: PopulationFit) -> ShiftShare | None:
-    """How many users shifted beyond everyday drift, with an interval (None without a null)."""
+    """How many users shifted beyond everyday drift, with an interval (None without a null).
+    The share is the null's; it is of every scored user of the log, also when the detector was
+    fitted on a sample of them (a log over the memory limit)."""
     null = empirical_null(fit)
     if null is None:
         return None
     known = () if null.known_z is None else tuple(float(v) for v in null.known_z)
-    return ShiftShare(null.pi1_, *null.pi1_interval_, null.n_users, null.source_, null.fitted_pi1_, known)
+    n_scored = int(np.isfinite(root_scores(fit)).sum())
+    return ShiftShare(null.pi1_, *null.pi1_interval_, n_scored, null.source_, null.fitted_pi1_, known)
 
 
 def root_scores(fit: PopulationFit) -> np.ndarray:
@@ -482,20 +485,23 @@ class FlaggedChance:
 
 def flagged_chance(fit: PopulationFit, threshold: float | None = None) -> FlaggedChance | None:
     """:class:`FlaggedChance` at ``threshold`` (None: the default); None without an empirical null."""
-    null = empirical_null(fit)
-    if null is None:
+    share = shift_share(fit)
+    if share is None:
         return None
     thr = fit.default_threshold if threshold is None else float(threshold)
-    return FlaggedChance(thr, null.flagged(thr), null.expected_chance(thr), null.fdr(thr))
+    # every scored user of the log (the null may have been fitted on a sample of them)
+    flagged = int((root_scores(fit) >= thr).sum())
+    expected = share.expected_chance(thr)
+    return FlaggedChance(thr, flagged, expected, min(expected / max(flagged, 1), 1.0))
 
 
 def threshold_for_fdr(fit: PopulationFit, fdr: float) -> float:
     """The lowest threshold that flags users with at most ``fdr`` of them chance (as stated:
     three significant digits, rounded up); ShiftError without an empirical null."""
-    null = empirical_null(fit)
-    if null is None:
+    share = shift_share(fit)
+    if share is None:
         raise ShiftError(
             f"{fit.detector.name} on {fit.dataset!r} has no empirical null (a detector without one, or "
             "too few scored users): set the threshold as a score or a false-alarm rate instead"
         )
-    return stated_threshold(null.threshold_for_fdr(fdr))
+    return share.threshold_for_fdr(root_scores(fit), fdr)
