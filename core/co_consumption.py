@@ -11,9 +11,9 @@ with and without them on splices of the log's own calibration users.
 
 The factors are a truncated SVD of the log's user x item matrix (each user's row weighted
 1/sqrt(its distinct items), then each item's column by 1/sqrt(its weighted users), so that
-neither heavy users nor blockbusters fill the factors), the first singular direction (popularity: every user's row
-leans on popular items) dropped, each item's vector scaled to unit length. An item no user
-consumed gets zeros. scikit-learn's ``randomized_svd`` does the decomposition; the
+neither heavy users nor blockbusters fill the factors), the first singular direction
+(popularity: every user's row leans on popular items) dropped, each item's vector scaled to
+unit length. An item no user consumed gets zeros. scikit-learn's ``randomized_svd`` does the decomposition; the
 weighting is the few lines here.
 
 >>> import numpy as np

@@ -480,9 +480,8 @@ def _prepare(name, n_visible_after, sizes, detect, random_state, item_vectors, p
 
         say("fitting and calibrating the default detector on the training users")
         kind = make_detector(DEFAULT).features
-        features = item_features(
-            name, kind, item_vectors
-        )  # the viewer's vectors (+ the log's co-consumption)
+        # the viewer's vectors (and the log's co-consumption factors, when the default reads them)
+        features = item_features(name, kind, item_vectors)
         detect, detector_settings = default_detect(features, training, random_state)
     setups = []
     for part, (ids, (n_splices, n_controls)) in enumerate(zip(shares, sizes, strict=True)):

@@ -243,14 +243,18 @@ class BestSplit(Detector):
     def _fit_population(self, vectors: np.ndarray, offsets: np.ndarray, ratings: np.ndarray | None) -> None:
         if self.min_size < 2:
             raise ShiftError(f"{self.name}: min_size must be >= 2, got {self.min_size}")
-        self.features_ = ShiftFeatures(
+        self.features_ = self._shift_features().fit(vectors, offsets)
+
+    def _shift_features(self) -> ShiftFeatures:
+        """This detector's feature setting, unfitted (fit and restore both start from it)."""
+        return ShiftFeatures(
             self.n_components,
             self.n_categories,
             self.detrend,
             random_state=self.random_state,
             n_co=self.n_co,
             use_co=self.use_co,
-        ).fit(vectors, offsets)
+        )
 
     def fit(
         self,
@@ -351,14 +355,7 @@ class BestSplit(Detector):
         if self.choice_ is not None:
             self.n_components = self.choice_.chosen
             self.use_co = self.choice_.chosen_co
-        self.features_ = ShiftFeatures(
-            self.n_components,
-            self.n_categories,
-            self.detrend,
-            random_state=self.random_state,
-            n_co=self.n_co,
-            use_co=self.use_co,
-        ).restore(state)
+        self.features_ = self._shift_features().restore(state)
         used = bool(state["null.used"])
         self.null_ = LengthNull.restore(state) if used else None
         if used and not self.length_null:

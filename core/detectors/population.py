@@ -435,15 +435,16 @@ def empirical_null(fit: PopulationFit):
     return getattr(fit.detector, "empirical_", None)
 
 
-def shift_share(fit: PopulationFit) -> ShiftShare | None:
+def shift_share(fit: PopulationFit, roots: np.ndarray | None = None) -> ShiftShare | None:
     """How many users shifted beyond everyday drift, with an interval (None without a null).
     The share is the null's; it is of every scored user of the log, also when the detector was
-    fitted on a sample of them (a log over the memory limit)."""
+    fitted on a sample of them (a log over the memory limit). ``roots``: the fit's
+    :func:`root_scores` when the caller has them already."""
     null = empirical_null(fit)
     if null is None:
         return None
     known = () if null.known_z is None else tuple(float(v) for v in null.known_z)
-    n_scored = int(np.isfinite(root_scores(fit)).sum())
+    n_scored = int(np.isfinite(root_scores(fit) if roots is None else roots).sum())
     return ShiftShare(null.pi1_, *null.pi1_interval_, n_scored, null.source_, null.fitted_pi1_, known)
 
 
@@ -485,12 +486,13 @@ class FlaggedChance:
 
 def flagged_chance(fit: PopulationFit, threshold: float | None = None) -> FlaggedChance | None:
     """:class:`FlaggedChance` at ``threshold`` (None: the default); None without an empirical null."""
-    share = shift_share(fit)
+    roots = root_scores(fit)
+    share = shift_share(fit, roots)
     if share is None:
         return None
     thr = fit.default_threshold if threshold is None else float(threshold)
     # every scored user of the log (the null may have been fitted on a sample of them)
-    flagged = int((root_scores(fit) >= thr).sum())
+    flagged = int((roots >= thr).sum())
     expected = share.expected_chance(thr)
     return FlaggedChance(thr, flagged, expected, min(expected / max(flagged, 1), 1.0))
 
@@ -498,10 +500,11 @@ def flagged_chance(fit: PopulationFit, threshold: float | None = None) -> Flagge
 def threshold_for_fdr(fit: PopulationFit, fdr: float) -> float:
     """The lowest threshold that flags users with at most ``fdr`` of them chance (as stated:
     three significant digits, rounded up); ShiftError without an empirical null."""
-    share = shift_share(fit)
+    roots = root_scores(fit)
+    share = shift_share(fit, roots)
     if share is None:
         raise ShiftError(
             f"{fit.detector.name} on {fit.dataset!r} has no empirical null (a detector without one, or "
             "too few scored users): set the threshold as a score or a false-alarm rate instead"
         )
-    return share.threshold_for_fdr(root_scores(fit), fdr)
+    return share.threshold_for_fdr(roots, fdr)

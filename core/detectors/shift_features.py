@@ -100,11 +100,13 @@ class ShiftFeatures:
 
     def _blocks(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(language-model, category or None, co-consumption or None) columns of the input."""
-        o = int(self.n_co)
-        if o:
-            check_co_block(vectors[:, vectors.shape[1] - o :])
-        co = vectors[:, vectors.shape[1] - o :] if o and self.use_co else None
-        rest = vectors[:, : vectors.shape[1] - o]
+        cut = vectors.shape[1] - int(self.n_co)
+        co = None
+        if self.n_co:
+            co = vectors[:, cut:]
+            check_co_block(co)  # the layout holds whether or not this setting reads the block
+        co = co if self.use_co else None
+        rest = vectors[:, :cut]
         c = int(self.n_categories)
         if c:
             return rest[:, :-c], rest[:, -c:], co

@@ -72,8 +72,14 @@ class StoredResults(DetectionResults):
     def shift_share(self):
         return self._share
 
-    def feature_choice(self):
+    @cached_property
+    def _choice(self):
+        # read once per results object, as the share: the Overview asks at every run, and each
+        # read checks the stored files against the item features (the whole item matrix)
         return files.stored_feature_choice(self.dataset, self.detector.name)
+
+    def feature_choice(self):
+        return self._choice
 
     def user_probabilities(self) -> pd.DataFrame | None:
         if self._share is None:
