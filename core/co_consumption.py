@@ -80,3 +80,17 @@ def with_co(
     columns (what a detector with ``n_co = k`` reads)."""
     item_vectors = np.asarray(item_vectors, np.float32)
     return np.hstack([item_vectors, item_factors(item_idx, offsets, len(item_vectors), k)])
+
+
+
+def item_codes(vectors: np.ndarray, random_state: int = 0) -> tuple[np.ndarray, int]:
+    """(each row's item code, number of distinct items) of per-event vectors: rows are told
+    apart by a fixed random projection of the whole row, so two events share a code only when
+    every column agrees (the same item)."""
+    vectors = np.asarray(vectors)
+    if not len(vectors):
+        return np.zeros(0, np.int64), 0
+    key = vectors.astype(np.float64) @ np.random.default_rng(random_state).normal(size=vectors.shape[1])
+    _, codes = np.unique(key, return_inverse=True)
+    codes = codes.ravel().astype(np.int64)
+    return codes, int(codes.max()) + 1

@@ -31,6 +31,28 @@ def _world(n_users=500, n_events=60, n_noise=24, n_signal=8, seed=0):
     return np.vstack(rows), offsets
 
 
+def _wandering_world(n_users=400, n_events=60, n_noise=24, n_signal=8, seed=0):
+    """Users with a stable taste in ``n_signal`` quiet dimensions who wander along ``n_noise``
+    others: there each history is a run of pages (4-15 events, a new random level each page,
+    as a MovieLens user rates a page of westerns, then a page of comedies) with no user-level
+    mean. Whitened components weigh the wandering as much as the taste; the directions that
+    tell users apart are the taste's."""
+    rng = np.random.default_rng(seed)
+    taste = rng.normal(0, 1.0, (n_users, n_signal))
+    rows = []
+    for u in range(n_users):
+        noise = np.zeros((n_events, n_noise))
+        i = 0
+        while i < n_events:
+            page = int(rng.integers(4, 16))
+            noise[i : i + page] = rng.normal(0, 1.0, n_noise)
+            i += page
+        noise += rng.normal(0, 0.5, noise.shape)
+        signal = taste[u] + rng.normal(0, 0.5, (n_events, n_signal))
+        rows.append(np.hstack([noise, signal]))
+    return np.vstack(rows), np.arange(n_users + 1, dtype=np.int64) * n_events
+
+
 def _candidate(k: int, co: bool = False, n_co: int = 0) -> BestSplit:
     return BestSplit(k, 0, 12, "index", empirical_null=True, split_margin=2.0, n_boot=0, n_co=n_co, use_co=co)
 
@@ -162,7 +184,7 @@ def test_detect_stores_the_choice_for_readers_that_fit_nothing(data_dir, tmp_pat
     assert main(["detect", "choosy", "--out", str(tmp_path / "cp.csv"), "--summary-json", str(summary)]) == 0
     fit = artefacts.fitted_detector("choosy").detector
     assert fit.choice_ is not None and fit.choice_.why == "", fit.choice_
-    assert fit.choice_.chosen in (4, 8, 16, 32) and fit.n_components == fit.choice_.chosen
+    assert fit.choice_.chosen in (4, 8, 16, 32, 48) and fit.n_components == fit.choice_.chosen
     assert f"item features: {fit.choice_.describe()}" in capsys.readouterr().err
     stored = artefacts.results.stored_feature_choice("choosy")
     assert stored == fit.choice_
@@ -174,9 +196,12 @@ def test_detect_stores_the_choice_for_readers_that_fit_nothing(data_dir, tmp_pat
     # with or without the log's co-consumption factors: said in the JSON and the words
     choice = said["feature_choice"]
     assert choice["chosen_co_consumption"] == fit.choice_.chosen_co == fit.use_co
-    assert choice["candidates_with_co_consumption"] == [False] * 4 + [True] * 3
-    assert choice["candidates"] == [4, 8, 16, 32, 4, 8, 16]
+    assert choice["candidates_with_co_consumption"] == [False] * 4 + [True] * 3 + [False, True]
+    assert choice["candidates"] == [4, 8, 16, 32, 4, 8, 16, 48, 48]
     assert said["feature_setting"]["n_co"] == 16 and said["feature_setting"]["use_co"] == fit.use_co
+    # ... and projected on the directions that tell users apart, or not
+    assert choice["candidates_user_discriminant"] == [False] * 7 + [True] * 2
+    assert choice["chosen_user_discriminant"] == fit.choice_.chosen_disc == said["feature_setting"]["discriminant"]
 
 
 def test_the_log_reads_co_consumption_where_only_it_reveals_the_splices():
@@ -208,3 +233,36 @@ def test_the_log_reads_co_consumption_where_only_it_reveals_the_splices():
         again.features_.transform(vectors[:60], offsets[:2]),
         det.features_.transform(vectors[:60], offsets[:2]),
     )
+
+
+def _projected(k: int, co: bool = False, disc: bool = False) -> BestSplit:
+    return BestSplit(k, 0, 12, "index", empirical_null=True, split_margin=2.0, n_boot=0, discriminant=disc)
+
+
+def test_users_wandering_along_loud_directions_choose_the_user_discriminant_projection():
+    vectors, offsets = _wandering_world()
+    choice = choose_components(
+        _projected, vectors, offsets, np.arange(400), given=16, candidates=(8, 16, 32), disc_candidates=(32,)
+    )
+    f1 = dict(zip(choice.labels, choice.f1, strict=True))
+    assert choice.chosen == 32 and choice.chosen_disc and not choice.chosen_co
+    assert f1["32u"] > max(f1["8"], f1["16"], f1["32"]) + 0.1, f1
+    assert "projected on the directions that tell users apart" in choice.describe()
+    assert "u: projected" in choice.describe() and "+co" not in choice.describe()
+
+
+def test_the_projection_is_stored_and_read_back():
+    vectors, offsets = _wandering_world(n_users=120)
+    det = _projected(32, disc=True).fit(vectors, offsets)
+    proj = det.features_.disc_
+    # taste lives in 8 dimensions: few directions tell these users apart, and they are kept
+    assert proj.shape[0] == 32 and 1 <= proj.shape[1] <= 32
+    state = det.export_state()
+    again = _projected(32, disc=True)
+    again._import_state(state)
+    z = det.features_.transform(vectors[:120], offsets[:3])
+    assert np.allclose(again.features_.transform(vectors[:120], offsets[:3]), z)
+    plain = _projected(32)
+    with pytest.raises(KeyError):  # a stored projected fit is not read as an unprojected one's
+        _projected(32, disc=True)._import_state(plain.fit(vectors, offsets).export_state())
+

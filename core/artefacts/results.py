@@ -194,7 +194,13 @@ def stored_feature_choice(name: str, detector: str = DEFAULT) -> FeatureChoice |
     if c is None:
         return None
     return FeatureChoice(
-        **{**c, "candidates": tuple(c["candidates"]), "f1": tuple(c["f1"]), "co": tuple(c.get("co", ()))}
+        **{
+            **c,
+            "candidates": tuple(c["candidates"]),
+            "f1": tuple(c["f1"]),
+            "co": tuple(c.get("co", ())),
+            "disc": tuple(c.get("disc", ())),
+        }
     )
 
 

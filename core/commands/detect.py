@@ -207,6 +207,8 @@ def _choice_json(choice) -> dict | None:
         "why_default": choice.why or None,
         "candidates": list(choice.candidates),
         "candidates_with_co_consumption": list(choice.co or [False] * len(choice.candidates)),
+        "chosen_user_discriminant": choice.chosen_disc,
+        "candidates_user_discriminant": list(choice.disc or [False] * len(choice.candidates)),
         "f1_at_10_on_calibration_splices": [None if f != f else round(f, 4) for f in choice.f1],
         "calibration_users": choice.users,
         "spliced_users_per_draw": choice.splices,
@@ -234,7 +236,7 @@ def detection_summary(fitted, threshold: float, located, share, chance) -> dict:
         "users_too_short": int(len(states) - scored),
         "feature_setting": {
             k: getattr(det, k)
-            for k in ("n_components", "n_categories", "n_co", "use_co", "min_size", "detrend")
+            for k in ("n_components", "n_categories", "n_co", "use_co", "discriminant", "min_size", "detrend")
             if hasattr(det, k)
         },
         "feature_choice": _choice_json(fitted.feature_choice()),

@@ -15,7 +15,7 @@ from core.co_consumption import CO_FACTORS
 from core.detectors.base import ChangePoints, Detector
 from core.detectors.best_split import BestSplit
 from core.detectors.discriminant import UserDiscriminant
-from core.detectors.feature_choice import CANDIDATES, CO_CANDIDATES
+from core.detectors.feature_choice import CANDIDATES, CO_CANDIDATES, DISC_CANDIDATES
 from core.detectors.isolation_forest import IsolationForestShift
 from core.detectors.kernel_cpd import KernelCPD
 from core.detectors.linear_rule import LinearInterestRule
@@ -46,6 +46,8 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
     # calibration users (core.detectors.feature_choice; 16 when the log is too small to choose).
     # It is given the log's item co-consumption factors too (core.co_consumption) and reads
     # them where the same choice finds splices better with them (Food.com: yes; MovieLens-100K: no).
+    # It also tries 48 components projected on the directions that tell users apart
+    # (ShiftFeatures' discriminant; with the co block too): MovieLens-100K's splices.
     "best_split": lambda: BestSplit(
         n_components=16,
         min_size=12,
@@ -56,6 +58,7 @@ DETECTORS: dict[str, Callable[[], Detector]] = {
         n_co=CO_FACTORS,
         use_co=False,
         choose_co=CO_CANDIDATES,
+        choose_disc=DISC_CANDIDATES,
     ),
     "recent_shift": lambda: RecentShift(n_components=16, detrend="index"),  # tentative alerts, last 8 events
 }

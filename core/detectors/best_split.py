@@ -194,6 +194,8 @@ class BestSplit(Detector):
         n_co: int = 0,
         use_co: bool = True,
         choose_co: tuple[int, ...] = (),
+        discriminant: bool = False,
+        choose_disc: tuple[int, ...] = (),
     ) -> None:
         self.n_components = n_components
         self.n_categories = n_categories
@@ -203,6 +205,12 @@ class BestSplit(Detector):
         self.use_co = use_co
         # Numbers of components also tried *with* the co-consumption block by the choice.
         self.choose_co = tuple(choose_co) if n_co else ()
+        # Project the features on the directions that tell users apart (ShiftFeatures'
+        # ``discriminant``, with windows of min_size events: the shortest segment a split
+        # leaves); choose_disc: numbers of components also tried that way by the choice (with
+        # the co block too, when given one).
+        self.discriminant = discriminant
+        self.choose_disc = tuple(choose_disc)
         self.min_size = min_size
         self.detrend = detrend
         self.length_null = length_null
@@ -254,6 +262,7 @@ class BestSplit(Detector):
             random_state=self.random_state,
             n_co=self.n_co,
             use_co=self.use_co,
+            discriminant=self.min_size if self.discriminant else 0,
         )
 
     def fit(
@@ -267,10 +276,11 @@ class BestSplit(Detector):
         (positions; default every user), the users whose splits are taken as chance."""
         vectors, offsets = check_population(vectors, offsets)
         self.choice_ = None
-        if self.choose_components or self.choose_co:
+        if self.choose_components or self.choose_co or self.choose_disc:
             self.choice_ = self._choose_components(vectors, offsets, null_users)
             self.n_components = self.choice_.chosen
             self.use_co = self.choice_.chosen_co
+            self.discriminant = self.choice_.chosen_disc
         self._fit_population(vectors, offsets, ratings)
         self.offsets_, self.n_events_ = offsets, int(offsets[-1])
         z = self.features_.transform(vectors, offsets)
@@ -311,12 +321,12 @@ class BestSplit(Detector):
         pool = np.arange(len(offsets) - 1) if null_users is None else np.asarray(null_users, np.int64)
         setting, _ = calibration_halves(pool, 0.5, 0)  # the halves real_calibration uses
 
-        def candidate(k: int, co: bool) -> BestSplit:
+        def candidate(k: int, co: bool, disc: bool = False) -> BestSplit:
             det = copy.copy(self)  # every setting of this detector (fit() replaces what it learns)
-            # k components, the co block or not, no choice of its own, and no interval: the
-            # choice reads scores only
-            det.n_components, det.use_co, det.n_boot = k, co, 0
-            det.choose_components, det.choose_co = (), ()
+            # k components, the co block or not, projected on user-discriminant directions or
+            # not, no choice of its own, and no interval: the choice reads scores only
+            det.n_components, det.use_co, det.discriminant, det.n_boot = k, co, disc, 0
+            det.choose_components, det.choose_co, det.choose_disc = (), (), ()
             return det
 
         return choose_components(
@@ -328,6 +338,8 @@ class BestSplit(Detector):
             self.choose_components,
             self.random_state,
             self.choose_co,
+            self.n_co,
+            self.choose_disc,
         )
 
     def score(self, vectors: np.ndarray, offsets: np.ndarray) -> DetectorResult:
@@ -355,6 +367,7 @@ class BestSplit(Detector):
         if self.choice_ is not None:
             self.n_components = self.choice_.chosen
             self.use_co = self.choice_.chosen_co
+            self.discriminant = self.choice_.chosen_disc
         self.features_ = self._shift_features().restore(state)
         used = bool(state["null.used"])
         self.null_ = LengthNull.restore(state) if used else None

@@ -42,26 +42,44 @@ class UserDiscriminant(Detector):
         self.random_state = random_state
 
     def _fit_population(self, vectors: np.ndarray, offsets: np.ndarray, ratings: np.ndarray | None) -> None:
-        from scipy.linalg import eigh
-
         self.center_ = vectors.mean(axis=0)
-        before, after = window_means(vectors - self.center_, offsets, self.h)
-        rows = np.flatnonzero(valid_rows(offsets, self.h))
-        user = UserEvents(offsets).event_user
-        if len(rows) < 2 or len(np.unique(user[rows])) < 2:
-            raise DataError(f"{self.name}: needs at least two users with {2 * self.h}+ events")
-        rng = np.random.default_rng(self.random_state)
-        i, j = rng.choice(rows, self.n_pairs), rng.choice(rows, self.n_pairs)
-        other = user[i] != user[j]
-        d = vectors.shape[1]
-        within = np.cov((after[rows] - before[rows]).T).reshape(d, d) + self.ridge * np.eye(d)
-        between = np.cov((after[i[other]] - before[j[other]]).T).reshape(d, d) + self.ridge * np.eye(d)
-        lam, vecs = eigh(between, within)
-        keep = lam > 1.0
-        self.projection_ = vecs[:, keep]
-        self.weights_ = 1.0 - 1.0 / lam[keep]
+        self.projection_, self.weights_ = discriminant_directions(
+            vectors - self.center_, offsets, self.h, self.n_pairs, self.ridge, self.random_state, self.name
+        )
 
     def score_signal(self, vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         z = (vectors - self.center_) @ self.projection_
         before, after = window_means(z, offsets, self.h)
         return (((after - before) ** 2) * self.weights_).sum(axis=1)
+
+
+def discriminant_directions(
+    vectors: np.ndarray,
+    offsets: np.ndarray,
+    h: int,
+    n_pairs: int = 20_000,
+    ridge: float = 1e-6,
+    random_state: int = 0,
+    who: str = "discriminant",
+) -> tuple[np.ndarray, np.ndarray]:
+    """(directions (d, m), weights (m,)): the generalised eigenvectors of the between-user and
+    within-user covariances of ``h``-event window differences of a population (CSR layout),
+    those with eigenvalue lambda > 1, and their weights 1 - 1/lambda. ``vectors`` centred.
+    Raises DataError with fewer than two users of ``2 h`` events."""
+    from scipy.linalg import eigh
+
+    before, after = window_means(vectors, offsets, h)
+    rows = np.flatnonzero(valid_rows(offsets, h))
+    user = UserEvents(offsets).event_user
+    if len(rows) < 2 or len(np.unique(user[rows])) < 2:
+        raise DataError(f"{who}: needs at least two users with {2 * h}+ events")
+    rng = np.random.default_rng(random_state)
+    i, j = rng.choice(rows, n_pairs), rng.choice(rows, n_pairs)
+    other = user[i] != user[j]
+    d = vectors.shape[1]
+    within = np.cov((after[rows] - before[rows]).T).reshape(d, d) + ridge * np.eye(d)
+    between = np.cov((after[i[other]] - before[j[other]]).T).reshape(d, d) + ridge * np.eye(d)
+    lam, vecs = eigh(between, within)
+    keep = lam > 1.0
+    return vecs[:, keep], 1.0 - 1.0 / lam[keep]
+

@@ -31,6 +31,10 @@ from core.metrics import match_change_points, precision_recall_f1
 
 CANDIDATES = (4, 8, 16, 32)  # principal components of the item vectors
 CO_CANDIDATES = (4, 8, 16)  # ... each also tried with the co-consumption block, when given one
+# ... and projected on the directions that tell users apart (core.detectors.shift_features),
+# without and (when given) with the co block. 48: on MovieLens-100K splice logs, 48 components
+# projected found more splices than 32, 64 or 96 (bench/RESULTS.md, issue 19, fourth round).
+DISC_CANDIDATES = (48,)
 SPLICE_SHARE = 0.125  # share of the calibration users spliced
 SPLICE_SEEDS = (0, 1)  # two splice logs, the F1 averaged: one draw of ~50 splices is noisy
 TARGET_RATE = 1.0  # false alarms per 1,000 real events: the product's default rate
@@ -52,29 +56,45 @@ class FeatureChoice:
     why: str = ""  # "": chosen by the splices; else why the given setting stayed
     co: tuple[bool, ...] = ()  # per candidate: with the co-consumption block (() = none did)
     chosen_co: bool = False  # the chosen setting reads the co-consumption block
+    disc: tuple[bool, ...] = ()  # per candidate: projected on user-discriminant directions (() = none was)
+    chosen_disc: bool = False  # the chosen setting is projected so
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """Each candidate in words' short form: "16", or "8+co" with the co-consumption block."""
+        """Each candidate in words' short form: "16", "8+co" with the co-consumption block,
+        "48u" projected on user-discriminant directions ("48u+co" both)."""
         co = self.co or (False,) * len(self.candidates)
-        return tuple(f"{k}+co" if c else f"{k}" for k, c in zip(self.candidates, co, strict=True))
+        disc = self.disc or (False,) * len(self.candidates)
+        return tuple(
+            f"{k}{'u' if d else ''}{'+co' if c else ''}" for k, c, d in zip(self.candidates, co, disc, strict=True)
+        )
 
     @property
     def setting(self) -> str:
         """The chosen setting in words."""
         also = " and the log's item co-consumption factors" if self.chosen_co else ""
-        return f"{self.chosen} principal components{also}"
+        projected = ", projected on the directions that tell users apart," if self.chosen_disc else ""
+        return f"{self.chosen} principal components{projected}{also}"
 
     def describe(self) -> str:
         """One line for the CLI and the dashboard."""
         if self.why:
             return f"{self.setting} (the default: {self.why})"
-        scores = ", ".join(f"{k}: {f:.2f}" for k, f in zip(self.labels, self.f1, strict=True))
+        scores = ", ".join(
+            f"{k}: {f:.2f}" if f == f else f"{k}: could not be fitted"
+            for k, f in zip(self.labels, self.f1, strict=True)
+        )
+        legend = "".join(
+            [
+                "; +co: with co-consumption factors" if any(self.co) else "",
+                "; u: projected on the directions that tell users apart" if any(self.disc) else "",
+            ]
+        )
         return (
             f"{self.setting}, chosen by this log: of {self.users} calibration users, "
             f"{self.splices} were spliced with another user's history (two draws), and this setting found "
             f"those splices best at {TARGET_RATE:g} real false alarm per 1,000 events "
-            f"(F1@10 {scores}; +co: with co-consumption factors)"
+            f"(F1@10 {scores}{legend})"
         )
 
     def export_state(self) -> dict[str, np.ndarray]:
@@ -87,6 +107,8 @@ class FeatureChoice:
             "choice.why": np.asarray(self.why),
             "choice.co": np.asarray(self.co or (False,) * len(self.candidates), bool),
             "choice.chosen_co": np.asarray(self.chosen_co),
+            "choice.disc": np.asarray(self.disc or (False,) * len(self.candidates), bool),
+            "choice.chosen_disc": np.asarray(self.chosen_disc),
         }
 
     @classmethod
@@ -102,6 +124,8 @@ class FeatureChoice:
             str(state["choice.why"]),
             tuple(bool(c) for c in state["choice.co"]) if "choice.co" in state else (),
             bool(state.get("choice.chosen_co", False)),
+            tuple(bool(d) for d in state["choice.disc"]) if "choice.disc" in state else (),
+            bool(state.get("choice.chosen_disc", False)),
         )
 
 
@@ -147,47 +171,120 @@ def choose_components(
     candidates: Sequence[int] = CANDIDATES,
     random_state: int = 0,
     co_candidates: Sequence[int] = (),
+    n_co: int = 0,
+    disc_candidates: Sequence[int] = (),
 ) -> FeatureChoice:
     """The setting that finds splices of the calibration ``users`` (positions) best at the
-    product's stated rate: a number of principal components from ``candidates``, or one of
-    ``co_candidates`` with the co-consumption block. ``make(k, co)`` is a fresh, unfitted
-    detector reading ``k`` components, and the co-consumption block when ``co`` (fitted and
-    calibrated here on each splice log as ``detect`` does: the whole splice log, real-history
-    calibration, no labels). Ties go to ``given`` without the block, then to fewer components,
-    then to no block."""
+    product's stated rate: a number of principal components from ``candidates``, one of
+    ``co_candidates`` with the co-consumption block, or one of ``disc_candidates`` projected on
+    the directions that tell users apart (and, when the co block is given, also with it).
+    ``make(k, co, disc)`` (``make(k, co)`` without ``disc_candidates``) is a fresh, unfitted
+    detector of that setting (fitted and calibrated
+    here on each splice log as ``detect`` does: the whole splice log, real-history calibration,
+    no labels); a setting the splice log cannot fit (ShiftError) scores NaN and is not chosen.
+    ``n_co``: the input's last ``n_co`` columns are co-consumption factors, learned anew for
+    each splice log (:func:`splice_co`). Ties go to ``given`` as it is, then to fewer
+    components, then to no block, then to no projection."""
+    from core.co_consumption import item_codes
     from core.detectors.real_null import calibrate_real
+    from core.errors import ShiftError
 
     counts = np.diff(offsets)
     pool = np.asarray(users, np.int64)
     pool = pool[counts[pool] >= MIN_EVENTS]
-    settings = [(int(k), False) for k in candidates] + [(int(k), True) for k in co_candidates]
-    candidates = tuple(k for k, _ in settings)
-    co = tuple(c for _, c in settings) if co_candidates else ()
+    settings = (
+        [(int(k), False, False) for k in candidates]
+        + [(int(k), True, False) for k in co_candidates]
+        + [(int(k), False, True) for k in disc_candidates]
+        + [(int(k), True, True) for k in (disc_candidates if co_candidates else ())]
+    )
+    candidates = tuple(k for k, _, _ in settings)
+    co = tuple(c for _, c, _ in settings) if co_candidates else ()
+    disc = tuple(d for _, _, d in settings) if disc_candidates else ()
     if len(pool) < MIN_USERS:
         why = f"{len(pool)} calibration users of {MIN_EVENTS}+ events, fewer than the {MIN_USERS} a choice needs"
-        return FeatureChoice(int(given), candidates, (np.nan,) * len(candidates), len(pool), 0, why, co)
+        return FeatureChoice(int(given), candidates, (np.nan,) * len(candidates), len(pool), 0, why, co, disc=disc)
     rng = np.random.default_rng(random_state)
     if len(pool) > MAX_USERS:
         pool = np.sort(rng.choice(pool, MAX_USERS, replace=False))
     scores = np.zeros(len(candidates))
     n_spliced = 0
+    codes = item_codes(vectors, random_state) if n_co and co_candidates else None
     for seed in SPLICE_SEEDS:
         rows = [np.arange(offsets[k], offsets[k + 1]) for k in pool]
         rows, truth = splice_histories(rows, SPLICE_SHARE, np.random.default_rng([random_state, seed]))
         n_spliced = sum(1 for t in truth if t)
         log_vectors = vectors[np.concatenate(rows)]
         log_offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
-        for i, (k, with_co) in enumerate(settings):
-            det = make(k, with_co).fit(log_vectors, log_offsets)
+        if codes is not None:  # factors learned with the splices in the log, as detect would learn them
+            log_vectors = splice_co(log_vectors, rows, pool, offsets, codes, n_co, random_state)
+        for i, (k, with_co, with_disc) in enumerate(settings):
+            try:
+                # make(k, co) keeps working for callers without projected candidates
+                det = (make(k, with_co, with_disc) if disc_candidates else make(k, with_co)).fit(
+                    log_vectors, log_offsets
+                )
+            except ShiftError:
+                scores[i] = np.nan
+                continue
             threshold = calibrate_real(det).threshold_for(TARGET_RATE)
             found = per_user_indices(det.predict(threshold), len(rows))
             scores[i] += splice_f1(found, truth) / len(SPLICE_SEEDS)
-    best = scores.max()
-    ties = [st for st, s in zip(settings, scores, strict=True) if s >= best - 1e-12]
-    chosen = (int(given), False) if (int(given), False) in ties else min(ties, key=lambda st: (st[0], st[1]))
+    best = np.nanmax(scores) if np.isfinite(scores).any() else np.nan
+    ties = [st for st, s in zip(settings, scores, strict=True) if np.isfinite(s) and s >= best - 1e-12]
+    if not ties:  # no setting could be fitted on the splice logs: the given one stays
+        why = "no candidate setting could be fitted on the calibration splice logs"
+        return FeatureChoice(int(given), candidates, tuple(float(s) for s in scores), len(pool), n_spliced, why, co, disc=disc)
+    given_setting = (int(given), False, False)
+    chosen = given_setting if given_setting in ties else min(ties)
     return FeatureChoice(
-        chosen[0], candidates, tuple(float(s) for s in scores), len(pool), n_spliced, "", co, chosen[1]
+        chosen[0],
+        candidates,
+        tuple(float(s) for s in scores),
+        len(pool),
+        n_spliced,
+        "",
+        co,
+        chosen[1],
+        disc,
+        chosen[2],
     )
+
+
+def splice_co(
+    log_vectors: np.ndarray,
+    rows: list[np.ndarray],
+    pool: np.ndarray,
+    offsets: np.ndarray,
+    codes: tuple[np.ndarray, int],
+    n_co: int,
+    random_state: int = 0,
+) -> np.ndarray:
+    """The splice log's vectors with their last ``n_co`` columns (co-consumption factors)
+    learned from the whole log *as it would be with the splices in it*: each user of ``pool``
+    (positions) has the history ``rows`` (event rows of the log) in place of their own.
+
+    Why: the factors are learned from the histories they then score, so a user's own before /
+    after items are pulled together, and a real shift is scored with that handicap. Splices
+    scored with the real log's factors, in which each spliced user's first part was still tied
+    to their own later events, had no handicap: on a Food.com splice log (issue 19 prevalence
+    study, 5% spliced, histories cut to 80-160 events) they scored a median z of 3.7 where the
+    log's planted splices scored 1.8; learned with the splices in place, 2.1 against 1.8
+    (bench/RESULTS.md, issue 19, fourth round)."""
+    from core.co_consumption import item_factors
+
+    if not np.any(log_vectors[:, -n_co:]):  # a flat block (no item consumed twice) stays flat
+        return log_vectors
+    item, n_items = codes
+    hist = [np.arange(offsets[k], offsets[k + 1]) for k in range(len(offsets) - 1)]
+    for k, r in zip(pool.tolist(), rows, strict=True):
+        hist[k] = r
+    lengths = np.array([len(h) for h in hist])
+    learn_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    factors = item_factors(item[np.concatenate(hist)], learn_offsets, n_items, n_co, random_state)
+    out = np.array(log_vectors, copy=True)
+    out[:, -n_co:] = factors[item[np.concatenate(rows)]]
+    return out
 
 
 def per_user_indices(cp, n_users: int) -> list[np.ndarray]:
