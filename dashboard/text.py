@@ -83,8 +83,11 @@ TERMS = {
     "item features": "Each item's text is turned into numbers by a language model; the default detector "
     "reads a few main directions of those numbers (principal components), and may also read which items "
     "the dataset's own users consume together (co-consumption factors: two recipes with unrelated names "
-    "that the same people cook sit close). How many directions, and whether co-consumption helps, suits one "
-    "dataset and not another, so the dataset chooses: its users that set the false-alarm rate are mixed "
+    "that the same people cook sit close). It may also keep only the directions along which users differ "
+    "from each other more than one user wanders from page to page (a user rating a page of westerns, then "
+    "a page of comedies, is still the same user). How many directions, and whether co-consumption or that "
+    "projection helps, suits one dataset and not another, so the dataset chooses: its users that set the "
+    "false-alarm rate are mixed "
     "with other users' histories at a known event, and the setting that finds those planted changes best "
     "at the stated rate is used (shown on the Overview, under how it was measured).",
     "scored / not scored": "A detector compares windows of events before and after each event, so the "

@@ -36,7 +36,11 @@ CO_CANDIDATES = (4, 8, 16)  # ... each also tried with the co-consumption block,
 # projected found more splices than 32, 64 or 96 (bench/RESULTS.md, issue 19, fourth round).
 DISC_CANDIDATES = (48,)
 SPLICE_SHARE = 0.125  # share of the calibration users spliced
-SPLICE_SEEDS = (0, 1)  # two splice logs, the F1 averaged: one draw of ~50 splices is noisy
+# Splice logs drawn, their F1 averaged: enough draws for about TARGET_SPLICES spliced users in
+# all, at least 2 and at most MAX_DRAWS. One draw of ~40 splices (MovieLens-100K's calibration
+# half) is noisy: there two draws chose 4, 8 or 16 whitened components from one prevalence to
+# the next, where a probe on the whole splice logs found the projected 48 better in each.
+MIN_DRAWS, MAX_DRAWS, TARGET_SPLICES = 2, 4, 150
 TARGET_RATE = 1.0  # false alarms per 1,000 real events: the product's default rate
 MARGIN = 10  # events: a detected change this close to the splice point counts (F1@10)
 MIN_USERS = 200  # calibration users with >= MIN_EVENTS events needed to choose at all
@@ -58,6 +62,7 @@ class FeatureChoice:
     chosen_co: bool = False  # the chosen setting reads the co-consumption block
     disc: tuple[bool, ...] = ()  # per candidate: projected on user-discriminant directions (() = none was)
     chosen_disc: bool = False  # the chosen setting is projected so
+    draws: int = MIN_DRAWS  # splice logs drawn (the F1 is their mean)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -92,7 +97,7 @@ class FeatureChoice:
         )
         return (
             f"{self.setting}, chosen by this log: of {self.users} calibration users, "
-            f"{self.splices} were spliced with another user's history (two draws), and this setting found "
+            f"{self.splices} were spliced with another user's history ({self.draws} draws), and this setting found "
             f"those splices best at {TARGET_RATE:g} real false alarm per 1,000 events "
             f"(F1@10 {scores}{legend})"
         )
@@ -109,6 +114,7 @@ class FeatureChoice:
             "choice.chosen_co": np.asarray(self.chosen_co),
             "choice.disc": np.asarray(self.disc or (False,) * len(self.candidates), bool),
             "choice.chosen_disc": np.asarray(self.chosen_disc),
+            "choice.draws": np.asarray(self.draws, np.int64),
         }
 
     @classmethod
@@ -126,6 +132,7 @@ class FeatureChoice:
             bool(state.get("choice.chosen_co", False)),
             tuple(bool(d) for d in state["choice.disc"]) if "choice.disc" in state else (),
             bool(state.get("choice.chosen_disc", False)),
+            int(state.get("choice.draws", MIN_DRAWS)),
         )
 
 
@@ -210,7 +217,9 @@ def choose_components(
     scores = np.zeros(len(candidates))
     n_spliced = 0
     codes = item_codes(vectors, random_state) if n_co and co_candidates else None
-    for seed in SPLICE_SEEDS:
+    per_draw = max(int(round(SPLICE_SHARE * len(pool))), 1)
+    draws = int(np.clip(-(-TARGET_SPLICES // per_draw), MIN_DRAWS, MAX_DRAWS))
+    for seed in range(draws):
         rows = [np.arange(offsets[k], offsets[k + 1]) for k in pool]
         rows, truth = splice_histories(rows, SPLICE_SHARE, np.random.default_rng([random_state, seed]))
         n_spliced = sum(1 for t in truth if t)
@@ -229,12 +238,13 @@ def choose_components(
                 continue
             threshold = calibrate_real(det).threshold_for(TARGET_RATE)
             found = per_user_indices(det.predict(threshold), len(rows))
-            scores[i] += splice_f1(found, truth) / len(SPLICE_SEEDS)
+            scores[i] += splice_f1(found, truth) / draws
     best = np.nanmax(scores) if np.isfinite(scores).any() else np.nan
     ties = [st for st, s in zip(settings, scores, strict=True) if np.isfinite(s) and s >= best - 1e-12]
     if not ties:  # no setting could be fitted on the splice logs: the given one stays
         why = "no candidate setting could be fitted on the calibration splice logs"
-        return FeatureChoice(int(given), candidates, tuple(float(s) for s in scores), len(pool), n_spliced, why, co, disc=disc)
+        f1 = tuple(float(s) for s in scores)
+        return FeatureChoice(int(given), candidates, f1, len(pool), n_spliced, why, co, disc=disc, draws=draws)
     given_setting = (int(given), False, False)
     chosen = given_setting if given_setting in ties else min(ties)
     return FeatureChoice(
@@ -248,6 +258,7 @@ def choose_components(
         chosen[1],
         disc,
         chosen[2],
+        draws,
     )
 
 
