@@ -82,7 +82,6 @@ def with_co(
     return np.hstack([item_vectors, item_factors(item_idx, offsets, len(item_vectors), k)])
 
 
-
 def item_codes(vectors: np.ndarray, random_state: int = 0) -> tuple[np.ndarray, int]:
     """(each row's item code, number of distinct items) of per-event vectors: rows are told
     apart by a fixed random projection of the whole row, so two events share a code only when

@@ -203,7 +203,11 @@ def test_detect_stores_the_choice_for_readers_that_fit_nothing(data_dir, tmp_pat
     assert said["feature_setting"]["n_co"] == 16 and said["feature_setting"]["use_co"] == fit.use_co
     # ... and projected on the directions that tell users apart, or not
     assert choice["candidates_user_discriminant"] == [False] * 7 + [True] * 2
-    assert choice["chosen_user_discriminant"] == fit.choice_.chosen_disc == said["feature_setting"]["discriminant"]
+    assert (
+        choice["chosen_user_discriminant"]
+        == fit.choice_.chosen_disc
+        == said["feature_setting"]["discriminant"]
+    )
 
 
 def test_the_log_reads_co_consumption_where_only_it_reveals_the_splices():
@@ -267,4 +271,3 @@ def test_the_projection_is_stored_and_read_back():
     plain = _projected(32)
     with pytest.raises(KeyError):  # a stored projected fit is not read as an unprojected one's
         _projected(32, disc=True)._import_state(plain.fit(vectors, offsets).export_state())
-

@@ -82,4 +82,3 @@ def discriminant_directions(
     lam, vecs = eigh(between, within)
     keep = lam > 1.0
     return vecs[:, keep], 1.0 - 1.0 / lam[keep]
-

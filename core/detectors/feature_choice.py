@@ -71,7 +71,8 @@ class FeatureChoice:
         co = self.co or (False,) * len(self.candidates)
         disc = self.disc or (False,) * len(self.candidates)
         return tuple(
-            f"{k}{'u' if d else ''}{'+co' if c else ''}" for k, c, d in zip(self.candidates, co, disc, strict=True)
+            f"{k}{'u' if d else ''}{'+co' if c else ''}"
+            for k, c, d in zip(self.candidates, co, disc, strict=True)
         )
 
     @property
@@ -210,7 +211,9 @@ def choose_components(
     disc = tuple(d for _, _, d in settings) if disc_candidates else ()
     if len(pool) < MIN_USERS:
         why = f"{len(pool)} calibration users of {MIN_EVENTS}+ events, fewer than the {MIN_USERS} a choice needs"
-        return FeatureChoice(int(given), candidates, (np.nan,) * len(candidates), len(pool), 0, why, co, disc=disc)
+        return FeatureChoice(
+            int(given), candidates, (np.nan,) * len(candidates), len(pool), 0, why, co, disc=disc
+        )
     rng = np.random.default_rng(random_state)
     if len(pool) > MAX_USERS:
         pool = np.sort(rng.choice(pool, MAX_USERS, replace=False))
@@ -244,7 +247,9 @@ def choose_components(
     if not ties:  # no setting could be fitted on the splice logs: the given one stays
         why = "no candidate setting could be fitted on the calibration splice logs"
         f1 = tuple(float(s) for s in scores)
-        return FeatureChoice(int(given), candidates, f1, len(pool), n_spliced, why, co, disc=disc, draws=draws)
+        return FeatureChoice(
+            int(given), candidates, f1, len(pool), n_spliced, why, co, disc=disc, draws=draws
+        )
     given_setting = (int(given), False, False)
     chosen = given_setting if given_setting in ties else min(ties)
     return FeatureChoice(

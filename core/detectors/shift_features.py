@@ -173,7 +173,10 @@ class ShiftFeatures:
             from core.detectors.discriminant import discriminant_directions
 
             directions, weights = discriminant_directions(
-                self.transform(vectors, offsets), offsets, self.discriminant, random_state=self.random_state,
+                self.transform(vectors, offsets),
+                offsets,
+                self.discriminant,
+                random_state=self.random_state,
                 who="the user-discriminant features",
             )
             if not len(weights):
