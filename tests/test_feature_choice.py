@@ -253,7 +253,8 @@ def test_users_wandering_along_loud_directions_choose_the_user_discriminant_proj
     f1 = dict(zip(choice.labels, choice.f1, strict=True))
     assert choice.chosen == 32 and choice.chosen_disc and not choice.chosen_co
     assert f1["32u"] > max(f1["8"], f1["16"], f1["32"]) + 0.1, f1
-    assert "projected on the directions that tell users apart" in choice.describe()
+    assert choice.setting == "32 principal components projected on the directions that tell users apart"
+    assert choice.describe().startswith(choice.setting + ", chosen by this log")
     assert "u: projected" in choice.describe() and "+co" not in choice.describe()
 
 

@@ -79,8 +79,8 @@ class FeatureChoice:
     def setting(self) -> str:
         """The chosen setting in words."""
         also = " and the log's item co-consumption factors" if self.chosen_co else ""
-        projected = ", projected on the directions that tell users apart," if self.chosen_disc else ""
-        return f"{self.chosen} principal components{projected}{also}"
+        projected = " projected on the directions that tell users apart" if self.chosen_disc else ""
+        return f"{self.chosen} principal components{also}{projected}"
 
     def describe(self) -> str:
         """One line for the CLI and the dashboard."""
