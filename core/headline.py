@@ -137,11 +137,16 @@ def beyond_drift(share, chance, n_users: int) -> str:
             f"about **{users(share.users)} ({lo:.0f}–{hi:.0f})** changed their interests beyond everyday drift."
         )
     if share.bulk_moving:
+        against = (
+            "the same histories with their events shuffled (which keep no drift at all, so this counts "
+            "everyday drift too: at most)"
+            if share.null == "shuffled"
+            else "the usual drift of the reference logs stored with the product"
+        )
         text = (
             "How many really changed? Most of this dataset's users moved at once (a season, a campaign, a "
-            "change of catalogue), so their usual drift cannot be learned from them; compared with the usual "
-            f"drift of the reference logs stored with the product, about **{users(share.users)} "
-            f"({lo:.0f}–{hi:.0f})** changed their interests beyond it."
+            "change of catalogue), so their usual drift cannot be learned from them; compared with "
+            f"{against}, about **{users(share.users)} ({lo:.0f}–{hi:.0f})** changed their interests beyond it."
         )
     return text + (
         f" Of the {chance.flagged:,} users flagged at this threshold, about **{chance.expected_chance:.0f}** may be "

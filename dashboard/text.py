@@ -72,7 +72,8 @@ TERMS = {
     "much from the bulk of this dataset's own users (their middle, where the few who really changed barely "
     "reach) and counts the users whose change is larger than that: the count comes with a range (95% "
     "bootstrap interval). When most users moved at once (a season, a campaign), their middle cannot stand for "
-    "everyday drift, and the drift of the reference logs stored with the product is used instead (said so). "
+    "everyday drift: the same users' histories with their events shuffled into random order stand in (they "
+    "keep no drift at all, so the count then includes everyday drift: at most that many), said so. "
     "A planted world, whose ground truth names the users that did not change, learns everyday drift from "
     "those users alone and counts all of its users against it.",
     "chance it is real": "For one user: the probability that their strongest change is beyond everyday "

@@ -294,7 +294,8 @@ def test_detect_fdr_and_summary_json_state_the_users_beyond_drift(drifts, tmp_pa
     the threshold from the false discovery rate, the CSV and --users carry each user's
     probability, and --summary-json states the share beyond drift with its interval and the null.
     About a third of this log's users move by construction: the bulk fit says so, and the
-    reference null stands in, named in the JSON and the summary line."""
+    null of the users' own shuffled histories (on this fit's features) stands in, named in the
+    JSON and the summary line."""
     import json
 
     from core.detectors import best_split
@@ -306,8 +307,10 @@ def test_detect_fdr_and_summary_json_state_the_users_beyond_drift(drifts, tmp_pa
     s = json.loads(summary.read_text())
     fit = artefacts.fitted_detector(NAME)
     share = population.shift_share(fit)
-    assert s["null"] == share.null == "reference" and s["bulk_moving"] is True
+    assert s["null"] == share.null == "shuffled" and s["bulk_moving"] is True
     assert "bulk of this log is moving" in s["null_why"] and share.fitted_share >= 0.3
+    assert "events in random order" in s["null_why"] and "upper bound" in s["null_why"]
+    assert len(share.null_z) == share.n_scored  # the shuffled histories' own tail
     assert s["threshold"] == population.threshold_for_fdr(fit, 0.2)
     assert s["fdr"] <= 0.2
     assert s["users_beyond_drift"] == pytest.approx(share.users)

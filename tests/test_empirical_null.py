@@ -68,6 +68,35 @@ def test_a_moving_bulk_falls_back_to_the_reference_null():
     assert null.fitted_pi1_ >= 0.0
 
 
+def test_a_moving_bulk_falls_back_to_the_shuffled_null_when_it_is_given():
+    """Half the users moved: the bulk fit says so (one of its two EM starts splits the two
+    groups), the shuffled histories' scores (here: the unmoved location, and a narrower spread
+    than real drift) become the null, with their own tail; the share beyond it is about the half
+    that moved (Storey's estimator), and the fallback is not computed when the bulk is not moving."""
+    x, n, k = _scores(0.5)
+    rng = np.random.default_rng(1)
+    n_shuffled = rng.integers(30, 300, 1500)
+    x_shuffled = 0.5 * np.log(n_shuffled) + rng.normal(0, 0.25, 1500)
+    calls = []
+
+    def shuffled():
+        calls.append(1)
+        return x_shuffled, n_shuffled
+
+    null = EmpiricalNull(n_boot=20).fit(x, n, shuffled)
+    assert calls == [1] and null.source_ == "shuffled" and null.fitted_pi1_ >= 0.3
+    assert null.known_z is not None and len(null.known_z) == 1500  # its own tail, not a normal's
+    low, high = null.pi1_interval_
+    assert abs(null.pi1_ - k / len(x)) < 0.06 and low <= k / len(x) <= high and high - low < 0.15
+    # the moved users are beyond it, the others mostly not
+    assert null.probability(null.z(x[:k], n[:k])).mean() > 0.9
+    back = EmpiricalNull.restore(null.export_state())
+    assert back.source_ == "shuffled" and np.array_equal(back.known_z, null.known_z)
+    assert back.expected_chance(2.0) == null.expected_chance(2.0)
+    x, n, _ = _scores(0.1)
+    assert EmpiricalNull(n_boot=5).fit(x, n, shuffled).source_ == "empirical" and calls == [1]
+
+
 def test_export_and_restore_give_the_same_null():
     x, n, _ = _scores(0.1)
     null = EmpiricalNull(n_boot=10).fit(x, n)

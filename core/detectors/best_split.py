@@ -301,7 +301,9 @@ class BestSplit(Detector):
             self.null_ = None
             null = EmpiricalNull(n_boot=self.n_boot, random_state=self.random_state)
             if null_users is None:
-                self.empirical_ = null.fit(np.log(ref["f"][roots]), ref["length"][roots])
+                self.empirical_ = null.fit(
+                    np.log(ref["f"][roots]), ref["length"][roots], lambda: self._shuffled_roots(z, offsets)
+                )
             else:  # a planted world: the null of its unchanged users, the share of all of them
                 self.empirical_ = null.fit_known(
                     np.log(ref["f"][roots]),
@@ -311,6 +313,23 @@ class BestSplit(Detector):
                 )
         self.result_ = DetectorResult(self._root_scan(z, offsets), offsets, self._candidates_of(nodes))
         return self
+
+    def _shuffled_roots(self, z: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(log max F, length) of every scorable user's root split with the user's events in a
+        seeded random order: histories with no change and no drift, on this fit's features (the
+        empirical null's fallback when the bulk of the log is moving)."""
+        rng = np.random.default_rng(self.random_state)
+        x, length = [], []
+        for k in range(len(offsets) - 1):
+            lo, hi = int(offsets[k]), int(offsets[k + 1])
+            if hi - lo >= self.min_events:
+                x.append(
+                    np.log(
+                        max(float(f_scan(z[lo:hi][rng.permutation(hi - lo)], self.min_size).max()), 1e-300)
+                    )
+                )
+                length.append(hi - lo)
+        return np.asarray(x), np.asarray(length, np.float64)
 
     def _choose_components(
         self, vectors: np.ndarray, offsets: np.ndarray, null_users: np.ndarray | None

@@ -366,8 +366,9 @@ def user_states(
 class ShiftShare:
     """The share of scored users beyond everyday drift (pi1) from the empirical null, with its
     95% bootstrap interval; ``null`` "empirical" (fitted to the bulk of this log's users),
-    "reference" (the bulk moved; the null stored with the product) or "known" (a planted world:
-    the users its ground truth marks as unchanged), ``why`` says which."""
+    "reference" (the bulk moved; the null stored with the product), "shuffled" (the bulk moved;
+    the log's own histories with their events shuffled) or "known" (a planted world: the users
+    its ground truth marks as unchanged), ``why`` says which."""
 
     share: float
     low: float
@@ -387,7 +388,7 @@ class ShiftShare:
 
     @property
     def bulk_moving(self) -> bool:
-        return self.null == "reference"
+        return self.null in ("reference", "shuffled")
 
     def threshold_for_fdr(self, root_scores: np.ndarray, fdr: float) -> float:
         """The lowest threshold flagging users of whom at most ``fdr`` are expected to be chance,
@@ -416,7 +417,7 @@ class ShiftShare:
             return (
                 f"the bulk of this log is moving: a fit to its centre puts {self.fitted_share:.0%} of users "
                 f"beyond everyday drift (>= {BULK_MOVING_SHARE:.0%}), so its centre cannot stand for "
-                f"everyday drift; {SOURCES['reference']} is used instead"
+                f"everyday drift; {SOURCES[self.null]} is used instead"
             )
         return SOURCES[self.null]
 
