@@ -32,8 +32,10 @@ from core.metrics import match_change_points, precision_recall_f1
 CANDIDATES = (4, 8, 16, 32)  # principal components of the item vectors
 CO_CANDIDATES = (4, 8, 16)  # ... each also tried with the co-consumption block, when given one
 # ... and projected on the directions that tell users apart (core.detectors.shift_features),
-# without and (when given) with the co block. 48: on MovieLens-100K splice logs, 48 components
-# projected found more splices than 32, 64 or 96 (bench/RESULTS.md, issue 19, fourth round).
+# without and (when given) with the co block. 48: of 32, 48, 64 and 96 projected components none
+# was best on every MovieLens-100K splice log (bench/discriminant_probe.py: 48 0.39-0.49, 96
+# 0.36-0.49); 48 was best or tied in three of four in a first run (windows of 10 events), and
+# each candidate is a fit of every splice log, so one is tried (bench/RESULTS.md, fourth round).
 DISC_CANDIDATES = (48,)
 SPLICE_SHARE = 0.125  # share of the calibration users spliced
 # Splice logs drawn, their F1 averaged: enough draws for about TARGET_SPLICES spliced users in

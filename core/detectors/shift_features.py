@@ -18,9 +18,10 @@ each weighted 1 - 1/lambda; :func:`core.detectors.discriminant.discriminant_dire
 Whitening gives every principal direction the same weight, so a direction along which each
 user's own taste wanders (a page of westerns, then a page of comedies) counts as much as one
 along which users differ from each other; the projection keeps the second kind. On
-MovieLens-100K splice logs it lifted the splices found at one real false alarm per 1,000
-events from 0.27-0.36 (8-16 whitened components) to 0.38-0.49 (48 components projected,
-h = 10; bench/RESULTS.md, issue 19, fourth round). Whether a log gains is again its own choice.
+MovieLens-100K splice logs (bench/discriminant_probe.py: root splits only, at an equal 1 real
+false alarm per 1,000 events) it lifted F1@10 from 0.27-0.43 (8 or 16 whitened components) to
+0.39-0.49 (48 components projected, windows of 12 events); on Food.com the co-consumption block
+did more (bench/RESULTS.md, issue 19, fourth round). Whether a log gains is its own choice.
 
 Each block is divided by the square root of its total variance, so each carries a total
 variance of 1 whatever its width.
