@@ -272,3 +272,48 @@ def test_the_projection_is_stored_and_read_back():
     plain = _projected(32)
     with pytest.raises(KeyError):  # a stored projected fit is not read as an unprojected one's
         _projected(32, disc=True)._import_state(plain.fit(vectors, offsets).export_state())
+
+
+def test_splice_logs_learn_their_co_factors_with_the_splices_in_place():
+    """The choice's splice logs get co-consumption factors learned from the whole log with the
+    splices in it, as ``detect`` would learn them: a spliced user's two parts are then pulled
+    together, as a real user's before and after are; factors learned without the splices (the
+    real log's) kept them apart and overrated the co block."""
+    from core.co_consumption import CO_FACTORS, item_codes, item_factors, with_co
+    from core.detectors.feature_choice import splice_co
+
+    # sparse, as Food.com is: each user cooks from a pool of 30 recipes shared with one neighbour
+    rng = np.random.default_rng(0)
+    n_users, n_events = 300, 60
+    item_idx = np.concatenate([15 * u + rng.integers(0, 30, n_events) for u in range(n_users)])
+    offsets = np.arange(n_users + 1, dtype=np.int64) * n_events
+    items = rng.normal(size=(15 * n_users + 15, 16))
+    vectors = with_co(items, item_idx, offsets)[item_idx]
+    pool = np.arange(240)
+    rows = [np.arange(offsets[k], offsets[k + 1]) for k in pool]
+    rows, truth = splice_histories(rows, 0.5, np.random.default_rng(4))
+    log_vectors = vectors[np.concatenate(rows)]
+    codes = item_codes(vectors)
+    assert codes[1] == len(np.unique(item_idx))  # one code per consumed item
+    out = splice_co(log_vectors, rows, pool, offsets, codes, CO_FACTORS)
+    np.testing.assert_array_equal(out[:, :-CO_FACTORS], log_vectors[:, :-CO_FACTORS])  # texts untouched
+    hist = [r for r in rows] + [np.arange(offsets[k], offsets[k + 1]) for k in range(240, len(offsets) - 1)]
+    learn = np.concatenate([[0], np.cumsum([len(h) for h in hist])])
+    expected = item_factors(codes[0][np.concatenate(hist)], learn, codes[1], CO_FACTORS)
+    np.testing.assert_allclose(out[:, -CO_FACTORS:], expected[codes[0][np.concatenate(rows)]], atol=1e-6)
+
+    def parts_cosine(block: np.ndarray) -> float:
+        starts = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+        cos = []
+        for k, t in enumerate(truth):
+            if t:
+                seg = block[starts[k] : starts[k + 1]]
+                a, b = seg[: t[0]].mean(0), seg[t[0] :].mean(0)
+                cos.append(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+        return float(np.mean(cos))
+
+    in_place, without = parts_cosine(out[:, -CO_FACTORS:]), parts_cosine(log_vectors[:, -CO_FACTORS:])
+    assert in_place > without + 0.1, (in_place, without)  # measured: 0.85 against 0.00
+    flat = log_vectors.copy()
+    flat[:, -CO_FACTORS:] = 0.0  # no co-consumption at all: stays flat
+    assert splice_co(flat, rows, pool, offsets, codes, CO_FACTORS) is flat
