@@ -207,10 +207,7 @@ class EmpiricalNull:
             # The centre moved: the null of the same users' shuffled histories, same features.
             x_null, length_null = (np.asarray(a, np.float64) for a in shuffled())
             self._fit_own_null(x_null, length_null, "shuffled")
-            z = self.z(x, length)
-            self.pi1_ = self._share(z)
-            self.pi1_interval_ = self._bootstrap(x, length)
-            self._set_lfdr(z)
+            self._against_own_null(x, length)
             return self
         if self.fitted_pi1_ >= self.bulk_moving_share:
             # The centre itself moved: the reference null, and pi0 by Storey's estimator on it
@@ -238,10 +235,8 @@ class EmpiricalNull:
         if len(x_null) < 50 or len(x) < 50 or not (np.isfinite(x_null).all() and np.isfinite(x).all()):
             raise ShiftError(f"the known null needs >= 50 finite scores, got {len(x_null)} and {len(x)}")
         self._fit_own_null(x_null, length_null, "known")
-        z = self.z(x, length)
-        self.pi1_ = self.fitted_pi1_ = self._share(z)
-        self.pi1_interval_ = self._bootstrap(x, length)
-        self._set_lfdr(z)
+        self._against_own_null(x, length)
+        self.fitted_pi1_ = self.pi1_
         return self
 
     def _fit_own_null(self, x_null: np.ndarray, length_null: np.ndarray, source: str) -> None:
@@ -257,6 +252,14 @@ class EmpiricalNull:
         )
         self.source_ = source
         self.null_z_ = np.sort(self.z(x_null, length_null))
+
+    def _against_own_null(self, x: np.ndarray, length: np.ndarray) -> None:
+        """Every user (``x``, ``length``) against a null of :meth:`_fit_own_null`: the share
+        beyond it by Storey's estimator, its bootstrap interval and the local fdr."""
+        z = self.z(x, length)
+        self.pi1_ = self._share(z)
+        self.pi1_interval_ = self._bootstrap(x, length)
+        self._set_lfdr(z)
 
     @staticmethod
     def _share(z: np.ndarray) -> float:

@@ -174,7 +174,7 @@ class ShiftFeatures:
             from core.detectors.discriminant import discriminant_directions
 
             directions, weights = discriminant_directions(
-                self.transform(vectors, offsets),
+                self._detrended(z, offsets),  # what transform gives before the projection
                 offsets,
                 self.discriminant,
                 random_state=self.random_state,
@@ -268,10 +268,13 @@ class ShiftFeatures:
         """Features (N, k) of a population in CSR layout, detrended by event index."""
         if not hasattr(self, "trend_"):
             raise RuntimeError("ShiftFeatures: call fit() before transform()")
-        z = self._raw(vectors)
+        z = self._detrended(self._raw(vectors), offsets)
+        if getattr(self, "disc_", None) is not None:
+            z = z @ self.disc_
+        return z
+
+    def _detrended(self, z: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         if self.detrend == "index":
             idx = np.minimum(event_index(offsets), len(self.trend_) - 1)
             z = z - self.trend_[idx]
-        if getattr(self, "disc_", None) is not None:
-            z = z @ self.disc_
         return z
